@@ -1,0 +1,37 @@
+// Client options: limits, timeouts and defaults applied to every transfer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace uvget {
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+struct ClientOptions {
+  /// Open connections (busy, idle or connecting) never exceed this, across all origins.
+  int max_connections = 64;
+  /// Open connections to one origin (scheme, host, port) never exceed this.
+  int max_per_host = 16;
+  /// Per connection attempt to one address; the next address gets a fresh timeout.
+  std::uint64_t connect_timeout_ms = 30'000;
+  /// A transfer fails when no byte arrives (or leaves) for this long. 0: never.
+  std::uint64_t idle_timeout_ms = 60'000;
+  /// How long an unused keep-alive connection is kept open.
+  std::uint64_t keepalive_timeout_ms = 30'000;
+  int max_redirects = 10;
+  /// Bytes in the response head (status line and headers).
+  std::size_t max_header_bytes = 64 * 1024;
+  std::size_t max_header_count = 256;
+  std::string user_agent = "uvget/0.1";
+  /// Sent with every request, after the defaults; a header named here replaces the default.
+  HeaderList headers;
+  /// Entries kept in the per-client DNS cache, and for how long.
+  std::size_t dns_cache_size = 256;
+  std::uint64_t dns_cache_ttl_ms = 60'000;
+};
+
+}  // namespace uvget

@@ -1,0 +1,111 @@
+// What a caller hands to Client::get() and what it gets back: Request, Response, Sink,
+// TransferResult.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <uvget/error.hpp>
+#include <uvget/options.hpp>
+
+struct uv_loop_s;
+
+namespace uvget {
+
+enum class Method { get, head };
+
+/// The head of a response: status line and headers, in the order received.
+struct Response {
+  int status = 0;
+  std::string reason;
+  int http_minor = 1;
+  HeaderList headers;
+  /// First header of that name (case-insensitive), or nullopt.
+  std::optional<std::string_view> header(std::string_view name) const;
+  /// Content-Length when the server sent a valid one.
+  std::optional<std::uint64_t> content_length() const;
+};
+
+/// Where a body goes. The client calls open() once for the final response, then write() for each
+/// piece of body, then exactly one of finish() or abort(). All calls come on the client's loop
+/// thread.
+class Sink {
+ public:
+  struct Events {
+    std::function<void()> drained;      // writes may start again after write() returned false
+    std::function<void(Error)> failed;  // the sink cannot go on (disk full, ...)
+  };
+  virtual ~Sink() = default;
+  /// The final response arrived; `loop` is the client's loop. A returned error fails the transfer.
+  virtual Error open(uv_loop_s* loop, const Response& head, Events events) = 0;
+  /// Takes a copy of `data` or consumes it now. Returns false when the caller should stop reading
+  /// until Events::drained is called (backpressure).
+  virtual bool write(std::span<const std::byte> data) = 0;
+  /// The body is complete and verified: make it final (for a file: close, rename). `done` is called
+  /// exactly once, possibly later; an error there fails the transfer.
+  virtual void finish(std::function<void(Error)> done) = 0;
+  /// The transfer failed or was cancelled: release everything, call `done` exactly once.
+  /// Called also when open() was never called.
+  virtual void abort(std::function<void()> done) = 0;
+};
+
+struct FileSinkOptions {
+  /// Keep NAME.part when the transfer fails (for a later resume); by default it is removed.
+  bool keep_partial = false;
+  /// Coalesced writes are issued in pieces of at most this size.
+  std::size_t write_chunk = 256 * 1024;
+  /// Reading pauses above high_water pending bytes and resumes below low_water.
+  std::size_t high_water = 1024 * 1024;
+  std::size_t low_water = 256 * 1024;
+  /// File mode for a new file.
+  int mode = 0644;
+};
+
+/// Writes the body to `path + ".part"` and renames it to `path` once the body is complete.
+std::unique_ptr<Sink> make_file_sink(std::string path, FileSinkOptions options = {});
+/// Appends the body to `*out`; fails the transfer when it would grow over `max_bytes`.
+/// `out` must outlive the transfer.
+std::unique_ptr<Sink> make_memory_sink(std::string* out, std::size_t max_bytes = SIZE_MAX);
+/// Counts and drops the body.
+std::unique_ptr<Sink> make_discard_sink();
+
+struct Request {
+  std::string url;
+  Method method = Method::get;
+  /// Sent after the client's headers; a name given here replaces the client's value.
+  HeaderList headers;
+  /// Where the body goes. Null: nowhere (Callbacks::on_data still sees it).
+  std::unique_ptr<Sink> sink;
+  /// A final status outside 2xx is an error (Errc::http_status) and the body is not kept.
+  bool fail_on_http_error = true;
+};
+
+struct TransferResult {
+  std::string url;          // as requested
+  std::string final_url;    // after redirects
+  int status = 0;           // of the final response; 0 when none arrived
+  std::uint64_t bytes = 0;  // body bytes of the final response
+  int attempts = 0;         // requests sent for the final URL (1, or 2 after a stale keep-alive)
+  int redirects = 0;
+  bool reused_connection = false;  // the final response came over a kept-alive connection
+  double seconds = 0;              // from get() to done
+  double ttfb_seconds = 0;         // from get() to the first byte of the final response
+  Error error;                     // empty on success
+  bool ok() const noexcept { return !error; }
+};
+
+struct Callbacks {
+  std::function<void(const Response&)> on_head{};             // final response only
+  std::function<void(std::span<const std::byte>)> on_data{};  // valid during the call only
+  std::function<void(const TransferResult&)> on_done{};       // exactly once, last
+};
+
+enum class TransferId : std::uint64_t {};
+
+}  // namespace uvget

@@ -1,0 +1,328 @@
+// The uvget command: parse options, stream the URL list into a Client on one loop, name the
+// outputs, report each failure and a summary, and map the outcome to an exit status.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <string>
+#include <unordered_set>
+
+#include <uvget/uvget.hpp>
+
+#include "cli/input.hpp"
+#include "cli/naming.hpp"
+#include "url.hpp"
+
+namespace {
+
+using namespace uvget;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitInterrupted = 130;
+
+struct Settings {
+  std::vector<std::string> urls;
+  std::string input_file;
+  std::string dir = ".";
+  std::string output;
+  int connections = 64;
+  int per_host = 16;
+  bool discard = false;
+  bool overwrite = false;
+  double connect_timeout = 30;
+  double idle_timeout = 60;
+  int max_redirects = 10;
+  std::vector<std::string> headers;
+  std::string user_agent = std::string("uvget/") + kVersion;
+  bool quiet = false;
+  bool verbose = false;
+};
+
+class App {
+ public:
+  App(uv_loop_t* loop, Settings s) : loop_(loop), s_(std::move(s)) {}
+
+  int run() {
+    ClientOptions o;
+    o.max_connections = s_.connections;
+    o.max_per_host = s_.per_host;
+    o.connect_timeout_ms = static_cast<std::uint64_t>(s_.connect_timeout * 1000);
+    o.idle_timeout_ms = static_cast<std::uint64_t>(s_.idle_timeout * 1000);
+    o.max_redirects = s_.max_redirects;
+    o.user_agent = s_.user_agent;
+    for (auto& h : s_.headers) {
+      auto colon = h.find(':');
+      if (colon == std::string::npos || colon == 0) {
+        std::fprintf(stderr, "uvget: bad header '%s' (expected 'Name: value')\n", h.c_str());
+        return kExitUsage;
+      }
+      std::string value = h.substr(colon + 1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
+      o.headers.emplace_back(h.substr(0, colon), value);
+    }
+    auto client = Client::create(loop_, o);
+    if (!client) {
+      std::fprintf(stderr, "uvget: %s\n", client.error().message().c_str());
+      return kExitUsage;
+    }
+    client_ = std::move(*client);
+    window_ = static_cast<std::size_t>(s_.connections) * 4;
+
+    if (!s_.discard && s_.output.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(s_.dir, ec);
+      if (ec) {
+        std::fprintf(stderr, "uvget: cannot create directory '%s': %s\n", s_.dir.c_str(),
+                     ec.message().c_str());
+        return kExitFailed;
+      }
+    }
+    for (auto& u : s_.urls) pending_.push_back({u, 0});
+    if (!s_.input_file.empty()) {
+      uv_file fd = 0;
+      bool owns = false;
+      if (s_.input_file != "-") {
+        fd = ::open(s_.input_file.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+          std::fprintf(stderr, "uvget: cannot open input file '%s': %s\n", s_.input_file.c_str(),
+                       std::strerror(errno));
+          return kExitFailed;
+        }
+        owns = true;
+      }
+      reader_ = std::make_unique<cli::LineReader>(
+          loop_, fd, owns, [this](std::string_view line, std::uint64_t n) { on_line(line, n); },
+          [this](int status) {
+            if (status < 0)
+              std::fprintf(stderr, "uvget: reading '%s': %s\n", s_.input_file.c_str(),
+                           uv_strerror(status));
+            if (status < 0) input_error_ = true;
+            feed();
+          });
+    }
+
+    uv_signal_init(loop_, &sigint_);
+    uv_signal_init(loop_, &sigterm_);
+    sigint_.data = sigterm_.data = this;
+    uv_signal_start(&sigint_, &on_signal, SIGINT);
+    uv_signal_start(&sigterm_, &on_signal, SIGTERM);
+
+    start_ns_ = uv_hrtime();
+    feed();
+    uv_run(loop_, UV_RUN_DEFAULT);
+    finish();
+    uv_run(loop_, UV_RUN_DEFAULT);
+    return exit_code();
+  }
+
+ private:
+  struct Item {
+    std::string url;
+    std::uint64_t line;  // 0: from the command line
+  };
+
+  void on_line(std::string_view line, std::uint64_t n) {
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+    if (line.empty() || line.front() == '#') return;
+    pending_.push_back({std::string(line), n});
+  }
+
+  // Moves URLs into the client while fewer than window_ are in flight, and asks the reader for
+  // more when the backlog is short: memory stays bounded by the window, not the list.
+  void feed() {
+    while (!interrupted_ && in_flight_ < window_ && !pending_.empty()) {
+      Item it = std::move(pending_.front());
+      pending_.pop_front();
+      submit(it);
+    }
+    if (reader_ && !interrupted_ && pending_.size() < window_) reader_->want_more();
+    if (done_submitting() && in_flight_ == 0) finish();
+  }
+
+  bool done_submitting() const {
+    return pending_.empty() && (!reader_ || reader_->done()) && !(reader_ && reader_->busy());
+  }
+
+  void submit(const Item& it) {
+    ++total_;
+    Request req;
+    req.url = it.url;
+    std::string path;
+    if (!s_.discard) {
+      auto url = Url::parse(it.url);
+      if (url) {
+        if (!s_.output.empty() && s_.output != "-")
+          path = s_.output;
+        else if (s_.output.empty())
+          path = unique_path(cli::name_from_path(url->path));
+        if (!path.empty()) {
+          FileSinkOptions fo;
+          req.sink = make_file_sink(path, fo);
+        }
+      }
+    }
+    Callbacks cbs;
+    if (s_.output == "-")
+      cbs.on_data = [](std::span<const std::byte> b) {
+        std::fwrite(b.data(), 1, b.size(), stdout);
+      };
+    cbs.on_done = [this, path](const TransferResult& r) { on_done(r, path); };
+    auto id = client_->get(std::move(req), std::move(cbs));
+    if (!id) {
+      ++failed_;
+      if (it.line)
+        std::fprintf(stderr, "uvget: line %llu: %s\n", static_cast<unsigned long long>(it.line),
+                     id.error().message().c_str());
+      else
+        std::fprintf(stderr, "uvget: %s\n", id.error().message().c_str());
+      return;
+    }
+    ++in_flight_;
+  }
+
+  std::string unique_path(const std::string& name) {
+    std::string base = (std::filesystem::path(s_.dir) / name).string();
+    if (s_.overwrite) return base;
+    std::string candidate = base;
+    for (int n = 1;; ++n) {
+      struct stat st;
+      bool taken = used_.count(candidate) || ::lstat(candidate.c_str(), &st) == 0 ||
+                   ::lstat((candidate + ".part").c_str(), &st) == 0;
+      if (!taken) break;
+      candidate = base + "." + std::to_string(n);
+    }
+    used_.insert(candidate);
+    return candidate;
+  }
+
+  void on_done(const TransferResult& r, const std::string& path) {
+    --in_flight_;
+    bytes_ += r.bytes;
+    if (r.ok()) {
+      ++ok_;
+      if (s_.verbose)
+        std::fprintf(stderr, "uvget: %s -> %s (%llu bytes, HTTP %d)\n", r.url.c_str(),
+                     path.empty() ? "(discarded)" : path.c_str(),
+                     static_cast<unsigned long long>(r.bytes), r.status);
+    } else {
+      ++failed_;
+      if (!(interrupted_ && r.error.code == Errc::cancelled))
+        std::fprintf(stderr, "uvget: %s\n", r.error.message().c_str());
+    }
+    feed();
+  }
+
+  static void on_signal(uv_signal_t* h, int) noexcept {
+    auto* self = static_cast<App*>(h->data);
+    self->interrupted_ = true;
+    if (self->reader_) self->reader_->stop();
+    self->pending_.clear();
+    self->finish();
+  }
+
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+    client_->close([this] { summary(); });
+  }
+
+  void summary() {
+    if (s_.quiet) return;
+    double secs = static_cast<double>(uv_hrtime() - start_ns_) / 1e9;
+    if (secs <= 0) secs = 1e-9;
+    std::fprintf(
+        stderr,
+        "uvget: %llu files ok, %llu failed, %llu bytes in %.3f s (%.1f files/s, %.2f MB/s)%s\n",
+        static_cast<unsigned long long>(ok_), static_cast<unsigned long long>(failed_),
+        static_cast<unsigned long long>(bytes_), secs, static_cast<double>(ok_) / secs,
+        static_cast<double>(bytes_) / secs / 1e6, interrupted_ ? " (interrupted)" : "");
+  }
+
+  int exit_code() const {
+    if (interrupted_) return kExitInterrupted;
+    return (failed_ > 0 || input_error_) ? kExitFailed : kExitOk;
+  }
+
+  uv_loop_t* loop_;
+  Settings s_;
+  std::unique_ptr<Client> client_;
+  std::unique_ptr<cli::LineReader> reader_;
+  std::deque<Item> pending_;              // read but not yet given to the client
+  std::unordered_set<std::string> used_;  // output paths taken in this run
+  std::size_t window_ = 256;
+  std::size_t in_flight_ = 0;
+  std::uint64_t total_ = 0, ok_ = 0, failed_ = 0, bytes_ = 0;
+  std::uint64_t start_ns_ = 0;
+  bool interrupted_ = false;
+  bool finished_ = false;
+  bool input_error_ = false;
+  uv_signal_t sigint_{}, sigterm_{};
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Settings s;
+  CLI::App app{"uvget: download many URLs at once over HTTP/1.1 on one event loop", "uvget"};
+  app.add_option("urls", s.urls, "URLs to download");
+  app.add_option("-i,--input-file", s.input_file, "Read URLs from FILE, one per line ('-': stdin)");
+  app.add_option("-d,--dir", s.dir, "Directory for the downloaded files (created if missing)")
+      ->capture_default_str();
+  app.add_option("-o,--output", s.output, "Write the single URL to FILE ('-': stdout)");
+  app.add_option("-j,--connections", s.connections, "Total connections")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--per-host", s.per_host, "Connections per host")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  app.add_flag("--discard", s.discard, "Download and count bytes, write nothing");
+  app.add_flag("--overwrite", s.overwrite, "Replace existing files instead of adding .1, .2, ...");
+  app.add_option("--connect-timeout", s.connect_timeout, "Seconds per connection attempt")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--idle-timeout", s.idle_timeout,
+                 "Seconds without data before giving up (0: never)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-redirects", s.max_redirects, "Redirects followed at most")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100));
+  app.add_option("-H,--header", s.headers, "Extra request header 'Name: value' (repeatable)");
+  app.add_option("-U,--user-agent", s.user_agent, "User-Agent header")->capture_default_str();
+  app.add_flag("-q,--quiet", s.quiet, "No summary");
+  app.add_flag("-v,--verbose", s.verbose, "A line per finished download");
+  app.set_version_flag("-V,--version", std::string("uvget ") + uvget::kVersion);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+  if (s.urls.empty() && s.input_file.empty()) {
+    std::fprintf(stderr, "uvget: no URL given (try --help)\n");
+    return kExitUsage;
+  }
+  if (!s.output.empty() && (s.urls.size() != 1 || !s.input_file.empty())) {
+    std::fprintf(stderr, "uvget: -o/--output takes exactly one URL\n");
+    return kExitUsage;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int rc = App(&loop, std::move(s)).run();
+  if (uv_loop_close(&loop) != 0) std::fprintf(stderr, "uvget: internal error: loop not empty\n");
+  return rc;
+}

@@ -1,0 +1,335 @@
+// Client and its Impl: queues per origin served round-robin under total and per-origin limits,
+// the keep-alive pool with LRU eviction, deferred callbacks, and the close protocol.
+#include "core/client_impl.hpp"
+
+#include "http/request_writer.hpp"
+#include "trace.hpp"
+#include "uv/util.hpp"
+
+namespace uvget {
+namespace {
+
+constexpr std::size_t kReadBuffer = 256 * 1024;
+
+}  // namespace
+
+// ---- Client ------------------------------------------------------------------------------
+
+Result<std::unique_ptr<Client>> Client::create(uv_loop_s* loop, ClientOptions options) {
+  if (!loop) return Error(Errc::bad_request, "Client::create: loop is null");
+  if (options.max_connections < 1 || options.max_per_host < 1)
+    return Error(Errc::bad_request, "connection limits must be at least 1");
+  if (options.max_redirects < 0) return Error(Errc::bad_request, "max_redirects must be >= 0");
+  if (Error e = validate_headers(options.headers)) return e;
+  for (char c : options.user_agent)
+    if (c == '\r' || c == '\n' || c == '\0')
+      return Error(Errc::bad_request, "user agent holds CR, LF or NUL");
+  return std::unique_ptr<Client>(new Client(new Impl(loop, std::move(options))));
+}
+
+Client::Client(Impl* impl) : impl_(impl) {}
+Client::~Client() {
+  impl_->detach();
+}
+Result<TransferId> Client::get(Request request, Callbacks callbacks) {
+  return impl_->get(std::move(request), std::move(callbacks));
+}
+void Client::cancel(TransferId id) {
+  impl_->cancel(static_cast<std::uint64_t>(id));
+}
+void Client::close(std::function<void()> on_closed) {
+  impl_->close(std::move(on_closed));
+}
+ClientStats Client::stats() const {
+  return impl_->stats();
+}
+const ClientOptions& Client::options() const {
+  return impl_->opts();
+}
+
+// ---- Impl: set-up and requests ---------------------------------------------------------
+
+Client::Impl::Impl(uv_loop_t* loop, ClientOptions options)
+    : loop_(loop),
+      opts_(std::move(options)),
+      resolver_(loop, opts_.dns_cache_size, opts_.dns_cache_ttl_ms),
+      read_buf_(kReadBuffer) {
+  uv_idle_init(loop_, &poster_);
+  poster_.data = this;
+}
+
+Result<TransferId> Client::Impl::get(Request request, Callbacks callbacks) {
+  if (closing_) return Error(Errc::client_closed, request.url + ": the client is closed");
+  auto url = Url::parse(request.url);
+  if (!url) return url.error();
+  if (Error e = validate_headers(request.headers)) {
+    e.detail = request.url + ": " + e.detail;
+    return e;
+  }
+  std::uint64_t id = next_id_++;
+  auto* t = new Transfer(*this, id, std::move(request), std::move(*url), std::move(callbacks));
+  transfers_.emplace(id, t);
+  enqueue(t, false);
+  schedule_pump();  // never start inline: on_done must not run before get() returns
+  return TransferId{id};
+}
+
+void Client::Impl::cancel(std::uint64_t id) {
+  posted_.push_back([this, id] {
+    auto it = transfers_.find(id);
+    if (it == transfers_.end()) return;
+    Transfer* t = it->second;
+    if (t->phase() == Transfer::Phase::queued) {
+      auto& q = origins_[t->url().origin()].queue;
+      std::erase(q, t);
+      --queued_;
+    }
+    t->fail(Error(Errc::cancelled, "cancelled"));
+  });
+  wake();
+}
+
+ClientStats Client::Impl::stats() const {
+  ClientStats s = stats_;
+  s.dns_lookups = resolver_.stats().lookups;
+  s.dns_cache_hits = resolver_.stats().cache_hits;
+  s.queued = queued_;
+  s.active = transfers_.size() - queued_;
+  s.open_connections = conns_.size();
+  return s;
+}
+
+// ---- Scheduling ---------------------------------------------------------------------------
+
+void Client::Impl::enqueue(Transfer* t, bool front) {
+  std::string key = t->url().origin();
+  Origin& o = origins_[key];
+  if (front)
+    o.queue.push_front(t);
+  else
+    o.queue.push_back(t);
+  ++queued_;
+  mark_ready(key, o);
+}
+
+void Client::Impl::mark_ready(const std::string& key, Origin& o) {
+  if (o.ready || o.queue.empty()) return;
+  o.ready = true;
+  ready_.push_back(key);
+}
+
+void Client::Impl::requeue(Transfer* t) {
+  if (closing_) return t->fail(Error(Errc::cancelled, "cancelled"));
+  enqueue(t, true);
+  pump();
+}
+
+void Client::Impl::schedule_pump() {
+  if (pump_scheduled_) return;
+  pump_scheduled_ = true;
+  posted_.push_back([this] {
+    pump_scheduled_ = false;
+    pump();
+  });
+  wake();
+}
+
+void Client::Impl::pump() {
+  if (pumping_) {
+    pump_again_ = true;
+    return;
+  }
+  pumping_ = true;
+  do {
+    pump_again_ = false;
+    // Each pass serves every ready origin once at most, in turn: round-robin across hosts.
+    while (!ready_.empty() && !closing_) {
+      std::string key = std::move(ready_.front());
+      ready_.pop_front();
+      auto oit = origins_.find(key);
+      if (oit == origins_.end()) continue;
+      Origin& o = oit->second;
+      o.ready = false;
+      if (o.queue.empty()) continue;
+      Transfer* t = o.queue.front();
+      Connection* c = nullptr;
+      if (!o.idle.empty() && !t->needs_fresh_connection()) {
+        c = o.idle.back();
+        remove_idle(c, conns_.at(c));
+      } else {
+        if (o.open >= opts_.max_per_host) {
+          if (o.idle.empty()) continue;  // waits for one of its own connections
+          o.idle.front()->close();       // a retry needs a fresh one: give up an idle one
+        }
+        if (conns_.size() >= static_cast<std::size_t>(opts_.max_connections) && !evict_idle()) {
+          // Every connection is busy: this origin is first in line when one frees.
+          o.ready = true;
+          ready_.push_front(key);
+          break;
+        }
+        c = Connection::open(loop_, *this, t->url());
+        conns_.emplace(c, ConnInfo{key, false, {}});
+        ++live_conns_;
+        ++o.open;
+      }
+      UVGET_TRACE("start transfer %llu on %p (%s, %zu open)",
+                  static_cast<unsigned long long>(t->id()), static_cast<void*>(c),
+                  c->requests() ? "reused" : "new", conns_.size());
+      o.queue.pop_front();
+      --queued_;
+      mark_ready(key, o);
+      t->start(c);  // may finish inline and re-enter: guarded by pumping_
+    }
+  } while (pump_again_ && !closing_);
+  pumping_ = false;
+}
+
+bool Client::Impl::evict_idle() {
+  if (idle_lru_.empty()) return false;
+  idle_lru_.front()->close();  // connection_closing() unlinks it
+  return true;
+}
+
+void Client::Impl::remove_idle(Connection* c, ConnInfo& info) {
+  if (!info.idle) return;
+  info.idle = false;
+  idle_lru_.erase(info.lru);
+  auto& idle = origins_[info.origin].idle;
+  std::erase(idle, c);
+}
+
+void Client::Impl::release(Connection* c) {
+  UVGET_TRACE("release %p reusable=%d active=%u", static_cast<void*>(c), c->reusable(),
+              loop_->active_handles);
+  auto it = conns_.find(c);
+  if (it == conns_.end()) return;  // already closing
+  if (!c->reusable() || closing_) {
+    c->close();
+  } else {
+    c->park();
+    ConnInfo& info = it->second;
+    info.idle = true;
+    info.lru = idle_lru_.insert(idle_lru_.end(), c);
+    Origin& o = origins_[info.origin];
+    o.idle.push_back(c);
+    mark_ready(info.origin, o);
+  }
+  pump();
+}
+
+void Client::Impl::connection_closing(Connection& c) {
+  UVGET_TRACE("closing %p active=%u", static_cast<void*>(&c), loop_->active_handles);
+  auto it = conns_.find(&c);
+  if (it == conns_.end()) return;
+  remove_idle(&c, it->second);
+  std::string key = std::move(it->second.origin);
+  conns_.erase(it);
+  auto oit = origins_.find(key);
+  if (oit != origins_.end()) {
+    --oit->second.open;
+    mark_ready(key, oit->second);
+    drop_origin_if_unused(key);
+  }
+  if (!closing_ && !ready_.empty()) schedule_pump();
+}
+
+void Client::Impl::drop_origin_if_unused(const std::string& key) {
+  auto it = origins_.find(key);
+  if (it != origins_.end() && it->second.open == 0 && it->second.queue.empty() && !it->second.ready)
+    origins_.erase(it);
+}
+
+void Client::Impl::connection_freed(Connection&) {
+  --live_conns_;
+  maybe_closed();
+}
+
+void Client::Impl::transfer_done(Transfer* t, const TransferResult& result, Callbacks& cbs) {
+  transfers_.erase(t->id());
+  if (result.ok())
+    ++stats_.transfers_done;
+  else
+    ++stats_.transfers_failed;
+  // on_done runs on the next tick, never inside a callback of ours that is still on the stack.
+  posted_.push_back([this, t, result, cb = std::move(cbs.on_done)]() mutable {
+    std::unique_ptr<Transfer> owned(t);
+    if (cb) cb(result);
+  });
+  wake();
+  if (auto oit = origins_.find(t->url().origin()); oit != origins_.end())
+    drop_origin_if_unused(oit->first);
+}
+
+// ---- Deferred work and closing -----------------------------------------------------------
+
+void Client::Impl::wake() {
+  if (!handles_closed_) uv_idle_start(&poster_, &on_idle_cb);
+}
+
+void Client::Impl::on_idle_cb(uv_idle_t* h) noexcept {
+  static_cast<Impl*>(h->data)->run_posted();
+}
+
+void Client::Impl::run_posted() {
+  // Tasks may post more tasks: those run on the next tick.
+  auto tasks = std::move(posted_);
+  posted_.clear();
+  for (auto& task : tasks) task();
+  if (posted_.empty() && !handles_closed_) uv_idle_stop(&poster_);
+  maybe_closed();
+}
+
+void Client::Impl::close(std::function<void()> on_closed) {
+  if (on_closed) on_closed_ = std::move(on_closed);
+  if (closing_) return;
+  closing_ = true;
+  ready_.clear();
+  for (auto& [key, o] : origins_) {
+    o.ready = false;
+    queued_ -= o.queue.size();
+    o.queue.clear();
+  }
+  std::vector<Transfer*> all;
+  for (auto& [id, t] : transfers_) all.push_back(t);
+  for (Transfer* t : all) t->fail(Error(Errc::cancelled, "cancelled: client closed"));
+  std::vector<Connection*> open;
+  for (auto& [c, info] : conns_) open.push_back(c);
+  for (Connection* c : open) c->close();
+  resolver_.close([this] {
+    resolver_idle_ = true;
+    maybe_closed();
+  });
+  wake();  // so maybe_closed() runs once the callbacks are out
+}
+
+void Client::Impl::maybe_closed() {
+  if (!closing_ || handles_closed_ || !resolver_idle_ || live_conns_ > 0 || !transfers_.empty() ||
+      !posted_.empty())
+    return;
+  handles_closed_ = true;
+  uv_close(as_handle(&poster_), &on_idle_closed);
+}
+
+void Client::Impl::on_idle_closed(uv_handle_t* h) noexcept {
+  auto* self = static_cast<Impl*>(h->data);
+  self->fully_closed_ = true;
+  auto cb = std::move(self->on_closed_);
+  self->on_closed_ = nullptr;
+  if (self->detached_) {
+    delete self;
+    if (cb) cb();
+    return;
+  }
+  if (cb) cb();  // the host may destroy the Client (and so this) or close its loop here
+}
+
+void Client::Impl::detach() {
+  if (fully_closed_) {
+    delete this;
+    return;
+  }
+  detached_ = true;
+  close(nullptr);
+}
+
+}  // namespace uvget

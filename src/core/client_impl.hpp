@@ -1,0 +1,110 @@
+// Client::Impl: the scheduler (queues per origin served round-robin, total and per-origin
+// limits), the keep-alive pool, the resolver and the close protocol. Lives until its last
+// handle is closed, even when the Client that owns it is gone.
+#pragma once
+
+#include <uv.h>
+
+#include <deque>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <uvget/client.hpp>
+
+#include "core/transfer.hpp"
+#include "http/connection.hpp"
+#include "net/resolver.hpp"
+
+namespace uvget {
+
+struct Client::Impl final : ConnectionOwner {
+  Impl(uv_loop_t* loop, ClientOptions options);
+
+  Result<TransferId> get(Request request, Callbacks callbacks);
+  void cancel(std::uint64_t id);
+  void close(std::function<void()> on_closed);
+  void detach();  // the Client is gone: free this once closed
+  ClientStats stats() const;
+
+  // For transfers.
+  uv_loop_t* loop() const noexcept { return loop_; }
+  const ClientOptions& opts() const noexcept { return opts_; }
+  /// The exchange on `c` is over: keep it for reuse if it allows, else close it.
+  void release(Connection* c);
+  /// Back into the queue (retry on a fresh connection, or a redirect), at the front of its origin.
+  void requeue(Transfer* t);
+  /// `t` is done; called once, right before its on_done. Deletes `t` after the callback.
+  void transfer_done(Transfer* t, const TransferResult& result, Callbacks& cbs);
+  void count_request(bool reused) {
+    ++stats_.requests_sent;
+    if (reused) ++stats_.requests_reused;
+  }
+  void count_body(std::uint64_t n) { stats_.body_bytes += n; }
+
+  // ConnectionOwner
+  Resolver& resolver() override { return resolver_; }
+  const ClientOptions& options() const override { return opts_; }
+  uv_buf_t read_buffer() override {
+    return uv_buf_init(read_buf_.data(), static_cast<unsigned>(read_buf_.size()));
+  }
+  void connection_established(Connection&) override { ++stats_.connections_opened; }
+  void connection_closing(Connection& c) override;
+  void connection_freed(Connection& c) override;
+
+ private:
+  struct Origin {
+    std::deque<Transfer*> queue;    // waiting for a connection, in order
+    std::vector<Connection*> idle;  // parked, most recent last
+    int open = 0;                   // connections open to this origin (any state)
+    bool ready = false;             // listed in ready_
+  };
+  struct ConnInfo {
+    std::string origin;
+    bool idle = false;
+    std::list<Connection*>::iterator lru;  // valid iff idle
+  };
+
+  void enqueue(Transfer* t, bool front);
+  void mark_ready(const std::string& key, Origin& o);
+  void schedule_pump();
+  void pump();
+  bool evict_idle();
+  void remove_idle(Connection* c, ConnInfo& info);
+  void drop_origin_if_unused(const std::string& key);
+  void run_posted();
+  void wake();  // run posted_ on the next tick
+  void maybe_closed();
+  static void on_idle_cb(uv_idle_t* h) noexcept;
+  static void on_idle_closed(uv_handle_t* h) noexcept;
+
+  uv_loop_t* loop_;
+  ClientOptions opts_;
+  Resolver resolver_;
+  std::vector<char> read_buf_;  // shared by every connection (see read_buffer)
+  uv_idle_t poster_{};          // runs posted_ on the next tick
+  std::vector<std::function<void()>> posted_;
+  bool pump_scheduled_ = false;
+  bool pumping_ = false;  // re-entrancy guard for pump()
+  bool pump_again_ = false;
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<std::uint64_t, Transfer*> transfers_;  // every transfer not yet done
+  std::unordered_map<std::string, Origin> origins_;
+  std::deque<std::string> ready_;                    // origins with queued transfers to serve
+  std::unordered_map<Connection*, ConnInfo> conns_;  // open connections (not closing)
+  std::size_t live_conns_ = 0;                       // connections not yet freed
+  std::list<Connection*> idle_lru_;                  // parked connections, oldest first
+  std::size_t queued_ = 0;
+  ClientStats stats_;
+  bool closing_ = false;
+  bool resolver_idle_ = false;   // resolver closed with nothing in flight
+  bool handles_closed_ = false;  // poster_ closed: nothing of ours is left
+  bool fully_closed_ = false;    // poster_'s close callback ran
+  bool detached_ = false;        // the Client is gone
+  std::function<void()> on_closed_;
+};
+
+}  // namespace uvget

@@ -1,0 +1,67 @@
+// Transfer: one download's life: queued, on a connection, following redirects, finishing its
+// sink, done. Owns the request's sink; borrows a connection from the client for each exchange.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <uvget/client.hpp>
+
+#include "http/connection.hpp"
+#include "url.hpp"
+
+namespace uvget {
+
+class Transfer final : public Exchange {
+ public:
+  enum class Phase { queued, running, finishing, done };
+
+  Transfer(Client::Impl& client, std::uint64_t id, Request request, Url url, Callbacks callbacks);
+
+  /// Runs the current URL's request on `c` (fresh or parked).
+  void start(Connection* c);
+  /// Fails with `error`: closes the connection, aborts the sink, then completes.
+  void fail(Error error);
+
+  std::uint64_t id() const noexcept { return id_; }
+  Phase phase() const noexcept { return phase_; }
+  const Url& url() const noexcept { return url_; }
+  bool needs_fresh_connection() const noexcept { return needs_fresh_; }
+
+ private:
+  void on_exchange_connected() override;
+  void on_exchange_head(Response& head) override;
+  void on_exchange_body(std::span<const std::byte> bytes) override;
+  void on_exchange_done(const Error& error, bool retry_safe) override;
+  void follow_redirect();
+  void complete(Error error);
+  Error with_url(Error e) const;
+
+  Client::Impl& client_;
+  const std::uint64_t id_;
+  const std::string requested_url_;
+  Url url_;  // the URL being fetched now (changes on redirects)
+  Method method_;
+  HeaderList headers_;
+  std::unique_ptr<Sink> sink_;  // null: no sink
+  const bool fail_on_http_error_;
+  Callbacks cbs_;
+  Phase phase_ = Phase::queued;
+  Connection* conn_ = nullptr;  // non-null while an exchange runs
+  bool needs_fresh_ = false;    // a stale keep-alive failed once: use a new connection
+  bool stale_retry_used_ = false;
+  bool keep_body_ = false;  // the current response's body goes to the sink
+  bool sink_opened_ = false;
+  std::string redirect_to_;  // Location of a redirect being drained
+  Error deferred_error_;     // reported once the current body is drained
+  int status_ = 0;
+  int attempts_ = 0;
+  int redirects_ = 0;
+  bool reused_ = false;
+  std::uint64_t bytes_ = 0;
+  std::uint64_t started_ns_;
+  std::uint64_t first_byte_ns_ = 0;
+};
+
+}  // namespace uvget

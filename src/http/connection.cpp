@@ -1,0 +1,394 @@
+// Resolve, connect (next address on failure, timeout per attempt), write the request, feed the
+// response to the parser, and decide whether the connection can carry another request.
+#include "http/connection.hpp"
+
+#include "uv/util.hpp"
+
+namespace uvget {
+namespace {
+
+struct WriteReq {
+  uv_write_t req{};
+  std::string bytes;  // owned until the write callback
+};
+
+}  // namespace
+
+Connection::Connection(uv_loop_t* loop, ConnectionOwner& owner, const Url& url)
+    : loop_(loop),
+      owner_(owner),
+      origin_(url.origin()),
+      host_(url.host),
+      port_(url.port),
+      parser_(*this, owner.options().max_header_bytes, owner.options().max_header_count) {}
+
+Connection* Connection::open(uv_loop_t* loop, ConnectionOwner& owner, const Url& url) {
+  auto* c = new Connection(loop, owner, url);
+  uv_timer_init(loop, &c->timer_);  // cannot fail for a valid loop
+  c->timer_.data = c;
+  c->live_handles_ = 1;
+  return c;
+}
+
+void Connection::begin(Exchange* exchange, std::string request, bool head_request) {
+  exchange_ = exchange;
+  pending_request_ = std::move(request);
+  head_request_ = head_request;
+  switch (state_) {
+    case State::resolving:
+      arm_timer(owner_.options().connect_timeout_ms);  // covers the lookup too
+      start_resolve();
+      break;
+    case State::connecting:
+      break;  // start_exchange_io() runs once connected
+    case State::ready:
+    case State::parked:
+      start_exchange_io();
+      break;
+    case State::busy:
+    case State::closing:
+      break;  // the client never does this
+  }
+}
+
+void Connection::start_resolve() {
+  resolve_ticket_ = owner_.resolver().resolve(
+      host_, port_, [this](int status, std::shared_ptr<const AddressList> addresses) {
+        on_resolved(status, std::move(addresses));
+      });
+}
+
+void Connection::on_resolved(int status, std::shared_ptr<const AddressList> addresses) {
+  resolve_ticket_ = 0;
+  if (state_ == State::closing) return;
+  if (status < 0) {
+    connect_failed(
+        Error(Errc::resolve, "cannot resolve host '" + host_ + "': " + uv_words(status)));
+    return;
+  }
+  addresses_ = std::move(addresses);
+  next_address_ = 0;
+  try_next_address();
+}
+
+void Connection::try_next_address() {
+  while (next_address_ < addresses_->size()) {
+    const sockaddr_storage& addr = (*addresses_)[next_address_++];
+    tcp_ = new uv_tcp_t;
+    if (int rc = uv_tcp_init(loop_, tcp_); rc < 0) {
+      delete tcp_;
+      tcp_ = nullptr;
+      last_connect_error_ = Error(Errc::connect, "socket: " + uv_words(rc));
+      continue;
+    }
+    tcp_->data = this;
+    ++live_handles_;
+    uv_tcp_nodelay(tcp_, 1);
+    auto* req = new uv_connect_t;
+    req->data = this;
+    if (int rc =
+            uv_tcp_connect(req, tcp_, reinterpret_cast<const sockaddr*>(&addr), &on_connect_cb);
+        rc < 0) {
+      delete req;
+      last_connect_error_ =
+          Error(Errc::connect, "connect to " + address_string(addr) + ": " + uv_words(rc));
+      close_tcp();
+      continue;
+    }
+    state_ = State::connecting;
+    arm_timer(owner_.options().connect_timeout_ms);
+    return;
+  }
+  connect_failed(last_connect_error_);
+}
+
+void Connection::on_connect_cb(uv_connect_t* req, int status) noexcept {
+  auto* self = static_cast<Connection*>(req->data);
+  self->on_connected(req, status);
+  delete req;
+}
+
+void Connection::on_connected(uv_connect_t* req, int status) {
+  // A timed-out attempt's callback arrives after its handle was given up: ignore it.
+  if (reinterpret_cast<uv_tcp_t*>(req->handle) != tcp_ || state_ != State::connecting) return;
+  if (status < 0) {
+    const sockaddr_storage& addr = (*addresses_)[next_address_ - 1];
+    last_connect_error_ =
+        Error(Errc::connect, "connect to " + address_string(addr) + ": " + uv_words(status));
+    close_tcp();
+    try_next_address();
+    return;
+  }
+  uv_timer_stop(&timer_);
+  tcp_connected_ = true;
+  state_ = State::ready;
+  owner_.connection_established(*this);
+  if (!exchange_) return;
+  exchange_->on_exchange_connected();
+  if (exchange_ && state_ == State::ready) start_exchange_io();
+}
+
+void Connection::on_connect_timeout() {
+  const sockaddr_storage& addr = (*addresses_)[next_address_ - 1];
+  last_connect_error_ =
+      Error(Errc::connect_timeout, "connect to " + address_string(addr) + " timed out after " +
+                                       std::to_string(owner_.options().connect_timeout_ms) + " ms");
+  close_tcp();
+  try_next_address();
+}
+
+void Connection::connect_failed(const Error& error) {
+  uv_timer_stop(&timer_);
+  state_ = State::ready;
+  reusable_ = false;
+  Error e = error;
+  if (addresses_ && addresses_->size() > 1)
+    e.detail += " (tried " + std::to_string(addresses_->size()) + " addresses)";
+  finish_exchange(e);
+}
+
+void Connection::start_exchange_io() {
+  state_ = State::busy;
+  reused_ = requests_ > 0;
+  ++requests_;
+  reusable_ = false;
+  paused_ = false;
+  parser_.start(head_request_);
+  uv_ref(as_handle(tcp_));
+  uv_ref(as_handle(&timer_));
+  last_activity_ = uv_now(loop_);
+  if (!reading_) {
+    if (int rc = uv_read_start(as_stream(tcp_), &on_alloc_cb, &on_read_cb); rc < 0) {
+      fail_exchange(Errc::connection_reset, "read: " + uv_words(rc));
+      return;
+    }
+    reading_ = true;
+  }
+  if (owner_.options().idle_timeout_ms > 0) arm_timer(owner_.options().idle_timeout_ms);
+  write_request();
+}
+
+void Connection::write_request() {
+  uv_buf_t b = uv_buf_init(pending_request_.data(), static_cast<unsigned>(pending_request_.size()));
+  int rc = uv_try_write(as_stream(tcp_), &b, 1);
+  if (rc == static_cast<int>(pending_request_.size())) {
+    pending_request_.clear();
+    return;
+  }
+  if (rc < 0 && rc != UV_EAGAIN) {
+    fail_exchange(rc == UV_EPIPE || rc == UV_ECONNRESET ? Errc::connection_reset : Errc::connect,
+                  "sending the request: " + uv_words(rc));
+    return;
+  }
+  auto* w = new WriteReq;
+  w->bytes = pending_request_.substr(rc > 0 ? static_cast<std::size_t>(rc) : 0);
+  w->req.data = this;
+  pending_request_.clear();
+  uv_buf_t rest = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
+  if (rc = uv_write(&w->req, as_stream(tcp_), &rest, 1, &on_write_cb); rc < 0) {
+    delete w;
+    fail_exchange(Errc::connection_reset, "sending the request: " + uv_words(rc));
+  }
+}
+
+void Connection::on_write_cb(uv_write_t* req, int status) noexcept {
+  auto* w = reinterpret_cast<WriteReq*>(req);
+  auto* self = static_cast<Connection*>(req->data);
+  delete w;
+  self->on_write_done(status);
+}
+
+void Connection::on_write_done(int status) {
+  if (status == UV_ECANCELED || state_ != State::busy) return;
+  last_activity_ = uv_now(loop_);
+  if (status < 0) fail_exchange(Errc::connection_reset, "sending the request: " + uv_words(status));
+}
+
+void Connection::on_alloc_cb(uv_handle_t* h, std::size_t, uv_buf_t* buf) noexcept {
+  *buf = static_cast<Connection*>(h->data)->owner_.read_buffer();
+}
+
+void Connection::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept {
+  static_cast<Connection*>(s->data)->on_read(nread, buf);
+}
+
+void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
+  if (nread == 0) return;
+  if (state_ == State::parked) {
+    close();  // the server closed it, or talks out of turn: never hand this one out
+    return;
+  }
+  if (state_ != State::busy || !exchange_) {
+    if (nread < 0) close();
+    return;
+  }
+  if (nread < 0) {
+    if (nread == UV_EOF) {
+      if (parser_.finish_on_eof() == ResponseParser::Status::complete) {
+        reusable_ = false;
+        finish_exchange({});
+      } else {
+        finish_exchange(parser_.error());
+      }
+      return;
+    }
+    std::string where = !parser_.started() ? "before any response"
+                        : !parser_.head_done()
+                            ? "in the response head"
+                            : "after " + std::to_string(parser_.body_bytes()) + " body bytes";
+    fail_exchange(nread == UV_ECONNRESET ? Errc::connection_reset : Errc::connection_closed,
+                  "connection error " + where + ": " + uv_words(static_cast<int>(nread)));
+    return;
+  }
+  last_activity_ = uv_now(loop_);
+  auto n = static_cast<std::size_t>(nread);
+  auto progress = parser_.feed(buf->base, n);
+  if (state_ != State::busy || !exchange_) return;  // closed or cancelled from a callback
+  switch (progress.status) {
+    case ResponseParser::Status::need_more:
+      break;
+    case ResponseParser::Status::complete:
+      // Bytes after the response were never asked for: the connection is out of step.
+      reusable_ = parser_.keep_alive() && progress.consumed == n;
+      finish_exchange({});
+      break;
+    case ResponseParser::Status::failed:
+      finish_exchange(parser_.error());
+      break;
+  }
+}
+
+void Connection::on_response_head(Response& head) {
+  if (exchange_) exchange_->on_exchange_head(head);
+}
+
+void Connection::on_response_body(std::span<const std::byte> bytes) {
+  if (exchange_) exchange_->on_exchange_body(bytes);
+}
+
+void Connection::pause_reading() {
+  paused_ = true;
+  if (reading_ && tcp_) {
+    uv_read_stop(as_stream(tcp_));
+    reading_ = false;
+  }
+  if (state_ == State::busy) uv_timer_stop(&timer_);
+}
+
+void Connection::resume_reading() {
+  if (!paused_) return;
+  paused_ = false;
+  if (state_ != State::busy || !tcp_) return;
+  last_activity_ = uv_now(loop_);
+  if (!reading_ && uv_read_start(as_stream(tcp_), &on_alloc_cb, &on_read_cb) == 0) reading_ = true;
+  if (owner_.options().idle_timeout_ms > 0) arm_timer(owner_.options().idle_timeout_ms);
+}
+
+void Connection::park() {
+  state_ = State::parked;
+  paused_ = false;
+  parked_at_ = uv_now(loop_);
+  if (!reading_ && uv_read_start(as_stream(tcp_), &on_alloc_cb, &on_read_cb) == 0) reading_ = true;
+  // A parked connection must not keep the host's loop alive.
+  uv_unref(as_handle(tcp_));
+  arm_timer(owner_.options().keepalive_timeout_ms);
+  uv_unref(as_handle(&timer_));
+}
+
+void Connection::arm_timer(std::uint64_t ms) {
+  timer_ms_ = ms;
+  uv_timer_start(&timer_, &on_timer_cb, ms, 0);
+}
+
+void Connection::on_timer_cb(uv_timer_t* t) noexcept {
+  static_cast<Connection*>(t->data)->on_timer();
+}
+
+void Connection::on_timer() {
+  switch (state_) {
+    case State::resolving:
+      owner_.resolver().cancel(resolve_ticket_);
+      resolve_ticket_ = 0;
+      connect_failed(Error(Errc::resolve, "DNS lookup of '" + host_ + "' timed out after " +
+                                              std::to_string(timer_ms_) + " ms"));
+      break;
+    case State::connecting:
+      on_connect_timeout();
+      break;
+    case State::busy: {
+      std::uint64_t idle = uv_now(loop_) - last_activity_;
+      if (idle >= timer_ms_) {
+        std::string where = !parser_.started() ? "waiting for the response"
+                            : !parser_.head_done()
+                                ? "in the response head"
+                                : "after " + std::to_string(parser_.body_bytes()) + " body bytes";
+        fail_exchange(Errc::idle_timeout,
+                      "no data for " + std::to_string(timer_ms_) + " ms " + where);
+      } else {
+        uv_timer_start(&timer_, &on_timer_cb, timer_ms_ - idle, 0);
+      }
+      break;
+    }
+    case State::parked:
+      close();
+      break;
+    case State::ready:
+    case State::closing:
+      break;
+  }
+}
+
+void Connection::finish_exchange(const Error& error) {
+  if (state_ == State::busy) uv_timer_stop(&timer_);
+  Exchange* ex = exchange_;
+  exchange_ = nullptr;
+  bool retry_safe = error && reused_ && !parser_.started() &&
+                    (error.code == Errc::connection_closed || error.code == Errc::connection_reset);
+  if (error) reusable_ = false;
+  if (state_ == State::busy) state_ = State::ready;
+  if (ex)
+    ex->on_exchange_done(error, retry_safe);  // may park or close us: nothing after this
+  else if (error)
+    close();
+}
+
+void Connection::fail_exchange(Errc code, std::string detail) {
+  finish_exchange(Error(code, std::move(detail)));
+}
+
+void Connection::close() {
+  if (state_ == State::closing) return;
+  state_ = State::closing;
+  exchange_ = nullptr;
+  if (resolve_ticket_) {
+    owner_.resolver().cancel(resolve_ticket_);
+    resolve_ticket_ = 0;
+  }
+  owner_.connection_closing(*this);
+  uv_timer_stop(&timer_);
+  uv_close(as_handle(&timer_), &on_close_cb);
+  close_tcp();
+}
+
+void Connection::close_tcp() {
+  if (!tcp_) return;
+  uv_close(as_handle(tcp_), &on_close_cb);
+  tcp_ = nullptr;
+  tcp_connected_ = false;
+  reading_ = false;
+}
+
+void Connection::on_close_cb(uv_handle_t* h) noexcept {
+  auto* self = static_cast<Connection*>(h->data);
+  if (h != as_handle(&self->timer_)) delete reinterpret_cast<uv_tcp_t*>(h);
+  self->handle_closed();
+}
+
+void Connection::handle_closed() {
+  if (--live_handles_ == 0 && state_ == State::closing) {
+    owner_.connection_freed(*this);
+    delete this;
+  }
+}
+
+}  // namespace uvget

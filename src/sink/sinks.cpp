@@ -1,0 +1,333 @@
+// The built-in sinks. FileSink streams to NAME.part through the libuv threadpool with bounded
+// pending bytes, and renames to NAME only after finish(); memory and discard sinks are trivial.
+#include <fcntl.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <uvget/request.hpp>
+
+#include "uv/util.hpp"
+
+namespace uvget {
+namespace {
+
+// Bodies up to this size are buffered and written by one threadpool job (open, write, close,
+// rename) instead of four round trips: the common case for many small files.
+constexpr std::size_t kSmallFile = 64 * 1024;
+
+class FileSink final : public Sink {
+ public:
+  FileSink(std::string path, FileSinkOptions o)
+      : path_(std::move(path)), part_(path_ + ".part"), opts_(o) {}
+
+  Error open(uv_loop_s* loop, const Response&, Events events) override {
+    loop_ = loop;
+    events_ = std::move(events);
+    return {};
+  }
+
+  bool write(std::span<const std::byte> data) override {
+    if (error_) return true;  // already failed: the transfer is stopping
+    pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    if (state_ == State::buffering && pending_.size() > kSmallFile)
+      start_open();
+    else if (state_ == State::open && !busy_)
+      write_more();
+    if (pending_.size() + inflight_.size() >= opts_.high_water) paused_ = true;
+    return !paused_;
+  }
+
+  void finish(std::function<void(Error)> done) override {
+    finish_cb_ = std::move(done);
+    if (state_ == State::buffering) {
+      run_job(Job::whole);
+    } else if (state_ == State::open && !busy_) {
+      if (pending_.empty())
+        run_job(Job::close_rename);
+      else
+        write_more();
+    }
+    // else: opening or writing; the chain continues into close_rename when it drains
+  }
+
+  void abort(std::function<void()> done) override {
+    aborting_ = true;
+    if (state_ == State::buffering && !busy_) {
+      pending_.clear();  // nothing reached the disk
+      done();
+      return;
+    }
+    abort_cb_ = std::move(done);
+    if (!busy_) run_job(Job::discard);
+  }
+
+ private:
+  enum class State { buffering, opening, open, closed };
+  enum class Job { whole, close_rename, discard };
+  struct Work {
+    uv_work_t req{};
+    FileSink* self;
+    Job job;
+    int err = 0;            // errno of the step that failed
+    const char* step = "";  // which step failed
+  };
+  struct Fs {
+    uv_fs_t req{};
+    FileSink* self;
+  };
+
+  int open_flags() const { return O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW; }
+
+  void start_open() {
+    state_ = State::opening;
+    busy_ = true;
+    auto* f = new Fs{.self = this};
+    f->req.data = f;
+    if (int rc = uv_fs_open(loop_, &f->req, part_.c_str(), open_flags(), opts_.mode, &on_open);
+        rc < 0) {
+      delete f;
+      busy_ = false;
+      fail("cannot open '" + part_ + "': " + uv_words(rc));
+    }
+  }
+
+  static void on_open(uv_fs_t* req) {
+    auto* f = static_cast<Fs*>(req->data);
+    FileSink* self = f->self;
+    auto result = req->result;
+    uv_fs_req_cleanup(req);
+    delete f;
+    self->busy_ = false;
+    if (result < 0) {
+      self->fail("cannot open '" + self->part_ + "': " + uv_words(static_cast<int>(result)));
+      return;
+    }
+    self->fd_ = static_cast<uv_file>(result);
+    self->state_ = State::open;
+    self->next();
+  }
+
+  // What to do once no operation is in flight.
+  void next() {
+    if (aborting_) {
+      run_job(Job::discard);
+    } else if (error_) {
+      // waiting for abort()
+    } else if (!pending_.empty()) {
+      write_more();
+    } else if (finish_cb_) {
+      run_job(Job::close_rename);
+    }
+  }
+
+  void write_more() {
+    inflight_.swap(pending_);
+    pending_.clear();
+    issue_write();
+  }
+
+  void issue_write() {
+    busy_ = true;
+    auto* f = new Fs{.self = this};
+    f->req.data = f;
+    uv_buf_t b = uv_buf_init(inflight_.data() + inflight_done_,
+                             static_cast<unsigned>(inflight_.size() - inflight_done_));
+    if (int rc = uv_fs_write(loop_, &f->req, fd_, &b, 1, static_cast<int64_t>(offset_), &on_write);
+        rc < 0) {
+      delete f;
+      busy_ = false;
+      fail("cannot write '" + part_ + "': " + uv_words(rc));
+    }
+  }
+
+  static void on_write(uv_fs_t* req) {
+    auto* f = static_cast<Fs*>(req->data);
+    FileSink* self = f->self;
+    auto result = req->result;
+    uv_fs_req_cleanup(req);
+    delete f;
+    self->busy_ = false;
+    if (result < 0) {
+      self->fail("cannot write '" + self->part_ + "': " + uv_words(static_cast<int>(result)));
+      self->next();
+      return;
+    }
+    self->offset_ += static_cast<std::uint64_t>(result);
+    self->inflight_done_ += static_cast<std::size_t>(result);
+    if (self->inflight_done_ < self->inflight_.size() && !self->aborting_) {
+      self->issue_write();  // short write
+      return;
+    }
+    self->inflight_.clear();
+    self->inflight_done_ = 0;
+    if (self->paused_ && self->pending_.size() < self->opts_.low_water) {
+      self->paused_ = false;
+      if (self->events_.drained) self->events_.drained();  // may write more into pending_
+    }
+    if (!self->busy_) self->next();
+  }
+
+  void run_job(Job job) {
+    busy_ = true;
+    auto* w = new Work{.self = this, .job = job};
+    w->req.data = w;
+    if (job == Job::whole) state_ = State::opening;
+    uv_queue_work(loop_, &w->req, &work, &after_work);  // cannot fail for a valid loop
+  }
+
+  // Runs on a threadpool thread: touches only the job's own fields and the sink's
+  // immutable paths and the buffers no loop-side code touches while busy_.
+  static void work(uv_work_t* req) {
+    auto* w = static_cast<Work*>(req->data);
+    FileSink* s = w->self;
+    auto failed = [&](const char* step) {
+      w->err = errno;
+      w->step = step;
+      if (!s->opts_.keep_partial && std::strcmp(step, "open") != 0) ::unlink(s->part_.c_str());
+    };
+    switch (w->job) {
+      case Job::whole: {
+        int fd = ::open(s->part_.c_str(), s->open_flags(), s->opts_.mode);
+        if (fd < 0) return failed("open");
+        std::size_t done = 0;
+        while (done < s->pending_.size()) {
+          ssize_t n = ::write(fd, s->pending_.data() + done, s->pending_.size() - done);
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0) {
+            int e = errno;
+            ::close(fd);
+            errno = e;
+            return failed("write");
+          }
+          done += static_cast<std::size_t>(n);
+        }
+        if (::close(fd) < 0) return failed("close");
+        if (::rename(s->part_.c_str(), s->path_.c_str()) < 0) return failed("rename");
+        return;
+      }
+      case Job::close_rename:
+        if (::close(s->fd_) < 0) return failed("close");
+        if (::rename(s->part_.c_str(), s->path_.c_str()) < 0) return failed("rename");
+        return;
+      case Job::discard:
+        if (s->fd_ >= 0) ::close(s->fd_);
+        if (!s->opts_.keep_partial && s->state_ != State::buffering) ::unlink(s->part_.c_str());
+        return;
+    }
+  }
+
+  static void after_work(uv_work_t* req, int) {
+    auto* w = static_cast<Work*>(req->data);
+    FileSink* self = w->self;
+    Job job = w->job;
+    Error err;
+    if (w->err) {
+      std::string target = std::strcmp(w->step, "rename") == 0
+                               ? "rename '" + self->part_ + "' to '" + self->path_ + "'"
+                               : std::string(w->step) + " '" + self->part_ + "'";
+      err = Error(Errc::file_io,
+                  "cannot " + target + ": " + uv_words(uv_translate_sys_error(w->err)));
+    }
+    delete w;
+    self->busy_ = false;
+    self->fd_ = -1;
+    self->state_ = State::closed;
+    if (job == Job::discard) {
+      auto cb = std::move(self->abort_cb_);
+      cb();  // the owner may delete us here
+      return;
+    }
+    auto cb = std::move(self->finish_cb_);
+    cb(std::move(err));  // the owner may delete us here
+  }
+
+  void fail(std::string why) {
+    if (error_) return;
+    error_ = Error(Errc::file_io, std::move(why));
+    if (finish_cb_) {
+      // Failing while finishing: report through the finish callback after cleaning up.
+      auto cb = std::move(finish_cb_);
+      finish_cb_ = nullptr;
+      abort_cb_ = [cb = std::move(cb), e = error_]() { cb(e); };
+      aborting_ = true;
+      if (!busy_) run_job(Job::discard);
+      return;
+    }
+    if (events_.failed) events_.failed(error_);
+  }
+
+  const std::string path_, part_;
+  const FileSinkOptions opts_;
+  uv_loop_t* loop_ = nullptr;
+  Events events_;
+  State state_ = State::buffering;
+  uv_file fd_ = -1;      // valid in State::open
+  bool busy_ = false;    // one fs request or job in flight; at most one at a time
+  bool paused_ = false;  // write() returned false; drained() not yet called
+  bool aborting_ = false;
+  std::string pending_;   // body bytes not yet handed to a write
+  std::string inflight_;  // bytes of the write in flight; stable while busy_
+  std::size_t inflight_done_ = 0;
+  std::uint64_t offset_ = 0;  // file offset of inflight_[0] + inflight_done_
+  Error error_;
+  std::function<void(Error)> finish_cb_;
+  std::function<void()> abort_cb_;
+};
+
+class MemorySink final : public Sink {
+ public:
+  MemorySink(std::string* out, std::size_t max) : out_(out), max_(max) {}
+  Error open(uv_loop_s*, const Response& head, Events events) override {
+    events_ = std::move(events);
+    out_->clear();
+    if (auto n = head.content_length(); n && *n > max_)
+      return Error(Errc::body_too_large, "body of " + std::to_string(*n) +
+                                             " bytes is over the limit of " + std::to_string(max_));
+    if (auto n = head.content_length()) out_->reserve(static_cast<std::size_t>(*n));
+    return {};
+  }
+  bool write(std::span<const std::byte> data) override {
+    if (failed_) return true;
+    if (out_->size() + data.size() > max_) {
+      failed_ = true;
+      events_.failed(Error(Errc::body_too_large,
+                           "body is over the limit of " + std::to_string(max_) + " bytes"));
+      return true;
+    }
+    out_->append(reinterpret_cast<const char*>(data.data()), data.size());
+    return true;
+  }
+  void finish(std::function<void(Error)> done) override { done({}); }
+  void abort(std::function<void()> done) override { done(); }
+
+ private:
+  std::string* out_;
+  std::size_t max_;
+  Events events_;
+  bool failed_ = false;
+};
+
+class DiscardSink final : public Sink {
+ public:
+  Error open(uv_loop_s*, const Response&, Events) override { return {}; }
+  bool write(std::span<const std::byte>) override { return true; }
+  void finish(std::function<void(Error)> done) override { done({}); }
+  void abort(std::function<void()> done) override { done(); }
+};
+
+}  // namespace
+
+std::unique_ptr<Sink> make_file_sink(std::string path, FileSinkOptions options) {
+  return std::make_unique<FileSink>(std::move(path), options);
+}
+std::unique_ptr<Sink> make_memory_sink(std::string* out, std::size_t max_bytes) {
+  return std::make_unique<MemorySink>(out, max_bytes);
+}
+std::unique_ptr<Sink> make_discard_sink() {
+  return std::make_unique<DiscardSink>();
+}
+
+}  // namespace uvget

@@ -1,0 +1,229 @@
+// The uvget binary as a user runs it: exit codes, files on disk, messages, signals.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include "support/loop_fixture.hpp"
+#include "support/test_server.hpp"
+
+namespace uvget::test {
+namespace {
+
+struct ProcessResult {
+  int status = -1;  // exit code, or 128 + signal
+  std::string out, err;
+};
+
+
+// Runs `bin args...` with `input` on stdin; sends `signal_after` (if set) after `delay_ms`.
+ProcessResult run_bin(const std::string& bin, const std::vector<std::string>& args,
+                      const std::string& input = "", int signal_after = 0, int delay_ms = 0) {
+  std::string dir = make_temp_dir("uvget-cli-io");
+  std::string in = dir + "/in", out = dir + "/out", err = dir + "/err";
+  { std::ofstream(in, std::ios::binary) << input; }
+  pid_t pid = fork();
+  if (pid == 0) {
+    int i = ::open(in.c_str(), O_RDONLY), o = ::open(out.c_str(), O_WRONLY | O_CREAT, 0644),
+        e = ::open(err.c_str(), O_WRONLY | O_CREAT, 0644);
+    dup2(i, 0);
+    dup2(o, 1);
+    dup2(e, 2);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(bin.c_str()));
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  if (signal_after) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    kill(pid, signal_after);
+  }
+  // Nothing may hang: give up after 60 s.
+  int st = 0;
+  for (int waited = 0; waited < 60'000; waited += 10) {
+    if (waitpid(pid, &st, WNOHANG) == pid) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (waited + 10 >= 60'000) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      ADD_FAILURE() << "uvget did not finish within 60 s";
+    }
+  }
+  ProcessResult r;
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = read_file(out);
+  r.err = read_file(err);
+  remove_tree(dir);
+  return r;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* b = std::getenv("UVGET_BIN");
+    ASSERT_NE(b, nullptr) << "UVGET_BIN is not set (run through meson test)";
+    bin_ = b;
+    dir_ = make_temp_dir("uvget-cli");
+  }
+  void TearDown() override { remove_tree(dir_); }
+  ProcessResult uvget(std::vector<std::string> args, const std::string& input = "") {
+    return run_bin(bin_, args, input);
+  }
+  std::string bin_, dir_;
+};
+
+TEST_F(CliTest, NoUrlIsAUsageError) {
+  auto r = uvget({});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("no URL"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, UnknownOptionAndBadValueAreUsageErrors) {
+  EXPECT_EQ(uvget({"--no-such-option", "http://127.0.0.1:1/"}).status, 2);
+  EXPECT_EQ(uvget({"-j", "0", "http://127.0.0.1:1/"}).status, 2);
+  EXPECT_EQ(uvget({"-j", "many", "http://127.0.0.1:1/"}).status, 2);
+}
+
+TEST_F(CliTest, HelpListsOptionsWithDefaults) {
+  auto r = uvget({"--help"});
+  EXPECT_EQ(r.status, 0);
+  for (auto opt : {"--input-file", "--dir", "--connections", "--per-host", "--discard",
+                   "--connect-timeout", "--idle-timeout", "--max-redirects", "--header"})
+    EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
+  EXPECT_NE(r.out.find("64"), std::string::npos) << "default connections shown";
+}
+
+TEST_F(CliTest, DownloadsIntoTheDirectoryAndExitsZero) {
+  TestServer server;
+  std::string a = pattern_bytes(5000, 1), b = pattern_bytes(300'000, 2);
+  server.route("/x/a.bin", Script().send(http_response(200, a)));
+  server.route("/b.txt?version=2", Script().send(http_response(200, b)));
+  auto r = uvget({"-d", dir_ + "/sub", server.url("/x/a.bin"), server.url("/b.txt?version=2")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/sub/a.bin"), a);
+  EXPECT_EQ(read_file(dir_ + "/sub/b.txt"), b);
+  EXPECT_NE(r.err.find("2 files ok, 0 failed"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(std::to_string(a.size() + b.size()) + " bytes"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, AFailureExitsOneAndNamesTheUrlAndCause) {
+  TestServer server;
+  server.route("/good", Script().send(http_response(200, "good")));
+  auto r = uvget({"-d", dir_, server.url("/good"), server.url("/missing")});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(server.url("/missing") + ": HTTP 404"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/good"), "good");
+  EXPECT_FALSE(exists(dir_ + "/missing"));
+  EXPECT_FALSE(exists(dir_ + "/missing.part"));
+}
+
+TEST_F(CliTest, InputListSkipsCommentsAndReportsBadLines) {
+  TestServer server(
+      [](const RecordedRequest& r) { return Script().send(http_response(200, r.target)); });
+  std::string list = "# a comment\n\n" + server.url("/one") + "\nnot a url\n  " +
+                     server.url("/two") + "  \r\nftp://x/y\n" +
+                     server.url("/three");  // no final newline
+  { std::ofstream(dir_ + "/list.txt") << list; }
+  auto r = uvget({"-d", dir_ + "/out", "-i", dir_ + "/list.txt"});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("line 4:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("line 6:"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/out/one"), "/one");
+  EXPECT_EQ(read_file(dir_ + "/out/two"), "/two");
+  EXPECT_EQ(read_file(dir_ + "/out/three"), "/three");
+}
+
+TEST_F(CliTest, StdinListIsRead) {
+  TestServer server(
+      [](const RecordedRequest& r) { return Script().send(http_response(200, r.target)); });
+  std::string list;
+  for (int i = 0; i < 50; ++i) list += server.url("/s" + std::to_string(i)) + "\n";
+  auto r = uvget({"-d", dir_, "-i", "-", "-q"}, list);
+  EXPECT_EQ(r.status, 0) << r.err;
+  for (int i = 0; i < 50; ++i)
+    EXPECT_EQ(read_file(dir_ + "/s" + std::to_string(i)), "/s" + std::to_string(i));
+  EXPECT_EQ(r.err, "") << "-q prints nothing on success";
+}
+
+TEST_F(CliTest, SameNameTwiceGetsANumericSuffix) {
+  TestServer server;
+  server.route("/a/file", Script().send(http_response(200, "first")));
+  server.route("/b/file", Script().send(http_response(200, "second")));
+  { std::ofstream(dir_ + "/file") << "already here"; }
+  auto r = uvget({"-d", dir_, "-j", "1", server.url("/a/file"), server.url("/b/file")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/file"), "already here");
+  EXPECT_EQ(read_file(dir_ + "/file.1"), "first");
+  EXPECT_EQ(read_file(dir_ + "/file.2"), "second");
+}
+
+TEST_F(CliTest, TraversalAttemptsStayInsideTheDirectory) {
+  TestServer server(
+      [](const RecordedRequest&) { return Script().send(http_response(200, "evil")); });
+  std::string inner = dir_ + "/inner";
+  auto r = uvget({"-d", inner, server.url("/..%2f..%2fescaped"), server.url("/%2e%2e"),
+                  server.url("/a%5c..%5cb"), server.url("/.hidden"), server.url("/x%00y")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::size_t n = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir_)) {
+    ++n;
+    EXPECT_EQ(e.path().filename(), "inner") << "a file escaped: " << e.path();
+  }
+  EXPECT_EQ(n, 1u);
+  std::size_t inside = 0;
+  for (auto& e : std::filesystem::directory_iterator(inner)) {
+    ++inside;
+    EXPECT_NE(e.path().filename().string()[0], '.') << e.path();
+  }
+  EXPECT_EQ(inside, 5u);
+}
+
+TEST_F(CliTest, DiscardWritesNothing) {
+  TestServer server([](const RecordedRequest&) {
+    return Script().send(http_response(200, pattern_bytes(1000)));
+  });
+  auto r = uvget({"-d", dir_ + "/none", "--discard", server.url("/a"), server.url("/b")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(exists(dir_ + "/none"));
+  EXPECT_NE(r.err.find("2000 bytes"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, OutputToStdout) {
+  TestServer server;
+  server.route("/o", Script().send(http_response(200, "to stdout")));
+  auto r = uvget({"-q", "-o", "-", server.url("/o")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "to stdout");
+}
+
+TEST_F(CliTest, InterruptStopsLeavesNoFinalFileAndExits130) {
+  TestServer server;
+  server.route("/slow",
+               Script().send("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nabc").stall());
+  auto r = run_bin(bin_, {"-d", dir_, server.url("/slow")}, "", SIGINT, 500);
+  EXPECT_EQ(r.status, 130) << r.err;
+  EXPECT_FALSE(exists(dir_ + "/slow"));
+  EXPECT_NE(r.err.find("interrupted"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, EmbedExampleRunsInAHostLoop) {
+  const char* embed = std::getenv("UVGET_EMBED_BIN");
+  ASSERT_NE(embed, nullptr);
+  TestServer server([](const RecordedRequest& r) {
+    return Script().pause_ms(50).send(http_response(200, r.target));
+  });
+  auto r = run_bin(embed, {server.url("/e1"), server.url("/e2"), server.url("/e3")});
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("3 ok, 0 failed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("loop closed cleanly"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace uvget::test

@@ -1,0 +1,151 @@
+// Connection limits, keep-alive reuse and fairness, asserted from the server's side.
+#include <gtest/gtest.h>
+
+#include "support/loop_fixture.hpp"
+#include "support/test_server.hpp"
+
+namespace uvget::test {
+namespace {
+
+using LimitsTest = LoopTest;
+
+Script slow_ok(int ms) {
+  return Script().pause_ms(ms).send(http_response(200, "ok"));
+}
+
+TEST_F(LimitsTest, TotalLimitIsNeverExceeded) {
+  TestServer server([](const RecordedRequest&) { return slow_ok(5); });
+  ClientOptions o;
+  o.max_connections = 5;
+  o.max_per_host = 100;
+  client(o);
+  std::vector<std::shared_ptr<Outcome>> all;
+  for (int i = 0; i < 60; ++i) all.push_back(fetch(server.url("/t" + std::to_string(i))));
+  run();
+  for (auto& x : all) EXPECT_TRUE(x->result.ok()) << x->result.error.message();
+  EXPECT_LE(server.peak_connections(), 5);
+  EXPECT_EQ(server.peak_connections(), 5) << "the limit should also be reached";
+  EXPECT_EQ(server.requests().size(), 60u);
+}
+
+TEST_F(LimitsTest, ThousandFilesOverEightConnectionsReuseThem) {
+  TestServer server([](const RecordedRequest& r) {
+    return Script().send(http_response(200, "body of " + r.target));
+  });
+  ClientOptions o;
+  o.max_connections = 8;
+  o.max_per_host = 8;
+  client(o);
+  std::vector<std::shared_ptr<Outcome>> all;
+  for (int i = 0; i < 1000; ++i) all.push_back(fetch(server.url("/f" + std::to_string(i))));
+  run();
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(all[i]->result.ok()) << all[i]->result.error.message();
+    EXPECT_EQ(all[i]->body, "body of /f" + std::to_string(i));
+  }
+  EXPECT_LE(server.accepted_connections(), 8);
+  EXPECT_LE(server.peak_connections(), 8);
+  auto st = client().stats();
+  EXPECT_EQ(st.requests_sent, 1000u);
+  EXPECT_GE(st.requests_reused, 992u);
+}
+
+TEST_F(LimitsTest, PerHostLimitHoldsWithRoomInTheTotal) {
+  TestServer server([](const RecordedRequest&) { return slow_ok(10); });
+  ClientOptions o;
+  o.max_connections = 50;
+  o.max_per_host = 3;
+  client(o);
+  std::vector<std::shared_ptr<Outcome>> all;
+  for (int i = 0; i < 30; ++i) all.push_back(fetch(server.url("/p" + std::to_string(i))));
+  run();
+  for (auto& x : all) EXPECT_TRUE(x->result.ok()) << x->result.error.message();
+  EXPECT_EQ(server.peak_connections(), 3);
+}
+
+TEST_F(LimitsTest, HostsAreServedRoundRobin) {
+  // Host A has a long list queued first; host B's few URLs must not wait for all of A's.
+  TestServer a([](const RecordedRequest&) { return slow_ok(10); });
+  TestServer b([](const RecordedRequest&) { return slow_ok(10); });
+  ClientOptions o;
+  o.max_connections = 2;
+  o.max_per_host = 2;
+  client(o);
+  std::vector<int> order;  // 0 = A, 1 = B, in completion order
+  auto add = [&](TestServer& s, int tag, int i) {
+    Request req;
+    req.url = s.url("/" + std::to_string(i));
+    Callbacks cbs;
+    cbs.on_done = [&order, tag](const TransferResult& r) {
+      EXPECT_TRUE(r.ok()) << r.error.message();
+      order.push_back(tag);
+    };
+    ASSERT_TRUE(client().get(std::move(req), std::move(cbs)));
+  };
+  for (int i = 0; i < 40; ++i) add(a, 0, i);
+  for (int i = 0; i < 4; ++i) add(b, 1, i);
+  run();
+  ASSERT_EQ(order.size(), 44u);
+  std::size_t last_b = 0;
+  for (std::size_t i = 0; i < order.size(); ++i)
+    if (order[i] == 1) last_b = i;
+  EXPECT_LT(last_b, 20u) << "host B waited behind host A's queue";
+}
+
+TEST_F(LimitsTest, ServerClosingAKeptAliveConnectionIsRetriedOnAFreshOne) {
+  // The server answers and then closes without saying so (no Connection: close).
+  TestServer server([](const RecordedRequest&) {
+    return Script().send(http_response(200, "once")).pause_ms(1).close();
+  });
+  ClientOptions o;
+  o.max_connections = 1;
+  client(o);
+  auto o1 = fetch(server.url("/1"));
+  run();
+  auto o2 = fetch(server.url("/2"));
+  run();
+  ASSERT_TRUE(o1->result.ok()) << o1->result.error.message();
+  ASSERT_TRUE(o2->result.ok()) << o2->result.error.message();
+  EXPECT_EQ(o2->body, "once");
+  EXPECT_EQ(server.accepted_connections(), 2);
+}
+
+TEST_F(LimitsTest, StaleConnectionRaceIsRetriedOnce) {
+  // The server closes the kept-alive connection just as the next request goes out: the second
+  // request fails on the reused connection before any response byte and must be retried.
+  int n = 0;
+  TestServer server([&n](const RecordedRequest&) {
+    ++n;
+    if (n == 2) return Script().close();  // read the request, answer nothing, close
+    return Script().send(http_response(200, "fine"));
+  });
+  ClientOptions o;
+  o.max_connections = 1;
+  client(o);
+  auto o1 = fetch(server.url("/1"));
+  run();
+  auto o2 = fetch(server.url("/2"));
+  run();
+  ASSERT_TRUE(o1->result.ok()) << o1->result.error.message();
+  ASSERT_TRUE(o2->result.ok()) << o2->result.error.message();
+  EXPECT_EQ(o2->body, "fine");
+  EXPECT_EQ(server.requests().size(), 3u);
+  EXPECT_EQ(server.accepted_connections(), 2);
+}
+
+TEST_F(LimitsTest, ConnectionCloseResponseIsNotReused) {
+  TestServer server([](const RecordedRequest&) {
+    return Script().send(http_response(200, "x", {{"Connection", "close"}})).close();
+  });
+  ClientOptions o;
+  o.max_connections = 1;
+  client(o);
+  std::vector<std::shared_ptr<Outcome>> all;
+  for (int i = 0; i < 5; ++i) all.push_back(fetch(server.url("/c")));
+  run();
+  for (auto& x : all) EXPECT_TRUE(x->result.ok()) << x->result.error.message();
+  EXPECT_EQ(server.accepted_connections(), 5);
+}
+
+}  // namespace
+}  // namespace uvget::test

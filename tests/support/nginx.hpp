@@ -1,0 +1,54 @@
+// Nginx: a real nginx child process serving a directory on 127.0.0.1 for end-to-end tests,
+// plus temp-directory helpers (make_temp_dir, remove_tree).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace uvget::test {
+
+// Serves root_dir on 127.0.0.1:<free port> from a generated config in a temp prefix directory.
+// The child gets PR_SET_PDEATHSIG(SIGTERM): construct it on a thread that outlives it (the test's).
+class Nginx {
+ public:
+  // `extra_server_config` is inserted verbatim inside the server { } block.
+  explicit Nginx(std::string root_dir, std::string extra_server_config = "");
+  ~Nginx();  // SIGTERM (SIGKILL to its process group after 3 s), waitpid, removes the prefix dir
+  Nginx(const Nginx&) = delete;
+  Nginx& operator=(const Nginx&) = delete;
+
+  bool ok() const { return ok_; }
+  const std::string& error() const { return error_; }  // why start failed, with the log's tail
+
+  uint16_t port() const { return port_; }
+  std::string url(std::string_view path) const;              // "http://127.0.0.1:PORT" + path
+  const std::string& prefix_dir() const { return prefix_; }  // nginx.conf, error.log, temp dirs
+
+  static bool available();  // /usr/sbin/nginx or nginx on PATH
+
+ private:
+  enum class Launch { kOk, kPortTaken, kFailed };
+
+  Launch launch(const std::string& binary);
+  bool write_config();
+  void stop();
+  std::string log_tail() const;
+
+  std::string root_;
+  std::string extra_;
+  std::string prefix_;
+  std::string error_;
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+  bool ok_ = false;
+};
+
+// mkdtemp("$TMPDIR/<prefix>XXXXXX") (/tmp without TMPDIR), then chmod 0755. Throws on failure.
+std::string make_temp_dir(std::string_view prefix);
+// Like rm -rf; errors are ignored.
+void remove_tree(const std::string& path);
+
+}  // namespace uvget::test

@@ -1,0 +1,139 @@
+// TestServer: an in-process, scripted HTTP/1.1 server on 127.0.0.1 (own thread and uv loop),
+// plus response builders, deterministic payloads and BlackholeListener (connects that hang).
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace uvget::test {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// What the server does for one request, step by step. Steps after close/reset/stall are ignored.
+// If the script ends without close/reset/stall, the connection stays open and the server reads the
+// next request on it (keep-alive).
+class Script {
+ public:
+  enum class StepKind { kSend, kPause, kClose, kReset, kStall };
+  struct Step {
+    StepKind kind = StepKind::kSend;
+    std::string bytes;  // kSend
+    int ms = 0;         // kPause
+  };
+
+  Script& send(std::string bytes);  // write raw bytes
+  Script& pause_ms(int ms);         // wait (uv_timer) before the next step
+  Script& close();                  // graceful close (shutdown, then close); ends the connection
+  Script& reset();                  // abortive close: RST (uv_tcp_close_reset); ends the connection
+  Script& stall();                  // send nothing more, never close until the server is destroyed
+
+  const std::vector<Step>& steps() const { return steps_; }
+
+ private:
+  std::vector<Step> steps_;
+};
+
+struct RecordedRequest {
+  std::string method;           // "GET"
+  std::string target;           // "/a?b"
+  std::string version;          // "HTTP/1.1"
+  Headers headers;              // as received, in order (values without surrounding whitespace)
+  std::string raw;              // the whole request head, including the final "\r\n\r\n"
+  int connection_id = 0;        // 1, 2, 3... per accepted connection
+  int index_on_connection = 0;  // 0 for the first request on its connection, then 1, 2...
+
+  // Case-insensitive name, first match.
+  std::optional<std::string_view> header(std::string_view name) const;
+};
+
+class TestServer {
+ public:
+  using Handler = std::function<Script(const RecordedRequest&)>;
+
+  TestServer();  // default handler: 404 with a small body, keep-alive
+  explicit TestServer(Handler handler);
+  ~TestServer();
+  TestServer(const TestServer&) = delete;
+  TestServer& operator=(const TestServer&) = delete;
+
+  // Exact target match (path + query): this script, every time. Replaces an earlier route.
+  void route(std::string target, Script script);
+  // Fallback for targets without a route. Runs on the server thread, without the server's lock
+  // held (it may call the other methods).
+  void set_handler(Handler handler);
+
+  uint16_t port() const { return port_; }
+  std::string url(std::string_view target) const;  // "http://127.0.0.1:PORT" + target
+
+  std::vector<RecordedRequest> requests() const;  // copies, in arrival order
+  int accepted_connections() const;
+  int current_connections() const;
+  int peak_connections() const;  // max simultaneously open
+  bool wait_for_requests(std::size_t n, int timeout_ms) const;
+  // Waits until current_connections() == n (e.g. 0 after the client hung up).
+  bool wait_for_current_connections(int n, int timeout_ms) const;
+
+  struct Impl;  // loop-thread state, defined in test_server.cpp
+
+ private:
+  void record_request(RecordedRequest request);
+  Script script_for(const RecordedRequest& request);
+  int connection_opened();  // returns the new connection's id
+  void connection_closed();
+
+  mutable std::mutex mutex_;
+  mutable std::condition_variable changed_;
+  std::map<std::string, Script, std::less<>> routes_;
+  Handler handler_;
+  std::vector<RecordedRequest> requests_;
+  int accepted_ = 0;
+  int current_ = 0;
+  int peak_ = 0;
+
+  uint16_t port_ = 0;
+  std::unique_ptr<Impl> impl_;
+  std::thread thread_;
+};
+
+// "HTTP/1.1 <status> <reason>\r\nContent-Length: n\r\n<extra>\r\n<body>". No Content-Length is
+// added when `extra` already has Content-Length or Transfer-Encoding, nor for 1xx/204 (and for 304
+// with an empty body).
+std::string http_response(int status, std::string_view body, const Headers& extra = {});
+// Transfer-Encoding: chunked, one chunk per non-empty element, then the terminating 0 chunk.
+std::string chunked_response(int status, const std::vector<std::string>& chunks,
+                             const Headers& extra = {});
+// Deterministic pseudo-random printable bytes; pattern_bytes(m, s) is a prefix of
+// pattern_bytes(n, s) for m <= n, so a range [a, b) is pattern_bytes(b, s).substr(a).
+std::string pattern_bytes(std::size_t n, uint32_t seed = 0);
+// Reason phrase used by the builders ("OK", "Not Found", ...; "Status" when unknown).
+std::string_view reason_phrase(int status);
+
+// A listening socket on 127.0.0.1 (backlog 0) that never accepts, with its accept queue already
+// full: further connect() attempts to it hang (their SYNs are dropped). For connect timeouts.
+class BlackholeListener {
+ public:
+  BlackholeListener();
+  ~BlackholeListener();
+  BlackholeListener(const BlackholeListener&) = delete;
+  BlackholeListener& operator=(const BlackholeListener&) = delete;
+
+  uint16_t port() const { return port_; }
+
+ private:
+  int listen_fd_ = -1;
+  std::vector<int> fillers_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace uvget::test
