@@ -29,6 +29,9 @@ struct ClientOptions {
   std::string user_agent = "uvget/0.1";
   /// Sent with every request, after the defaults; a header named here replaces the default.
   HeaderList headers;
+  /// Host names answered without DNS, in this order (like curl's --resolve), e.g.
+  /// {"mirror.test", {"::1", "127.0.0.1"}}: the next address is tried when one fails.
+  std::vector<std::pair<std::string, std::vector<std::string>>> resolve_overrides;
   /// Entries kept in the per-client DNS cache, and for how long.
   std::size_t dns_cache_size = 256;
   std::uint64_t dns_cache_ttl_ms = 60'000;

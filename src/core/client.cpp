@@ -2,6 +2,8 @@
 // the keep-alive pool with LRU eviction, deferred callbacks, and the close protocol.
 #include "core/client_impl.hpp"
 
+#include <cctype>
+
 #include "http/request_writer.hpp"
 #include "trace.hpp"
 #include "uv/util.hpp"
@@ -24,7 +26,26 @@ Result<std::unique_ptr<Client>> Client::create(uv_loop_s* loop, ClientOptions op
   for (char c : options.user_agent)
     if (c == '\r' || c == '\n' || c == '\0')
       return Error(Errc::bad_request, "user agent holds CR, LF or NUL");
-  return std::unique_ptr<Client>(new Client(new Impl(loop, std::move(options))));
+  std::vector<std::pair<std::string, AddressList>> overrides;
+  for (auto& [host, addresses] : options.resolve_overrides) {
+    AddressList list;
+    for (auto& a : addresses) {
+      sockaddr_storage s;
+      if (!parse_ip_literal(a, s))
+        return Error(Errc::bad_request,
+                     "resolve override for '" + host + "': '" + a + "' is not an IP address");
+      list.push_back(s);
+    }
+    if (list.empty())
+      return Error(Errc::bad_request, "resolve override for '" + host + "' has no address");
+    std::string lower;
+    for (char c : host)
+      lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    overrides.emplace_back(std::move(lower), std::move(list));
+  }
+  auto* impl = new Impl(loop, std::move(options));
+  for (auto& [host, list] : overrides) impl->resolver().add_override(host, std::move(list));
+  return std::unique_ptr<Client>(new Client(impl));
 }
 
 Client::Client(Impl* impl) : impl_(impl) {}

@@ -15,7 +15,9 @@ std::shared_ptr<const AddressList> with_port(const AddressList& in, std::uint16_
   return out;
 }
 
-bool parse_literal(const std::string& host, sockaddr_storage& out) {
+}  // namespace
+
+bool parse_ip_literal(const std::string& host, sockaddr_storage& out) {
   std::memset(&out, 0, sizeof out);
   if (uv_ip4_addr(host.c_str(), 0, reinterpret_cast<sockaddr_in*>(&out)) == 0) return true;
   if (host.find(':') != std::string::npos &&
@@ -23,8 +25,6 @@ bool parse_literal(const std::string& host, sockaddr_storage& out) {
     return true;
   return false;
 }
-
-}  // namespace
 
 std::string address_string(const sockaddr_storage& addr) {
   char ip[INET6_ADDRSTRLEN] = "?";
@@ -45,14 +45,22 @@ Resolver::~Resolver() {
   for (auto& [name, lookup] : pending_) lookup->owner = nullptr;  // freed by on_resolved
 }
 
+void Resolver::add_override(const std::string& host, AddressList addresses) {
+  overrides_[host] = std::move(addresses);
+}
+
 std::uint64_t Resolver::resolve(const std::string& host, std::uint16_t port, Callback cb) {
   if (closed_) {
     cb(UV_ECANCELED, nullptr);
     return 0;
   }
   sockaddr_storage literal;
-  if (parse_literal(host, literal)) {
+  if (parse_ip_literal(host, literal)) {
     cb(0, with_port(AddressList{literal}, port));
+    return 0;
+  }
+  if (auto it = overrides_.find(host); it != overrides_.end()) {
+    cb(0, with_port(it->second, port));
     return 0;
   }
   if (auto it = cache_.find(host); it != cache_.end()) {

@@ -30,6 +30,8 @@ class Resolver {
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
 
+  /// Answers `host` with `addresses` (port 0) from now on, without DNS.
+  void add_override(const std::string& host, AddressList addresses);
   /// Calls `cb` inline for IP literals and cache hits, later otherwise. Returns a ticket for
   /// cancel(); 0 when the callback already ran.
   std::uint64_t resolve(const std::string& host, std::uint16_t port, Callback cb);
@@ -64,6 +66,7 @@ class Resolver {
   const std::size_t cache_size_;
   const std::uint64_t ttl_ms_;
   std::uint64_t next_ticket_ = 1;
+  std::unordered_map<std::string, AddressList> overrides_;
   std::unordered_map<std::string, Entry> cache_;
   std::deque<std::string> cache_order_;               // insertion order, for eviction
   std::unordered_map<std::string, Lookup*> pending_;  // name -> lookup in flight
@@ -75,5 +78,7 @@ class Resolver {
 
 /// "127.0.0.1:80", "[::1]:443".
 std::string address_string(const sockaddr_storage& addr);
+/// An IPv4 or IPv6 literal (without brackets) with port 0, or false.
+bool parse_ip_literal(const std::string& text, sockaddr_storage& out);
 
 }  // namespace uvget

@@ -193,3 +193,60 @@ TEST_F(GetTest, LocalhostNameIsResolvedAndCached) {
 
 }  // namespace
 }  // namespace uvget::test
+
+namespace uvget::test {
+namespace {
+
+TEST_F(GetTest, Ipv6LoopbackLiteralWorks) {
+  TestServer server(
+      [](const RecordedRequest& r) { return Script().send(http_response(200, r.target)); }, "::1");
+  auto o = fetch(server.url("/six"));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(o->body, "/six");
+  EXPECT_EQ(server.requests().at(0).header("Host").value_or(""),
+            "[::1]:" + std::to_string(server.port()));
+}
+
+TEST_F(GetTest, NextAddressIsTriedWhenAConnectFails) {
+  TestServer server(
+      [](const RecordedRequest&) { return Script().send(http_response(200, "found")); });
+  // Nothing listens on ::1 at this port (the server is on 127.0.0.1): the first address is
+  // refused and the second one answers.
+  ClientOptions opts;
+  opts.resolve_overrides = {{"multi.test", {"::1", "127.0.0.1"}}};
+  client(opts);
+  auto o = fetch("http://multi.test:" + std::to_string(server.port()) + "/x");
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(o->body, "found");
+  EXPECT_EQ(server.requests().at(0).header("Host").value_or(""),
+            "multi.test:" + std::to_string(server.port()));
+}
+
+TEST_F(GetTest, AllAddressesFailingReportsTheLastAndTheCount) {
+  int port;
+  {
+    TestServer gone;
+    port = gone.port();
+  }
+  ClientOptions opts;
+  opts.resolve_overrides = {{"nowhere.test", {"::1", "127.0.0.1"}}};
+  client(opts);
+  auto o = fetch("http://nowhere.test:" + std::to_string(port) + "/x");
+  run();
+  EXPECT_EQ(o->result.error.code, Errc::connect);
+  EXPECT_NE(o->result.error.message().find("tried 2 addresses"), std::string::npos)
+      << o->result.error.message();
+}
+
+TEST_F(GetTest, BadResolveOverrideIsRefusedAtCreate) {
+  ClientOptions opts;
+  opts.resolve_overrides = {{"x.test", {"not-an-ip"}}};
+  auto c = Client::create(&loop_, opts);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, Errc::bad_request);
+}
+
+}  // namespace
+}  // namespace uvget::test

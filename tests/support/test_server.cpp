@@ -402,7 +402,10 @@ std::optional<std::string_view> RecordedRequest::header(std::string_view name) c
 
 TestServer::TestServer() : TestServer(Handler(default_script)) {}
 
-TestServer::TestServer(Handler handler) : handler_(std::move(handler)), impl_(new Impl) {
+TestServer::TestServer(Handler handler) : TestServer(std::move(handler), "127.0.0.1") {}
+
+TestServer::TestServer(Handler handler, std::string bind_ip)
+    : handler_(std::move(handler)), bind_ip_(std::move(bind_ip)), impl_(new Impl) {
   Impl& impl = *impl_;
   impl.owner = this;
   int rc = uv_loop_init(&impl.loop);
@@ -412,9 +415,11 @@ TestServer::TestServer(Handler handler) : handler_(std::move(handler)), impl_(ne
   impl.listener.data = &impl;
   impl.wakeup.data = &impl;
 
-  const char* step = "uv_ip4_addr";
-  sockaddr_in addr{};
-  rc = uv_ip4_addr("127.0.0.1", 0, &addr);
+  const char* step = "uv_ip_addr";
+  sockaddr_storage addr{};
+  bool v6 = bind_ip_.find(':') != std::string::npos;
+  rc = v6 ? uv_ip6_addr(bind_ip_.c_str(), 0, reinterpret_cast<sockaddr_in6*>(&addr))
+          : uv_ip4_addr(bind_ip_.c_str(), 0, reinterpret_cast<sockaddr_in*>(&addr));
   if (rc == 0) {
     step = "uv_tcp_bind";
     rc = uv_tcp_bind(&impl.listener, reinterpret_cast<const sockaddr*>(&addr), 0);
@@ -428,7 +433,9 @@ TestServer::TestServer(Handler handler) : handler_(std::move(handler)), impl_(ne
     sockaddr_storage bound{};
     int len = sizeof(bound);
     rc = uv_tcp_getsockname(&impl.listener, reinterpret_cast<sockaddr*>(&bound), &len);
-    if (rc == 0) port_ = ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+    if (rc == 0)
+      port_ = v6 ? ntohs(reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port)
+                 : ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
   }
   if (rc != 0) {
     impl.stop();
@@ -468,7 +475,8 @@ void TestServer::set_handler(Handler handler) {
 }
 
 std::string TestServer::url(std::string_view target) const {
-  return "http://127.0.0.1:" + std::to_string(port_) + std::string(target);
+  std::string host = bind_ip_.find(':') != std::string::npos ? "[" + bind_ip_ + "]" : bind_ip_;
+  return "http://" + host + ":" + std::to_string(port_) + std::string(target);
 }
 
 std::vector<RecordedRequest> TestServer::requests() const {

@@ -63,6 +63,8 @@ class TestServer {
 
   TestServer();  // default handler: 404 with a small body, keep-alive
   explicit TestServer(Handler handler);
+  // Listens on `bind_ip` (a loopback address: "127.0.0.1", "127.0.0.2", "::1").
+  TestServer(Handler handler, std::string bind_ip);
   ~TestServer();
   TestServer(const TestServer&) = delete;
   TestServer& operator=(const TestServer&) = delete;
@@ -102,6 +104,7 @@ class TestServer {
   int peak_ = 0;
 
   uint16_t port_ = 0;
+  std::string bind_ip_;
   std::unique_ptr<Impl> impl_;
   std::thread thread_;
 };
