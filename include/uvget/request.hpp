@@ -58,9 +58,8 @@ class Sink {
 struct FileSinkOptions {
   /// Keep NAME.part when the transfer fails (for a later resume); by default it is removed.
   bool keep_partial = false;
-  /// Coalesced writes are issued in pieces of at most this size.
-  std::size_t write_chunk = 256 * 1024;
-  /// Reading pauses above high_water pending bytes and resumes below low_water.
+  /// Reading pauses above high_water pending bytes and resumes below low_water. Whatever is
+  /// pending when a write completes goes out in one coalesced write.
   std::size_t high_water = 1024 * 1024;
   std::size_t low_water = 256 * 1024;
   /// File mode for a new file.

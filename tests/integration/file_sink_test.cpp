@@ -71,6 +71,24 @@ TEST_F(SinkTest, UserSinkBackpressurePausesReading) {
   EXPECT_LT(max_held, 64u * 1024 + 512 * 1024);
 }
 
+TEST_F(SinkTest, FileSinkWithSmallWaterMarksStillWritesEveryByte) {
+  // Water marks far below one read force the pause/drain cycle on almost every read.
+  TestServer server;
+  std::string body = pattern_bytes(3 * 1024 * 1024, 11);
+  server.route("/big", Script().send(http_response(200, body)));
+  std::string dir = make_temp_dir("uvget-sink");
+  FileSinkOptions fo;
+  fo.high_water = 16 * 1024;
+  fo.low_water = 4 * 1024;
+  Request r;
+  r.sink = make_file_sink(dir + "/big", fo);
+  auto o = fetch(server.url("/big"), std::move(r));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_TRUE(read_file(dir + "/big") == body);
+  remove_tree(dir);
+}
+
 TEST_F(SinkTest, MemorySinkLimitFailsTheTransfer) {
   TestServer server;
   server.route("/big", Script().send(http_response(200, pattern_bytes(10'000))));
