@@ -22,6 +22,8 @@ struct ClientStats {
   std::uint64_t transfers_done = 0;
   std::uint64_t transfers_failed = 0;
   std::uint64_t body_bytes = 0;
+  std::uint64_t tls_full_handshakes = 0;
+  std::uint64_t tls_resumed_handshakes = 0;
   std::size_t active = 0;  // transfers on a connection now
   std::size_t queued = 0;  // transfers waiting for a connection
   std::size_t open_connections = 0;

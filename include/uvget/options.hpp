@@ -29,6 +29,13 @@ struct ClientOptions {
   std::string user_agent = "uvget/0.1";
   /// Sent with every request, after the defaults; a header named here replaces the default.
   HeaderList headers;
+  /// Verify the server's certificate chain, validity dates and name (DNS name or IP address).
+  bool tls_verify = true;
+  /// PEM file of trusted CAs replacing the system bundle; empty: the system bundle.
+  std::string ca_file;
+  /// Follow a redirect from https to plain http. Off: such a redirect is an error, because a
+  /// secure download must not silently become a plain one.
+  bool allow_https_downgrade = false;
   /// Host names answered without DNS, in this order (like curl's --resolve), e.g.
   /// {"mirror.test", {"::1", "127.0.0.1"}}: the next address is tried when one fails.
   std::vector<std::pair<std::string, std::vector<std::string>>> resolve_overrides;

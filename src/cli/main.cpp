@@ -46,6 +46,9 @@ struct Settings {
   std::string user_agent = std::string("uvget/") + kVersion;
   bool quiet = false;
   bool verbose = false;
+  std::string cacert;
+  bool insecure = false;
+  bool allow_downgrade = false;
 };
 
 class App {
@@ -60,6 +63,11 @@ class App {
     o.idle_timeout_ms = static_cast<std::uint64_t>(s_.idle_timeout * 1000);
     o.max_redirects = s_.max_redirects;
     o.user_agent = s_.user_agent;
+    o.ca_file = s_.cacert;
+    o.tls_verify = !s_.insecure;
+    o.allow_https_downgrade = s_.allow_downgrade;
+    if (s_.insecure && !s_.quiet)
+      std::fprintf(stderr, "uvget: warning: --insecure: TLS certificates are not verified\n");
     for (auto& h : s_.headers) {
       auto colon = h.find(':');
       if (colon == std::string::npos || colon == 0) {
@@ -234,6 +242,7 @@ class App {
   void finish() {
     if (finished_) return;
     finished_ = true;
+    stats_ = client_->stats();
     uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
     client_->close([this] { summary(); });
@@ -249,6 +258,15 @@ class App {
         static_cast<unsigned long long>(ok_), static_cast<unsigned long long>(failed_),
         static_cast<unsigned long long>(bytes_), secs, static_cast<double>(ok_) / secs,
         static_cast<double>(bytes_) / secs / 1e6, interrupted_ ? " (interrupted)" : "");
+    if (s_.verbose)
+      std::fprintf(stderr,
+                   "uvget: %llu connections, %llu of %llu requests on reused connections, "
+                   "TLS handshakes: %llu full, %llu resumed\n",
+                   static_cast<unsigned long long>(stats_.connections_opened),
+                   static_cast<unsigned long long>(stats_.requests_reused),
+                   static_cast<unsigned long long>(stats_.requests_sent),
+                   static_cast<unsigned long long>(stats_.tls_full_handshakes),
+                   static_cast<unsigned long long>(stats_.tls_resumed_handshakes));
   }
 
   int exit_code() const {
@@ -259,6 +277,7 @@ class App {
   uv_loop_t* loop_;
   Settings s_;
   std::unique_ptr<Client> client_;
+  ClientStats stats_;  // taken when the run ends
   std::unique_ptr<cli::LineReader> reader_;
   std::deque<Item> pending_;              // read but not yet given to the client
   std::unordered_set<std::string> used_;  // output paths taken in this run
@@ -302,6 +321,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 100));
   app.add_option("-H,--header", s.headers, "Extra request header 'Name: value' (repeatable)");
   app.add_option("-U,--user-agent", s.user_agent, "User-Agent header")->capture_default_str();
+  app.add_option("--cacert", s.cacert, "Trust the CAs in this PEM file instead of the system's");
+  app.add_flag("-k,--insecure", s.insecure, "Do not verify TLS certificates (says so on stderr)");
+  app.add_flag("--allow-insecure-redirect", s.allow_downgrade,
+               "Follow redirects from https to plain http (refused by default)");
   app.add_flag("-q,--quiet", s.quiet, "No summary");
   app.add_flag("-v,--verbose", s.verbose, "A line per finished download");
   app.set_version_flag("-V,--version", std::string("uvget ") + uvget::kVersion);

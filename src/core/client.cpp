@@ -12,6 +12,7 @@ namespace uvget {
 namespace {
 
 constexpr std::size_t kReadBuffer = 256 * 1024;
+constexpr std::size_t kPlainBuffer = 64 * 1024;  // mbedtls_ssl_read gives one record at most
 
 }  // namespace
 
@@ -42,6 +43,11 @@ Result<std::unique_ptr<Client>> Client::create(uv_loop_s* loop, ClientOptions op
     for (char c : host)
       lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     overrides.emplace_back(std::move(lower), std::move(list));
+  }
+  if (!options.ca_file.empty()) {
+    // A CA file that was asked for and cannot be used is an error now, not per download.
+    auto probe = TlsContext::create(TlsSettings{options.tls_verify, options.ca_file});
+    if (!probe) return probe.error();
   }
   auto* impl = new Impl(loop, std::move(options));
   for (auto& [host, list] : overrides) impl->resolver().add_override(host, std::move(list));
@@ -74,7 +80,14 @@ Client::Impl::Impl(uv_loop_t* loop, ClientOptions options)
     : loop_(loop),
       opts_(std::move(options)),
       resolver_(loop, opts_.dns_cache_size, opts_.dns_cache_ttl_ms),
-      read_buf_(kReadBuffer) {
+      read_buf_(kReadBuffer),
+      plain_buf_(kPlainBuffer) {
+  // The CA bundle is parsed here, once per process (later clients share it), not on the loop.
+  auto tls = TlsContext::create(TlsSettings{opts_.tls_verify, opts_.ca_file});
+  if (tls)
+    tls_ = std::move(*tls);
+  else
+    tls_error_ = tls.error();
   uv_idle_init(loop_, &poster_);
   poster_.data = this;
 }

@@ -18,6 +18,7 @@
 #include "core/transfer.hpp"
 #include "http/connection.hpp"
 #include "net/resolver.hpp"
+#include "tls/tls.hpp"
 
 namespace uvget {
 
@@ -50,6 +51,16 @@ struct Client::Impl final : ConnectionOwner {
   const ClientOptions& options() const override { return opts_; }
   uv_buf_t read_buffer() override {
     return uv_buf_init(read_buf_.data(), static_cast<unsigned>(read_buf_.size()));
+  }
+  uv_buf_t plain_buffer() override {
+    return uv_buf_init(plain_buf_.data(), static_cast<unsigned>(plain_buf_.size()));
+  }
+  Result<TlsContext*> tls() override {
+    if (!tls_) return tls_error_;
+    return tls_.get();
+  }
+  void tls_handshake_done(bool resumed) override {
+    ++(resumed ? stats_.tls_resumed_handshakes : stats_.tls_full_handshakes);
   }
   void connection_established(Connection&) override { ++stats_.connections_opened; }
   void connection_closing(Connection& c) override;
@@ -84,8 +95,11 @@ struct Client::Impl final : ConnectionOwner {
   uv_loop_t* loop_;
   ClientOptions opts_;
   Resolver resolver_;
-  std::vector<char> read_buf_;  // shared by every connection (see read_buffer)
-  uv_idle_t poster_{};          // runs posted_ on the next tick
+  std::vector<char> read_buf_;       // shared by every connection (see read_buffer)
+  std::vector<char> plain_buf_;      // decrypted bytes, shared the same way
+  std::unique_ptr<TlsContext> tls_;  // null when it could not be set up:
+  Error tls_error_;                  // then this says why
+  uv_idle_t poster_{};               // runs posted_ on the next tick
   std::vector<std::function<void()>> posted_;
   bool pump_scheduled_ = false;
   bool pumping_ = false;  // re-entrancy guard for pump()

@@ -124,6 +124,10 @@ void Transfer::follow_redirect() {
   auto next = url_.resolve(redirect_to_);
   if (!next)
     return fail(Error(Errc::bad_redirect, "cannot follow Location: " + next.error().message()));
+  if (url_.is_https() && !next->is_https() && !client_.opts().allow_https_downgrade)
+    return fail(
+        Error(Errc::bad_redirect,
+              "refusing to follow a redirect from https to plain http (" + next->str() + ")"));
   if (next->origin() != url_.origin()) {
     // Credentials are for the origin they were given for.
     std::erase_if(headers_, [](auto& h) {

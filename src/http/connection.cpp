@@ -20,6 +20,7 @@ Connection::Connection(uv_loop_t* loop, ConnectionOwner& owner, const Url& url)
       origin_(url.origin()),
       host_(url.host),
       port_(url.port),
+      https_(url.is_https()),
       parser_(*this, owner.options().max_header_bytes, owner.options().max_header_count) {}
 
 Connection* Connection::open(uv_loop_t* loop, ConnectionOwner& owner, const Url& url) {
@@ -40,6 +41,7 @@ void Connection::begin(Exchange* exchange, std::string request, bool head_reques
       start_resolve();
       break;
     case State::connecting:
+    case State::handshaking:
       break;  // start_exchange_io() runs once connected
     case State::ready:
     case State::parked:
@@ -119,13 +121,88 @@ void Connection::on_connected(uv_connect_t* req, int status) {
     try_next_address();
     return;
   }
-  uv_timer_stop(&timer_);
   tcp_connected_ = true;
+  if (https_) {
+    arm_timer(owner_.options().connect_timeout_ms);  // a fresh budget for the handshake
+    state_ = State::handshaking;
+    if (int rc = uv_read_start(as_stream(tcp_), &on_alloc_cb, &on_read_cb); rc < 0) {
+      connect_failed(Error(Errc::connect, "read: " + uv_words(rc)));
+      return;
+    }
+    reading_ = true;
+    start_tls();
+    return;
+  }
+  established();
+}
+
+void Connection::established() {
+  uv_timer_stop(&timer_);
   state_ = State::ready;
   owner_.connection_established(*this);
   if (!exchange_) return;
   exchange_->on_exchange_connected();
   if (exchange_ && state_ == State::ready) start_exchange_io();
+}
+
+void Connection::start_tls() {
+  tls_waiting_ = false;
+  if (state_ != State::handshaking) return;
+  auto ctx = owner_.tls();
+  if (!ctx) {
+    connect_failed(ctx.error());
+    return;
+  }
+  TlsContext& tc = **ctx;
+  if (!tc.session_for(origin_)) {
+    // Another connection is doing the full handshake: wait and resume its session.
+    auto token = reinterpret_cast<std::uintptr_t>(this);
+    if (tc.wait_for_leader(origin_, token, [this] { start_tls(); })) {
+      tls_waiting_ = true;
+      return;
+    }
+    tc.lead(origin_);
+    tls_leading_ = true;
+  }
+  tls_ = std::make_unique<TlsSession>(tc, host_);
+  tls_->offer(tc.session_for(origin_));
+  drive_handshake();
+}
+
+void Connection::end_lead() {
+  if (!tls_leading_) return;
+  tls_leading_ = false;
+  if (auto ctx = owner_.tls()) (*ctx)->leader_done(origin_);
+}
+
+void Connection::drive_handshake() {
+  TlsSession::Step step = tls_->handshake();
+  flush_tls();
+  if (state_ != State::handshaking) return;  // a write failed and closed us
+  switch (step) {
+    case TlsSession::Step::want_io:
+      return;
+    case TlsSession::Step::failed: {
+      Error e = tls_->error();
+      if (auto ctx = owner_.tls()) (*ctx)->forget_session(origin_);
+      end_lead();
+      connect_failed(e);
+      return;
+    }
+    case TlsSession::Step::done:
+      break;
+  }
+  auto ctx = owner_.tls();
+  if (Error e = tls_->check_peer()) {
+    (*ctx)->forget_session(origin_);
+    end_lead();
+    connect_failed(e);
+    return;
+  }
+  owner_.tls_handshake_done(tls_->resumed());
+  (*ctx)->save_session(origin_, tls_->ssl());
+  end_lead();  // waiters now resume this session
+  if (state_ == State::handshaking) established();
 }
 
 void Connection::on_connect_timeout() {
@@ -142,7 +219,8 @@ void Connection::connect_failed(const Error& error) {
   state_ = State::ready;
   reusable_ = false;
   Error e = error;
-  if (addresses_ && addresses_->size() > 1)
+  bool address_specific = e.code == Errc::connect || e.code == Errc::connect_timeout;
+  if (address_specific && addresses_ && addresses_->size() > 1)
     e.detail += " (tried " + std::to_string(addresses_->size()) + " addresses)";
   finish_exchange(e);
 }
@@ -169,25 +247,42 @@ void Connection::start_exchange_io() {
 }
 
 void Connection::write_request() {
-  uv_buf_t b = uv_buf_init(pending_request_.data(), static_cast<unsigned>(pending_request_.size()));
-  int rc = uv_try_write(as_stream(tcp_), &b, 1);
-  if (rc == static_cast<int>(pending_request_.size())) {
+  if (tls_) {
+    std::string req = std::move(pending_request_);
     pending_request_.clear();
+    if (!tls_->write(req.data(), req.size())) {
+      fail_exchange(Errc::connection_reset, tls_->error().message());
+      return;
+    }
+    flush_tls();
     return;
   }
+  send_bytes(std::move(pending_request_));
+  pending_request_.clear();
+}
+
+void Connection::flush_tls() {
+  if (!tls_ || tls_->outgoing().empty()) return;
+  std::string out = std::move(tls_->outgoing());
+  tls_->outgoing().clear();
+  send_bytes(std::move(out));
+}
+
+void Connection::send_bytes(std::string bytes) {
+  uv_buf_t b = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
+  int rc = uv_try_write(as_stream(tcp_), &b, 1);
+  if (rc == static_cast<int>(bytes.size())) return;
   if (rc < 0 && rc != UV_EAGAIN) {
-    fail_exchange(rc == UV_EPIPE || rc == UV_ECONNRESET ? Errc::connection_reset : Errc::connect,
-                  "sending the request: " + uv_words(rc));
+    on_write_done(rc);
     return;
   }
   auto* w = new WriteReq;
-  w->bytes = pending_request_.substr(rc > 0 ? static_cast<std::size_t>(rc) : 0);
+  w->bytes = bytes.substr(rc > 0 ? static_cast<std::size_t>(rc) : 0);
   w->req.data = this;
-  pending_request_.clear();
   uv_buf_t rest = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
   if (rc = uv_write(&w->req, as_stream(tcp_), &rest, 1, &on_write_cb); rc < 0) {
     delete w;
-    fail_exchange(Errc::connection_reset, "sending the request: " + uv_words(rc));
+    on_write_done(rc);
   }
 }
 
@@ -199,9 +294,17 @@ void Connection::on_write_cb(uv_write_t* req, int status) noexcept {
 }
 
 void Connection::on_write_done(int status) {
-  if (status == UV_ECANCELED || state_ != State::busy) return;
+  if (status == UV_ECANCELED) return;
+  if (state_ == State::handshaking && status < 0) {
+    connect_failed(Error(Errc::tls_handshake, "sending the TLS handshake: " + uv_words(status)));
+    return;
+  }
+  if (state_ != State::busy) return;
   last_activity_ = uv_now(loop_);
-  if (status < 0) fail_exchange(Errc::connection_reset, "sending the request: " + uv_words(status));
+  if (status < 0)
+    fail_exchange(status == UV_EPIPE || status == UV_ECONNRESET ? Errc::connection_reset
+                                                                : Errc::connection_closed,
+                  "sending the request: " + uv_words(status));
 }
 
 void Connection::on_alloc_cb(uv_handle_t* h, std::size_t, uv_buf_t* buf) noexcept {
@@ -218,18 +321,27 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
     close();  // the server closed it, or talks out of turn: never hand this one out
     return;
   }
+  if (state_ == State::handshaking) {
+    if (nread < 0) {
+      if (auto ctx = owner_.tls()) (*ctx)->forget_session(origin_);
+      end_lead();
+      connect_failed(Error(Errc::tls_handshake, "connection closed during the TLS handshake: " +
+                                                    uv_words(static_cast<int>(nread))));
+      return;
+    }
+    if (tls_) {
+      tls_->feed(buf->base, static_cast<std::size_t>(nread));
+      drive_handshake();
+    }
+    return;
+  }
   if (state_ != State::busy || !exchange_) {
     if (nread < 0) close();
     return;
   }
   if (nread < 0) {
     if (nread == UV_EOF) {
-      if (parser_.finish_on_eof() == ResponseParser::Status::complete) {
-        reusable_ = false;
-        finish_exchange({});
-      } else {
-        finish_exchange(parser_.error());
-      }
+      handle_eof();
       return;
     }
     std::string where = !parser_.started() ? "before any response"
@@ -241,15 +353,61 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   last_activity_ = uv_now(loop_);
-  auto n = static_cast<std::size_t>(nread);
-  auto progress = parser_.feed(buf->base, n);
+  if (tls_) {
+    tls_->feed(buf->base, static_cast<std::size_t>(nread));
+    drain_tls();
+  } else {
+    process(buf->base, static_cast<std::size_t>(nread));
+  }
+}
+
+void Connection::handle_eof() {
+  if (parser_.finish_on_eof() != ResponseParser::Status::complete) {
+    finish_exchange(parser_.error());
+    return;
+  }
+  if (tls_ && !tls_closed_) {
+    // Only close_notify ends a close-delimited body over TLS: a bare TCP close may be an
+    // attacker truncating it.
+    fail_exchange(Errc::connection_closed,
+                  "TLS stream truncated: the connection closed without close_notify after " +
+                      std::to_string(parser_.body_bytes()) + " body bytes");
+    return;
+  }
+  reusable_ = false;
+  finish_exchange({});
+}
+
+void Connection::drain_tls() {
+  uv_buf_t plain = owner_.plain_buffer();
+  while (state_ == State::busy && exchange_ && !paused_) {
+    long n = tls_->read(plain.base, plain.len);
+    flush_tls();
+    if (n > 0) {
+      process(plain.base, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n == -1) return;
+    if (n == 0) {
+      tls_closed_ = true;
+      handle_eof();
+      return;
+    }
+    finish_exchange(tls_->error());
+    return;
+  }
+}
+
+void Connection::process(const char* data, std::size_t n) {
+  auto progress = parser_.feed(data, n);
   if (state_ != State::busy || !exchange_) return;  // closed or cancelled from a callback
   switch (progress.status) {
     case ResponseParser::Status::need_more:
       break;
     case ResponseParser::Status::complete:
       // Bytes after the response were never asked for: the connection is out of step.
-      reusable_ = parser_.keep_alive() && progress.consumed == n;
+      reusable_ =
+          parser_.keep_alive() && progress.consumed == n && !(tls_ && tls_->has_buffered_input());
       finish_exchange({});
       break;
     case ResponseParser::Status::failed:
@@ -280,6 +438,10 @@ void Connection::resume_reading() {
   paused_ = false;
   if (state_ != State::busy || !tcp_) return;
   last_activity_ = uv_now(loop_);
+  if (tls_) {
+    drain_tls();  // records that arrived before the pause
+    if (state_ != State::busy || paused_) return;
+  }
   if (!reading_ && uv_read_start(as_stream(tcp_), &on_alloc_cb, &on_read_cb) == 0) reading_ = true;
   if (owner_.options().idle_timeout_ms > 0) arm_timer(owner_.options().idle_timeout_ms);
 }
@@ -314,6 +476,14 @@ void Connection::on_timer() {
       break;
     case State::connecting:
       on_connect_timeout();
+      break;
+    case State::handshaking:
+      if (auto ctx = owner_.tls(); ctx && tls_waiting_)
+        (*ctx)->cancel_wait(origin_, reinterpret_cast<std::uintptr_t>(this));
+      tls_waiting_ = false;
+      end_lead();
+      connect_failed(Error(Errc::tls_handshake,
+                           "TLS handshake timed out after " + std::to_string(timer_ms_) + " ms"));
       break;
     case State::busy: {
       std::uint64_t idle = uv_now(loop_) - last_activity_;
@@ -364,6 +534,12 @@ void Connection::close() {
     owner_.resolver().cancel(resolve_ticket_);
     resolve_ticket_ = 0;
   }
+  if (tls_waiting_) {
+    if (auto ctx = owner_.tls())
+      (*ctx)->cancel_wait(origin_, reinterpret_cast<std::uintptr_t>(this));
+    tls_waiting_ = false;
+  }
+  end_lead();
   owner_.connection_closing(*this);
   uv_timer_stop(&timer_);
   uv_close(as_handle(&timer_), &on_close_cb);

@@ -16,6 +16,7 @@
 
 #include "http/response_parser.hpp"
 #include "net/resolver.hpp"
+#include "tls/tls.hpp"
 #include "url.hpp"
 
 namespace uvget {
@@ -29,6 +30,11 @@ struct ConnectionOwner {
   /// The one read buffer every connection of this loop shares: a read is consumed before the
   /// next one starts, so one buffer serves them all.
   virtual uv_buf_t read_buffer() = 0;
+  /// Where decrypted bytes land, shared the same way.
+  virtual uv_buf_t plain_buffer() = 0;
+  /// The client's TLS context, or an error saying why there is none (no CA bundle...).
+  virtual Result<TlsContext*> tls() = 0;
+  virtual void tls_handshake_done(bool resumed) = 0;
   virtual void connection_established(Connection& c) = 0;
   /// `c` stops being usable now (closed by anyone); drop it from pools and counts.
   virtual void connection_closing(Connection& c) = 0;
@@ -54,7 +60,7 @@ struct Exchange {
 
 class Connection final : private ResponseParser::Handler {
  public:
-  enum class State { resolving, connecting, ready, busy, parked, closing };
+  enum class State { resolving, connecting, handshaking, ready, busy, parked, closing };
 
   /// Starts resolving and connecting at once; begin() may be called before that completes.
   static Connection* open(uv_loop_t* loop, ConnectionOwner& owner, const Url& url);
@@ -86,8 +92,17 @@ class Connection final : private ResponseParser::Handler {
   void on_connected(uv_connect_t* req, int status);
   void on_connect_timeout();
   void connect_failed(const Error& error);
+  void start_tls();
+  void drive_handshake();
+  void end_lead();
+  void established();
   void start_exchange_io();
   void write_request();
+  void send_bytes(std::string bytes);
+  void flush_tls();
+  void process(const char* data, std::size_t len);
+  void drain_tls();
+  void handle_eof();
   void on_write_done(int status);
   void on_read(ssize_t nread, const uv_buf_t* buf);
   void on_timer();
@@ -112,6 +127,7 @@ class Connection final : private ResponseParser::Handler {
   const std::string origin_;
   const std::string host_;
   const std::uint16_t port_;
+  const bool https_;
   State state_ = State::resolving;
   uv_timer_t timer_{};                // connect, idle or keep-alive timeout, by state
   uv_tcp_t* tcp_ = nullptr;           // the current attempt's handle; non-null from connecting on
@@ -122,8 +138,12 @@ class Connection final : private ResponseParser::Handler {
   std::size_t next_address_ = 0;                  // index of the address to try next
   Error last_connect_error_;
   ResponseParser parser_;
-  Exchange* exchange_ = nullptr;  // non-null from begin() until on_exchange_done
-  std::string pending_request_;   // waits here while connecting
+  std::unique_ptr<TlsSession> tls_;  // non-null from the TLS handshake on (https only)
+  bool tls_waiting_ = false;         // waiting for another connection's full handshake to resume it
+  bool tls_leading_ = false;         // this connection's full handshake is the one others wait for
+  bool tls_closed_ = false;          // the server sent close_notify
+  Exchange* exchange_ = nullptr;     // non-null from begin() until on_exchange_done
+  std::string pending_request_;      // waits here while connecting
   bool head_request_ = false;
   bool reading_ = false;   // uv_read_start is in effect
   bool paused_ = false;    // the exchange asked to stop reading

@@ -20,7 +20,6 @@ struct ProcessResult {
   std::string out, err;
 };
 
-
 // Runs `bin args...` with `input` on stdin; sends `signal_after` (if set) after `delay_ms`.
 ProcessResult run_bin(const std::string& bin, const std::vector<std::string>& args,
                       const std::string& input = "", int signal_after = 0, int delay_ms = 0) {

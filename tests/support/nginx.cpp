@@ -159,7 +159,10 @@ bool Nginx::available() {
 }
 
 Nginx::Nginx(std::string root_dir, std::string extra_server_config)
-    : root_(std::move(root_dir)), extra_(std::move(extra_server_config)) {
+    : Nginx(std::move(root_dir), std::move(extra_server_config), TlsFiles{}) {}
+
+Nginx::Nginx(std::string root_dir, std::string extra_server_config, TlsFiles tls)
+    : root_(std::move(root_dir)), extra_(std::move(extra_server_config)), tls_(std::move(tls)) {
   std::string binary = find_nginx();
   if (binary.empty()) {
     error_ = std::string("nginx not found (") + kDefaultBinary + " or nginx on PATH)";
@@ -203,7 +206,13 @@ Nginx::~Nginx() {
 }
 
 std::string Nginx::url(std::string_view path) const {
-  return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
+  return (tls() ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_) +
+         std::string(path);
+}
+
+std::string Nginx::localhost_url(std::string_view path) const {
+  return (tls() ? "https://localhost:" : "http://localhost:") + std::to_string(port_) +
+         std::string(path);
 }
 
 bool Nginx::write_config() {
@@ -227,9 +236,19 @@ bool Nginx::write_config() {
     conf << "  " << dir << "_path \"" << prefix_ << "/" << dir << "\";\n";
   }
   conf << "  default_type application/octet-stream;\n"
-       << "  server {\n"
-       << "    listen 127.0.0.1:" << port_ << ";\n"
-       << "    root \"" << root_ << "\";\n"
+       << "  server {\n";
+  if (tls()) {
+    conf << "    listen 127.0.0.1:" << port_ << " ssl;\n"
+         << "    ssl_certificate \"" << tls_.cert << "\";\n"
+         << "    ssl_certificate_key \"" << tls_.key << "\";\n"
+         << "    ssl_protocols TLSv1.2 TLSv1.3;\n"
+         << "    ssl_session_tickets " << (tls_.session_tickets ? "on" : "off") << ";\n"
+         << "    ssl_session_cache shared:SSL:1m;\n"
+         << "    ssl_session_timeout 5m;\n";
+  } else {
+    conf << "    listen 127.0.0.1:" << port_ << ";\n";
+  }
+  conf << "    root \"" << root_ << "\";\n"
        << extra_ << "\n"
        << "  }\n"
        << "}\n";

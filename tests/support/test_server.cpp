@@ -1,5 +1,6 @@
 // TestServer implementation: a uv loop on its own thread accepting on 127.0.0.1, parsing request
-// heads and running one Script per request; response builders; BlackholeListener (POSIX sockets).
+// heads and running one Script per request (TLS via TlsServerSession between the socket and the
+// scripts); response builders; BlackholeListener (POSIX sockets).
 #include "support/test_server.hpp"
 
 #include <arpa/inet.h>
@@ -18,6 +19,8 @@
 #include <exception>
 #include <set>
 #include <stdexcept>
+
+#include "support/tls_server_session.hpp"
 
 namespace uvget::test {
 
@@ -96,6 +99,7 @@ struct WriteReq {
   uv_write_t req;
   std::string bytes;
   Connection* conn;
+  bool advances_script;  // a script's send: its next step runs once written
 };
 
 struct ShutdownReq {
@@ -107,6 +111,7 @@ struct ShutdownReq {
 
 struct TestServer::Impl {
   TestServer* owner = nullptr;
+  TlsServerConfig* tls = nullptr;  // TLS mode when set
   uv_loop_t loop{};
   uv_tcp_t listener{};
   uv_async_t wakeup{};
@@ -117,6 +122,8 @@ struct TestServer::Impl {
   void accept_one();
   void stop();
   void connection_closed() { owner->connection_closed(); }
+  void tls_handshake_done(bool resumed) { owner->tls_handshake_done(resumed); }
+  void tls_failed(std::string why) { owner->tls_failed(std::move(why)); }
   // Records `request` and returns the script that answers it.
   Script serve(const RecordedRequest& request) {
     owner->record_request(request);
@@ -144,6 +151,11 @@ struct Connection {
   bool shutdown_done = false;   // our FIN is out; lingering for the peer's
   bool handles_closed = false;  // uv_close called on both handles
   int open_handles = 2;
+  // TLS mode: `input` holds decrypted bytes; scripts' sends are encrypted.
+  std::unique_ptr<TlsServerSession> tls;
+  bool tls_bytes_seen = false;        // some ciphertext arrived (a handshake started)
+  bool tls_peer_closed = false;       // the peer's close_notify arrived
+  bool tls_failure_recorded = false;  // counted in tls_failures() once
 };
 
 std::runtime_error uv_failure(const char* what, int rc) {
@@ -212,12 +224,49 @@ static void close_gracefully(Connection& conn) {
 static void on_write(uv_write_t* req, int status) noexcept {
   auto* write = reinterpret_cast<WriteReq*>(req);
   Connection* conn = write->conn;
+  bool advances_script = write->advances_script;
   delete write;
   if (status < 0) {
     close_handles(*conn, false);
     return;
   }
-  if (!conn->closing) run_next_step(*conn);
+  if (advances_script && !conn->closing) run_next_step(*conn);
+}
+
+// Queues `bytes` on the socket. False, with the connection closed, when that fails.
+static bool write_bytes(Connection& conn, std::string bytes, bool advances_script) {
+  auto* write = new WriteReq{};
+  write->bytes = std::move(bytes);
+  write->conn = &conn;
+  write->advances_script = advances_script;
+  uv_buf_t buf = uv_buf_init(write->bytes.data(), static_cast<unsigned>(write->bytes.size()));
+  if (uv_write(&write->req, reinterpret_cast<uv_stream_t*>(&conn.tcp), &buf, 1, on_write) != 0) {
+    delete write;
+    close_handles(conn, false);
+    return false;
+  }
+  return true;
+}
+
+// Sends the records the TLS session produced (handshake messages, alerts), if any.
+static bool flush_tls(Connection& conn) {
+  std::string records = conn.tls->take_output();
+  return records.empty() || write_bytes(conn, std::move(records), false);
+}
+
+// close(): in TLS mode a close_notify goes out first.
+static void close_with_notify(Connection& conn) {
+  if (conn.tls) {
+    conn.tls->close_notify();
+    if (!flush_tls(conn)) return;
+  }
+  close_gracefully(conn);
+}
+
+static void record_tls_failure(Connection& conn, const std::string& why) {
+  if (conn.tls_failure_recorded) return;
+  conn.tls_failure_recorded = true;
+  conn.server->tls_failed("connection " + std::to_string(conn.id) + ": " + why);
 }
 
 static void finish_script(Connection& conn) {
@@ -237,22 +286,25 @@ static void run_next_step(Connection& conn) {
     switch (step.kind) {
       case Script::StepKind::kSend: {
         if (step.bytes.empty()) continue;
-        auto* write = new WriteReq{};
-        write->bytes = std::move(step.bytes);
-        write->conn = &conn;
-        uv_buf_t buf = uv_buf_init(write->bytes.data(), static_cast<unsigned>(write->bytes.size()));
-        if (uv_write(&write->req, reinterpret_cast<uv_stream_t*>(&conn.tcp), &buf, 1, on_write) !=
-            0) {
-          delete write;
-          close_handles(conn, false);
+        std::string bytes = std::move(step.bytes);
+        if (conn.tls) {
+          if (!conn.tls->write(bytes)) {
+            close_handles(conn, false);
+            return;
+          }
+          bytes = conn.tls->take_output();
         }
+        write_bytes(conn, std::move(bytes), true);
         return;
       }
       case Script::StepKind::kPause:
         uv_timer_start(&conn.timer, on_timer, static_cast<uint64_t>(step.ms > 0 ? step.ms : 0), 0);
         return;
       case Script::StepKind::kClose:
-        close_gracefully(conn);
+        close_with_notify(conn);
+        return;
+      case Script::StepKind::kCut:
+        close_gracefully(conn);  // TLS: no close_notify, a truncated stream
         return;
       case Script::StepKind::kReset:
         close_handles(conn, true);
@@ -281,21 +333,29 @@ static void process_input(Connection& conn) {
     std::size_t end = conn.input.find(kHeadEnd);
     if (end == std::string::npos) {
       if (conn.input.size() > kMaxRequestHead) {
-        close_gracefully(conn);
+        close_with_notify(conn);
       } else if (conn.peer_eof) {
         close_handles(conn, false);
+      } else if (conn.tls_peer_closed) {
+        close_with_notify(conn);  // answer the peer's close_notify
       }
       break;
     }
     std::size_t head_size = end + kHeadEnd.size();
     if (head_size > kMaxRequestHead) {
-      close_gracefully(conn);
+      close_with_notify(conn);
       break;
     }
     RecordedRequest request = parse_request_head(std::string_view(conn.input).substr(0, head_size));
     conn.input.erase(0, head_size);
     request.connection_id = conn.id;
     request.index_on_connection = conn.requests_seen++;
+    if (conn.tls) {
+      request.tls = true;
+      request.tls_server_name = conn.tls->server_name();
+      request.tls_alpn = conn.tls->alpn();
+      request.tls_resumed = conn.tls->resumed();
+    }
     start_script(conn, conn.server->serve(request));
   }
   conn.processing = false;
@@ -307,14 +367,43 @@ static void on_alloc(uv_handle_t* handle, std::size_t, uv_buf_t* buf) noexcept {
   *buf = uv_buf_init(buffer.data(), static_cast<unsigned>(buffer.size()));
 }
 
+// TLS mode: ciphertext in, handshake records or alerts out, decrypted bytes into `input`.
+static void tls_receive(Connection& conn, std::string_view ciphertext) {
+  TlsServerSession& tls = *conn.tls;
+  conn.tls_bytes_seen = true;
+  bool was_complete = tls.handshake_complete();
+  TlsServerSession::Status status = tls.receive(ciphertext, conn.input);
+  if (!flush_tls(conn)) return;
+  if (!was_complete && tls.handshake_complete()) conn.server->tls_handshake_done(tls.resumed());
+  if (status == TlsServerSession::Status::kFailed) {
+    if (!tls.handshake_complete()) record_tls_failure(conn, tls.error());
+    close_gracefully(conn);  // after the alert, if mbedTLS produced one
+    return;
+  }
+  if (status == TlsServerSession::Status::kPeerClosed) conn.tls_peer_closed = true;
+  if (!conn.running) process_input(conn);
+}
+
+// TLS mode: the peer hung up (FIN or error) before the handshake completed.
+static void note_tls_hangup(Connection& conn) {
+  if (conn.tls && conn.tls_bytes_seen && !conn.tls->handshake_complete()) {
+    record_tls_failure(conn, "peer closed the connection during the handshake");
+  }
+}
+
 static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
   auto* conn = static_cast<Connection*>(stream->data);
   if (conn->handles_closed) return;
   if (nread > 0) {
     if (conn->stalled || conn->closing) return;  // never processed: drop
+    if (conn->tls) {
+      tls_receive(*conn, std::string_view(buf->base, static_cast<std::size_t>(nread)));
+      return;
+    }
     conn->input.append(buf->base, static_cast<std::size_t>(nread));
     if (!conn->running) process_input(*conn);
   } else if (nread == UV_EOF) {
+    note_tls_hangup(*conn);
     conn->peer_eof = true;
     uv_read_stop(stream);
     if (conn->stalled || conn->shutdown_done) {
@@ -323,6 +412,7 @@ static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noe
       process_input(*conn);
     }
   } else if (nread < 0) {
+    note_tls_hangup(*conn);
     close_handles(*conn, false);
   }
 }
@@ -350,6 +440,15 @@ void TestServer::Impl::accept_one() {
                 reinterpret_cast<uv_stream_t*>(&conn->tcp)) != 0) {
     close_handles(*conn, false);
     return;
+  }
+  if (tls != nullptr) {
+    try {
+      conn->tls = std::make_unique<TlsServerSession>(*tls);
+    } catch (const std::exception& e) {
+      record_tls_failure(*conn, e.what());
+      close_handles(*conn, false);
+      return;
+    }
   }
   uv_tcp_nodelay(&conn->tcp, 1);
   if (uv_read_start(reinterpret_cast<uv_stream_t*>(&conn->tcp), on_alloc, on_read) != 0) {
@@ -381,6 +480,11 @@ Script& Script::close() {
   return *this;
 }
 
+Script& Script::cut() {
+  steps_.push_back(Step{StepKind::kCut, {}, 0});
+  return *this;
+}
+
 Script& Script::reset() {
   steps_.push_back(Step{StepKind::kReset, {}, 0});
   return *this;
@@ -406,8 +510,26 @@ TestServer::TestServer(Handler handler) : TestServer(std::move(handler), "127.0.
 
 TestServer::TestServer(Handler handler, std::string bind_ip)
     : handler_(std::move(handler)), bind_ip_(std::move(bind_ip)), impl_(new Impl) {
+  start();
+}
+
+TestServer::TestServer(TlsServerFiles tls) : TestServer(Handler(default_script), std::move(tls)) {}
+
+TestServer::TestServer(Handler handler, TlsServerFiles tls)
+    : TestServer(std::move(handler), "127.0.0.1", std::move(tls)) {}
+
+TestServer::TestServer(Handler handler, std::string bind_ip, TlsServerFiles tls)
+    : handler_(std::move(handler)),
+      bind_ip_(std::move(bind_ip)),
+      tls_(std::make_unique<TlsServerConfig>(tls.cert, tls.key)),
+      impl_(new Impl) {
+  start();
+}
+
+void TestServer::start() {
   Impl& impl = *impl_;
   impl.owner = this;
+  impl.tls = tls_.get();
   int rc = uv_loop_init(&impl.loop);
   if (rc != 0) throw uv_failure("uv_loop_init", rc);
   uv_tcp_init(&impl.loop, &impl.listener);
@@ -476,7 +598,12 @@ void TestServer::set_handler(Handler handler) {
 
 std::string TestServer::url(std::string_view target) const {
   std::string host = bind_ip_.find(':') != std::string::npos ? "[" + bind_ip_ + "]" : bind_ip_;
-  return "http://" + host + ":" + std::to_string(port_) + std::string(target);
+  return (tls_ ? "https://" : "http://") + host + ":" + std::to_string(port_) + std::string(target);
+}
+
+std::string TestServer::localhost_url(std::string_view target) const {
+  return (tls_ ? "https://localhost:" : "http://localhost:") + std::to_string(port_) +
+         std::string(target);
 }
 
 std::vector<RecordedRequest> TestServer::requests() const {
@@ -509,6 +636,56 @@ bool TestServer::wait_for_current_connections(int n, int timeout_ms) const {
   std::unique_lock lock(mutex_);
   return changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
                            [&] { return current_ == n; });
+}
+
+int TestServer::tls_handshakes() const {
+  std::lock_guard lock(mutex_);
+  return tls_handshakes_;
+}
+
+int TestServer::tls_resumed_handshakes() const {
+  std::lock_guard lock(mutex_);
+  return tls_resumed_;
+}
+
+int TestServer::tls_failures() const {
+  std::lock_guard lock(mutex_);
+  return tls_failures_;
+}
+
+std::string TestServer::last_tls_failure() const {
+  std::lock_guard lock(mutex_);
+  return last_tls_failure_;
+}
+
+bool TestServer::wait_for_tls_handshakes(int n, int timeout_ms) const {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                           [&] { return tls_handshakes_ >= n; });
+}
+
+bool TestServer::wait_for_tls_failures(int n, int timeout_ms) const {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                           [&] { return tls_failures_ >= n; });
+}
+
+void TestServer::tls_handshake_done(bool resumed) {
+  {
+    std::lock_guard lock(mutex_);
+    ++tls_handshakes_;
+    if (resumed) ++tls_resumed_;
+  }
+  changed_.notify_all();
+}
+
+void TestServer::tls_failed(std::string why) {
+  {
+    std::lock_guard lock(mutex_);
+    ++tls_failures_;
+    last_tls_failure_ = std::move(why);
+  }
+  changed_.notify_all();
 }
 
 void TestServer::record_request(RecordedRequest request) {

@@ -1,5 +1,5 @@
-// TestServer: an in-process, scripted HTTP/1.1 server on 127.0.0.1 (own thread and uv loop),
-// plus response builders, deterministic payloads and BlackholeListener (connects that hang).
+// TestServer: an in-process, scripted HTTP/1.1 server on 127.0.0.1 (own thread and uv loop), plain
+// or over TLS 1.2 (mbedTLS), plus response builders, payloads and BlackholeListener.
 #pragma once
 
 #include <condition_variable>
@@ -20,12 +20,14 @@ namespace uvget::test {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-// What the server does for one request, step by step. Steps after close/reset/stall are ignored.
-// If the script ends without close/reset/stall, the connection stays open and the server reads the
-// next request on it (keep-alive).
+class TlsServerConfig;
+
+// What the server does for one request, step by step. Steps after close/cut/reset/stall are
+// ignored. If the script ends without one of them, the connection stays open and the server reads
+// the next request on it (keep-alive). In TLS mode, sent bytes are application data (encrypted).
 class Script {
  public:
-  enum class StepKind { kSend, kPause, kClose, kReset, kStall };
+  enum class StepKind { kSend, kPause, kClose, kCut, kReset, kStall };
   struct Step {
     StepKind kind = StepKind::kSend;
     std::string bytes;  // kSend
@@ -35,6 +37,9 @@ class Script {
   Script& send(std::string bytes);  // write raw bytes
   Script& pause_ms(int ms);         // wait (uv_timer) before the next step
   Script& close();                  // graceful close (shutdown, then close); ends the connection
+                                    // TLS: close_notify first
+  Script& cut();                    // TLS: FIN without close_notify (truncated stream); plain:
+                                    // the same as close()
   Script& reset();                  // abortive close: RST (uv_tcp_close_reset); ends the connection
   Script& stall();                  // send nothing more, never close until the server is destroyed
 
@@ -52,9 +57,21 @@ struct RecordedRequest {
   std::string raw;              // the whole request head, including the final "\r\n\r\n"
   int connection_id = 0;        // 1, 2, 3... per accepted connection
   int index_on_connection = 0;  // 0 for the first request on its connection, then 1, 2...
+  // TLS mode only: the connection's SNI ("" without), negotiated ALPN ("" without), and whether
+  // its handshake resumed an earlier session.
+  bool tls = false;
+  std::string tls_server_name;
+  std::string tls_alpn;
+  bool tls_resumed = false;
 
   // Case-insensitive name, first match.
   std::optional<std::string_view> header(std::string_view name) const;
+};
+
+// PEM files for TestServer's TLS mode (e.g. TestCerts::good_cert / good_key).
+struct TlsServerFiles {
+  std::string cert;  // the leaf, optionally followed by intermediates
+  std::string key;
 };
 
 class TestServer {
@@ -65,6 +82,11 @@ class TestServer {
   explicit TestServer(Handler handler);
   // Listens on `bind_ip` (a loopback address: "127.0.0.1", "127.0.0.2", "::1").
   TestServer(Handler handler, std::string bind_ip);
+  // TLS mode: every connection is TLS 1.2 (mbedTLS server; session tickets and a session cache, so
+  // clients can resume; ALPN "http/1.1" when offered). Throws if the files do not load.
+  explicit TestServer(TlsServerFiles tls);  // default handler
+  TestServer(Handler handler, TlsServerFiles tls);
+  TestServer(Handler handler, std::string bind_ip, TlsServerFiles tls);
   ~TestServer();
   TestServer(const TestServer&) = delete;
   TestServer& operator=(const TestServer&) = delete;
@@ -76,7 +98,12 @@ class TestServer {
   void set_handler(Handler handler);
 
   uint16_t port() const { return port_; }
-  std::string url(std::string_view target) const;  // "http://127.0.0.1:PORT" + target
+  bool tls() const { return tls_ != nullptr; }
+  // "http://127.0.0.1:PORT" + target ("https://..." in TLS mode; "[::1]" for IPv6).
+  std::string url(std::string_view target) const;
+  // The same with the host "localhost": the name TestCerts' leaves carry (mbedTLS 2.28 clients
+  // match DNS SANs only, never the IP SANs).
+  std::string localhost_url(std::string_view target) const;
 
   std::vector<RecordedRequest> requests() const;  // copies, in arrival order
   int accepted_connections() const;
@@ -86,6 +113,16 @@ class TestServer {
   // Waits until current_connections() == n (e.g. 0 after the client hung up).
   bool wait_for_current_connections(int n, int timeout_ms) const;
 
+  // TLS mode counters. A handshake counts when it completes; resumed ones count in both. A failure
+  // is a connection whose handshake ended in an mbedTLS error (e.g. the client's alert about our
+  // certificate) or whose peer hung up mid-handshake after sending something; it is closed.
+  int tls_handshakes() const;
+  int tls_resumed_handshakes() const;
+  int tls_failures() const;
+  std::string last_tls_failure() const;  // the last failure's description ("" if none)
+  bool wait_for_tls_handshakes(int n, int timeout_ms) const;  // until tls_handshakes() >= n
+  bool wait_for_tls_failures(int n, int timeout_ms) const;    // until tls_failures() >= n
+
   struct Impl;  // loop-thread state, defined in test_server.cpp
 
  private:
@@ -93,6 +130,9 @@ class TestServer {
   Script script_for(const RecordedRequest& request);
   int connection_opened();  // returns the new connection's id
   void connection_closed();
+  void tls_handshake_done(bool resumed);
+  void tls_failed(std::string why);
+  void start();
 
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
@@ -102,9 +142,14 @@ class TestServer {
   int accepted_ = 0;
   int current_ = 0;
   int peak_ = 0;
+  int tls_handshakes_ = 0;
+  int tls_resumed_ = 0;
+  int tls_failures_ = 0;
+  std::string last_tls_failure_;
 
   uint16_t port_ = 0;
   std::string bind_ip_;
+  std::unique_ptr<TlsServerConfig> tls_;  // null in plain mode; used on the loop thread
   std::unique_ptr<Impl> impl_;
   std::thread thread_;
 };

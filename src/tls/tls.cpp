@@ -1,0 +1,397 @@
+// mbedTLS client configuration, the process-wide CA chain, sessions over memory buffers, and
+// certificate checks (DNS names by mbedTLS, IP addresses against iPAddress SANs here).
+#include "tls/tls.hpp"
+
+#include <mbedtls/error.h>
+#include <mbedtls/ssl_ciphersuites.h>
+#include <mbedtls/ssl_internal.h>
+#include <uv.h>
+
+#include <cstring>
+#include <map>
+#include <mutex>
+
+namespace uvget {
+namespace {
+
+constexpr const char* kSystemBundles[] = {
+    "/etc/ssl/certs/ca-certificates.crt",  // Debian, Ubuntu, Arch
+    "/etc/pki/tls/certs/ca-bundle.crt",    // Fedora, RHEL
+    "/etc/ssl/cert.pem",                   // Alpine, macOS
+    "/etc/ssl/ca-bundle.pem",              // openSUSE
+};
+
+const char* kAlpn[] = {"http/1.1", nullptr};
+
+std::string mbed_words(int rc) {
+  char buf[160];
+  mbedtls_strerror(rc, buf, sizeof buf);
+  return buf;
+}
+
+void free_crt(mbedtls_x509_crt* c) {
+  mbedtls_x509_crt_free(c);
+  delete c;
+}
+
+// One parse per file per process; shared (read-only) by every client on every loop.
+Result<std::shared_ptr<mbedtls_x509_crt>> load_ca(const std::string& requested) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<mbedtls_x509_crt>> cache;
+  std::string path = requested;
+  if (path.empty()) {
+    for (const char* p : kSystemBundles) {
+      if (uv_fs_t req; uv_fs_stat(nullptr, &req, p, nullptr) == 0) {
+        uv_fs_req_cleanup(&req);
+        path = p;
+        break;
+      } else {
+        uv_fs_req_cleanup(&req);
+      }
+    }
+    if (path.empty())
+      return Error(Errc::tls_verify,
+                   "no system CA bundle found (install ca-certificates, or "
+                   "give a CA file)");
+  }
+  std::lock_guard lock(mu);
+  if (auto it = cache.find(path); it != cache.end())
+    if (auto sp = it->second.lock()) return sp;
+  std::shared_ptr<mbedtls_x509_crt> crt(new mbedtls_x509_crt, free_crt);
+  mbedtls_x509_crt_init(crt.get());
+  int rc = mbedtls_x509_crt_parse_file(crt.get(), path.c_str());
+  // A positive result counts certificates that failed to parse while others loaded: bundles
+  // often hold a few that mbedTLS does not support.
+  if (rc < 0 || crt->version == 0)
+    return Error(Errc::tls_verify, "cannot load CA certificates from '" + path +
+                                       "': " + (rc < 0 ? mbed_words(rc) : "no certificate in it"));
+  cache[path] = crt;
+  return crt;
+}
+
+bool ip_bytes(const std::string& host, unsigned char out[16], std::size_t& len) {
+  if (uv_inet_pton(AF_INET, host.c_str(), out) == 0) {
+    len = 4;
+    return true;
+  }
+  if (uv_inet_pton(AF_INET6, host.c_str(), out) == 0) {
+    len = 16;
+    return true;
+  }
+  return false;
+}
+
+// The ciphersuites we offer, fastest first on the machines measured (see bench/RESULTS.md);
+// mbedTLS drops the ones its build lacks.
+std::vector<int> cipher_order() {
+  const char* names[] = {
+      "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256",
+      "TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256",
+      "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256",
+      "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256",
+      "TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384",
+      "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384",
+  };
+  std::vector<int> ids;
+  for (const char* n : names)
+    if (int id = mbedtls_ssl_get_ciphersuite_id(n); id != 0) ids.push_back(id);
+  for (const int* d = mbedtls_ssl_list_ciphersuites(); *d; ++d) {
+    bool dup = false;
+    for (int id : ids) dup = dup || id == *d;
+    if (!dup) ids.push_back(*d);
+  }
+  ids.push_back(0);
+  return ids;
+}
+
+const char* alert_name(int a) {
+  switch (a) {
+    case 10:
+      return "unexpected_message";
+    case 20:
+      return "bad_record_mac";
+    case 40:
+      return "handshake_failure";
+    case 42:
+      return "bad_certificate";
+    case 43:
+      return "unsupported_certificate";
+    case 44:
+      return "certificate_revoked";
+    case 45:
+      return "certificate_expired";
+    case 46:
+      return "certificate_unknown";
+    case 47:
+      return "illegal_parameter";
+    case 48:
+      return "unknown_ca";
+    case 50:
+      return "decode_error";
+    case 51:
+      return "decrypt_error";
+    case 70:
+      return "protocol_version";
+    case 71:
+      return "insufficient_security";
+    case 80:
+      return "internal_error";
+    case 112:
+      return "unrecognized_name";
+    case 120:
+      return "no_application_protocol";
+  }
+  return "alert";
+}
+
+}  // namespace
+
+std::string describe_verify_flags(std::uint32_t flags) {
+  std::string out;
+  auto add = [&](std::uint32_t bit, const char* words) {
+    if (flags & bit) out += std::string(out.empty() ? "" : ", ") + words;
+  };
+  add(MBEDTLS_X509_BADCERT_NOT_TRUSTED,
+      "certificate issuer not trusted (unknown CA or self-signed)");
+  add(MBEDTLS_X509_BADCERT_EXPIRED, "certificate expired");
+  add(MBEDTLS_X509_BADCERT_FUTURE, "certificate not yet valid");
+  add(MBEDTLS_X509_BADCERT_CN_MISMATCH, "certificate name does not match the host");
+  add(MBEDTLS_X509_BADCERT_REVOKED, "certificate revoked");
+  add(MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE,
+      "certificate not valid for a TLS server");
+  add(MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK | MBEDTLS_X509_BADCERT_BAD_KEY,
+      "certificate uses a weak or unsupported algorithm");
+  add(MBEDTLS_X509_BADCERT_MISSING, "no certificate");
+  add(MBEDTLS_X509_BADCERT_SKIP_VERIFY, "verification skipped");
+  add(MBEDTLS_X509_BADCERT_OTHER, "certificate rejected");
+  if (out.empty()) out = "certificate rejected (flags " + std::to_string(flags) + ")";
+  return out;
+}
+
+// ---- TlsContext ---------------------------------------------------------------------------
+
+Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsSettings& settings) {
+  std::unique_ptr<TlsContext> c(new TlsContext);
+  c->verify_ = settings.verify;
+  mbedtls_entropy_init(&c->entropy_);
+  mbedtls_ctr_drbg_init(&c->drbg_);
+  mbedtls_ssl_config_init(&c->conf_);
+  c->initialised_ = true;
+  static const unsigned char kPersonal[] = "uvget";
+  if (int rc = mbedtls_ctr_drbg_seed(&c->drbg_, mbedtls_entropy_func, &c->entropy_, kPersonal,
+                                     sizeof kPersonal - 1);
+      rc != 0)
+    return Error(Errc::tls_handshake, "cannot seed the TLS random generator: " + mbed_words(rc));
+  if (int rc =
+          mbedtls_ssl_config_defaults(&c->conf_, MBEDTLS_SSL_IS_CLIENT,
+                                      MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+      rc != 0)
+    return Error(Errc::tls_handshake, "TLS configuration: " + mbed_words(rc));
+  mbedtls_ssl_conf_rng(&c->conf_, mbedtls_ctr_drbg_random, &c->drbg_);
+  mbedtls_ssl_conf_min_version(&c->conf_, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+  mbedtls_ssl_conf_alpn_protocols(&c->conf_, kAlpn);
+  mbedtls_ssl_conf_session_tickets(&c->conf_, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
+  static const std::vector<int> ciphers = cipher_order();
+  mbedtls_ssl_conf_ciphersuites(&c->conf_, ciphers.data());
+  // OPTIONAL: the handshake completes and check_peer() decides, so every failure is reported
+  // in words and IP addresses are checked too. Nothing is sent before check_peer() passes.
+  mbedtls_ssl_conf_authmode(&c->conf_, MBEDTLS_SSL_VERIFY_OPTIONAL);
+  if (c->verify_ || !settings.ca_file.empty()) {
+    auto ca = load_ca(settings.ca_file);
+    if (!ca) {
+      if (c->verify_) return ca.error();
+    } else {
+      c->ca_ = *ca;
+      mbedtls_ssl_conf_ca_chain(&c->conf_, c->ca_.get(), nullptr);
+    }
+  }
+  if (!c->verify_) mbedtls_ssl_conf_authmode(&c->conf_, MBEDTLS_SSL_VERIFY_NONE);
+  return c;
+}
+
+TlsContext::~TlsContext() {
+  if (!initialised_) return;
+  origins_.clear();
+  mbedtls_ssl_config_free(&conf_);
+  mbedtls_ctr_drbg_free(&drbg_);
+  mbedtls_entropy_free(&entropy_);
+}
+
+const mbedtls_ssl_session* TlsContext::session_for(const std::string& origin) const {
+  auto it = origins_.find(origin);
+  return it == origins_.end() ? nullptr : it->second.session.get();
+}
+
+void TlsContext::save_session(const std::string& origin, const mbedtls_ssl_context* ssl) {
+  auto* s = new mbedtls_ssl_session;
+  mbedtls_ssl_session_init(s);
+  if (mbedtls_ssl_get_session(ssl, s) != 0) {
+    mbedtls_ssl_session_free(s);
+    delete s;
+    return;
+  }
+  origins_[origin].session = {s, [](mbedtls_ssl_session* p) {
+                                mbedtls_ssl_session_free(p);
+                                delete p;
+                              }};
+}
+
+void TlsContext::forget_session(const std::string& origin) {
+  if (auto it = origins_.find(origin); it != origins_.end()) it->second.session.reset();
+}
+
+bool TlsContext::wait_for_leader(const std::string& origin, std::uint64_t token,
+                                 std::function<void()> go) {
+  auto it = origins_.find(origin);
+  if (it == origins_.end() || !it->second.leading) return false;
+  it->second.waiters.push_back({token, std::move(go)});
+  return true;
+}
+
+void TlsContext::lead(const std::string& origin) {
+  origins_[origin].leading = true;
+}
+
+void TlsContext::leader_done(const std::string& origin) {
+  auto it = origins_.find(origin);
+  if (it == origins_.end()) return;
+  it->second.leading = false;
+  auto waiters = std::move(it->second.waiters);
+  it->second.waiters.clear();
+  for (auto& w : waiters) w.go();  // each may lead or wait again: state is consistent here
+}
+
+void TlsContext::cancel_wait(const std::string& origin, std::uint64_t token) {
+  auto it = origins_.find(origin);
+  if (it == origins_.end()) return;
+  std::erase_if(it->second.waiters, [token](const Waiter& w) { return w.token == token; });
+}
+
+// ---- TlsSession ---------------------------------------------------------------------------
+
+TlsSession::TlsSession(TlsContext& ctx, const std::string& host) : ctx_(ctx), host_(host) {
+  mbedtls_ssl_init(&ssl_);
+  unsigned char ip[16];
+  std::size_t len = 0;
+  host_is_ip_ = ip_bytes(host, ip, len);
+  if (int rc = mbedtls_ssl_setup(&ssl_, ctx.conf()); rc != 0) {
+    fail(rc, "setup");
+    return;
+  }
+  // SNI and the name check take DNS names only; an IP address is checked in check_peer().
+  if (!host_is_ip_) mbedtls_ssl_set_hostname(&ssl_, host.c_str());
+  mbedtls_ssl_set_bio(&ssl_, this, &bio_send, &bio_recv, nullptr);
+}
+
+TlsSession::~TlsSession() {
+  mbedtls_ssl_free(&ssl_);
+}
+
+void TlsSession::offer(const mbedtls_ssl_session* session) {
+  if (session) mbedtls_ssl_set_session(&ssl_, session);
+}
+
+int TlsSession::bio_send(void* ctx, const unsigned char* buf, std::size_t len) noexcept {
+  static_cast<TlsSession*>(ctx)->out_.append(reinterpret_cast<const char*>(buf), len);
+  return static_cast<int>(len);
+}
+
+int TlsSession::bio_recv(void* ctx, unsigned char* buf, std::size_t len) noexcept {
+  auto* self = static_cast<TlsSession*>(ctx);
+  std::size_t avail = self->in_.size() - self->in_pos_;
+  if (avail == 0) return MBEDTLS_ERR_SSL_WANT_READ;
+  std::size_t n = std::min(len, avail);
+  std::memcpy(buf, self->in_.data() + self->in_pos_, n);
+  self->in_pos_ += n;
+  if (self->in_pos_ == self->in_.size()) {
+    self->in_.clear();
+    self->in_pos_ = 0;
+  }
+  return static_cast<int>(n);
+}
+
+bool TlsSession::has_buffered_input() const {
+  return in_.size() > in_pos_ || mbedtls_ssl_get_bytes_avail(&ssl_) > 0 ||
+         mbedtls_ssl_check_pending(&ssl_) != 0;
+}
+
+void TlsSession::fail(int rc, const char* during) {
+  if (error_) return;
+  std::string what = std::string("TLS ") + during + " failed: " + mbed_words(rc);
+  if (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE && ssl_.in_msg)
+    what += " (server sent alert " + std::to_string(ssl_.in_msg[1]) + " " +
+            alert_name(ssl_.in_msg[1]) + ")";
+  error_ = Error(Errc::tls_handshake, what);
+}
+
+TlsSession::Step TlsSession::handshake() {
+  if (error_) return Step::failed;
+  int rc = mbedtls_ssl_handshake(&ssl_);
+  // mbedTLS frees the handshake state when it completes, so look while it is there.
+  if (ssl_.handshake && ssl_.handshake->resume) resumed_ = true;
+  if (rc == 0) return Step::done;
+  if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return Step::want_io;
+  fail(rc, "handshake");
+  return Step::failed;
+}
+
+Error TlsSession::check_peer() const {
+  if (!ctx_.verify()) return {};
+  std::uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
+  if (host_is_ip_) {
+    flags &= ~static_cast<std::uint32_t>(MBEDTLS_X509_BADCERT_CN_MISMATCH);
+    const mbedtls_x509_crt* peer = mbedtls_ssl_get_peer_cert(&ssl_);
+    unsigned char ip[16];
+    std::size_t len = 0;
+    ip_bytes(host_, ip, len);
+    bool match = false;
+    for (const mbedtls_x509_sequence* s = peer ? &peer->subject_alt_names : nullptr; s && s->buf.p;
+         s = s->next) {
+      if (s->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && s->buf.len == len &&
+          std::memcmp(s->buf.p, ip, len) == 0)
+        match = true;
+    }
+    if (!match) flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+  }
+  if (flags == 0) return {};
+  std::string words = describe_verify_flags(flags);
+  if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) words += " '" + host_ + "'";
+  return Error(Errc::tls_verify, "TLS certificate check failed: " + words);
+}
+
+long TlsSession::read(char* buf, std::size_t len) {
+  int rc = mbedtls_ssl_read(&ssl_, reinterpret_cast<unsigned char*>(buf), len);
+  if (rc > 0) return rc;
+  // Only close_notify ends the stream. The socket's EOF reaches the connection separately (the
+  // receive callback never reports 0), so a truncated stream is never mistaken for an end.
+  if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) return 0;
+  if (rc == 0) return -1;
+  if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return -1;
+  // TLS 1.2 servers may send a new session ticket or a renegotiation request: neither is data.
+  if (rc == MBEDTLS_ERR_SSL_CLIENT_RECONNECT) return -1;
+  fail(rc, "read");
+  error_ = Error(Errc::connection_reset, error_.detail);
+  return -2;
+}
+
+bool TlsSession::write(const char* data, std::size_t len) {
+  std::size_t done = 0;
+  while (done < len) {
+    int rc =
+        mbedtls_ssl_write(&ssl_, reinterpret_cast<const unsigned char*>(data + done), len - done);
+    if (rc > 0) {
+      done += static_cast<std::size_t>(rc);
+      continue;
+    }
+    // The outgoing buffer takes everything, so mbedTLS has no reason to ask to wait here.
+    fail(rc, "write");
+    return false;
+  }
+  return true;
+}
+
+void TlsSession::close_notify() {
+  mbedtls_ssl_close_notify(&ssl_);
+}
+
+}  // namespace uvget

@@ -1,0 +1,122 @@
+// TLS with mbedTLS 2.28 over memory buffers. TlsContext: one client's configuration, DRBG and
+// per-origin session cache; the CA chain under it is parsed once per process and shared across
+// loops. TlsSession: one connection's mbedtls_ssl_context, fed ciphertext, producing ciphertext.
+// No I/O here: the connection moves the bytes.
+#pragma once
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <uvget/error.hpp>
+
+namespace uvget {
+
+struct TlsSettings {
+  bool verify = true;
+  std::string ca_file;  // empty: the system bundle
+};
+
+class TlsContext {
+ public:
+  static Result<std::unique_ptr<TlsContext>> create(const TlsSettings& settings);
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  const mbedtls_ssl_config* conf() const noexcept { return &conf_; }
+  bool verify() const noexcept { return verify_; }
+
+  /// A session to resume for `origin`, or null.
+  const mbedtls_ssl_session* session_for(const std::string& origin) const;
+  void save_session(const std::string& origin, const mbedtls_ssl_context* ssl);
+  void forget_session(const std::string& origin);
+
+  /// Resumption needs one full handshake per origin first: while one is running, other new
+  /// connections to that origin wait for it (`wait` returns false when none is running: the
+  /// caller leads). `done` wakes the waiters; a waiter that gives up calls `cancel_wait`.
+  bool wait_for_leader(const std::string& origin, std::uint64_t token, std::function<void()> go);
+  void lead(const std::string& origin);
+  void leader_done(const std::string& origin);
+  void cancel_wait(const std::string& origin, std::uint64_t token);
+
+ private:
+  TlsContext() = default;
+  struct Waiter {
+    std::uint64_t token;
+    std::function<void()> go;
+  };
+  struct OriginState {
+    std::unique_ptr<mbedtls_ssl_session, void (*)(mbedtls_ssl_session*)> session{nullptr, nullptr};
+    bool leading = false;
+    std::vector<Waiter> waiters;
+  };
+
+  mbedtls_entropy_context entropy_;
+  mbedtls_ctr_drbg_context drbg_;
+  mbedtls_ssl_config conf_;
+  std::shared_ptr<mbedtls_x509_crt> ca_;  // shared with every context that uses the same file
+  bool verify_ = true;
+  bool initialised_ = false;
+  std::unordered_map<std::string, OriginState> origins_;
+};
+
+class TlsSession {
+ public:
+  enum class Step { done, want_io, failed };
+
+  TlsSession(TlsContext& ctx, const std::string& host);
+  ~TlsSession();
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+
+  /// Offers a saved session for resumption. Call before the first handshake().
+  void offer(const mbedtls_ssl_session* session);
+  /// Advances the handshake with what feed() gave it. failed: see error().
+  Step handshake();
+  /// After the handshake: the certificate is trusted and names `host` (DNS names and IPs).
+  Error check_peer() const;
+  bool resumed() const noexcept { return resumed_; }
+  const mbedtls_ssl_context* ssl() const noexcept { return &ssl_; }
+
+  void feed(const char* data, std::size_t len) { in_.append(data, len); }
+  /// Plaintext into buf: n > 0 bytes, 0 when the peer sent close_notify, -1 when more
+  /// ciphertext is needed, -2 on error (see error()).
+  long read(char* buf, std::size_t len);
+  /// Encrypts all of `data` into the outgoing buffer.
+  bool write(const char* data, std::size_t len);
+  void close_notify();
+  /// Ciphertext produced so far; the caller sends it and clears it.
+  std::string& outgoing() noexcept { return out_; }
+  /// Ciphertext received but not yet consumed, or plaintext decrypted but not yet read.
+  bool has_buffered_input() const;
+  const Error& error() const noexcept { return error_; }
+
+ private:
+  static int bio_send(void* ctx, const unsigned char* buf, std::size_t len) noexcept;
+  static int bio_recv(void* ctx, unsigned char* buf, std::size_t len) noexcept;
+  void fail(int rc, const char* during);
+
+  TlsContext& ctx_;
+  mbedtls_ssl_context ssl_;
+  std::string host_;
+  bool host_is_ip_ = false;
+  std::string in_;          // ciphertext not yet consumed by mbedTLS
+  std::size_t in_pos_ = 0;  // consumed prefix of in_
+  std::string out_;         // ciphertext to send
+  bool resumed_ = false;
+  Error error_;
+};
+
+/// "certificate expired", "issuer not trusted", ...: verification flags in words.
+std::string describe_verify_flags(std::uint32_t flags);
+
+}  // namespace uvget
