@@ -2,6 +2,7 @@
 // response to the parser, and decide whether the connection can carry another request.
 #include "http/connection.hpp"
 
+#include "trace.hpp"
 #include "uv/util.hpp"
 
 namespace uvget {
@@ -425,6 +426,7 @@ void Connection::on_response_body(std::span<const std::byte> bytes) {
 }
 
 void Connection::pause_reading() {
+  UVGET_TRACE("pause %p", static_cast<void*>(this));
   paused_ = true;
   if (reading_ && tcp_) {
     uv_read_stop(as_stream(tcp_));
@@ -434,6 +436,8 @@ void Connection::pause_reading() {
 }
 
 void Connection::resume_reading() {
+  UVGET_TRACE("resume %p paused=%d state=%d", static_cast<void*>(this), paused_,
+              static_cast<int>(state_));
   if (!paused_) return;
   paused_ = false;
   if (state_ != State::busy || !tcp_) return;

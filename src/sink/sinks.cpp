@@ -32,7 +32,7 @@ class FileSink final : public Sink {
   bool write(std::span<const std::byte> data) override {
     if (error_) return true;  // already failed: the transfer is stopping
     pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
-    if (state_ == State::buffering && pending_.size() > kSmallFile)
+    if (state_ == State::buffering && pending_.size() >= std::min(kSmallFile, opts_.high_water / 2))
       start_open();
     else if (state_ == State::open && !busy_)
       write_more();

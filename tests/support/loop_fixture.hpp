@@ -92,9 +92,16 @@ class LoopTest : public ::testing::Test {
     return *client_;
   }
 
+  static TransferResult not_finished() {
+    TransferResult r;
+    r.error = Error(Errc::cancelled, "the transfer never finished");
+    return r;
+  }
+
   struct Outcome {
     bool done = false;
-    TransferResult result;
+    // Not ok() until on_done replaces it, so a transfer that never finished fails the checks.
+    TransferResult result = not_finished();
     std::string body;
     int heads = 0;
   };

@@ -1,0 +1,289 @@
+// HTTPS end to end: verification on by default, each bad certificate with its own error,
+// --cacert and insecure mode, resumption counted on both sides, truncation, redirects.
+#include <gtest/gtest.h>
+
+#include "support/certs.hpp"
+#include "support/command.hpp"
+#include "support/loop_fixture.hpp"
+#include "support/nginx.hpp"
+#include "support/test_server.hpp"
+
+namespace uvget::test {
+namespace {
+
+class TlsTest : public LoopTest {
+ protected:
+  void SetUp() override {
+    LoopTest::SetUp();
+    if (find_program("openssl").empty()) GTEST_SKIP() << "openssl is not installed";
+  }
+  const TestCerts& certs() { return shared_test_certs(); }
+  ClientOptions trusting() {
+    ClientOptions o;
+    o.ca_file = certs().ca_cert;
+    return o;
+  }
+  static TestServer::Handler echo() {
+    return [](const RecordedRequest& r) {
+      return Script().send(http_response(200, "tls " + r.target));
+    };
+  }
+};
+
+TEST_F(TlsTest, TrustedCertificateWorksForDnsNameAndIpAddress) {
+  TestServer server(echo(), TlsServerFiles{certs().good_cert, certs().good_key});
+  client(trusting());
+  auto by_name = fetch(server.localhost_url("/name"));
+  auto by_ip = fetch(server.url("/ip"));
+  run();
+  ASSERT_TRUE(by_name->result.ok()) << by_name->result.error.message();
+  ASSERT_TRUE(by_ip->result.ok()) << by_ip->result.error.message();
+  EXPECT_EQ(by_name->body, "tls /name");
+  EXPECT_EQ(by_ip->body, "tls /ip");
+  bool saw_sni = false;
+  for (auto& r : server.requests()) {
+    EXPECT_TRUE(r.tls);
+    EXPECT_EQ(r.tls_alpn, "http/1.1");
+    if (r.target == "/name") saw_sni = r.tls_server_name == "localhost";
+    if (r.target == "/ip") EXPECT_EQ(r.tls_server_name, "") << "no SNI for an IP address";
+  }
+  EXPECT_TRUE(saw_sni) << "SNI was not sent for a DNS name";
+}
+
+TEST_F(TlsTest, EachBadCertificateIsRefusedWithItsOwnReason) {
+  struct Case {
+    std::string cert, key, words;
+  };
+  const auto& c = certs();
+  std::vector<Case> cases = {
+      {c.expired_cert, c.expired_key, "certificate expired"},
+      {c.future_cert, c.future_key, "not yet valid"},
+      {c.wrong_name_cert, c.wrong_name_key, "does not match the host"},
+      {c.self_signed_cert, c.self_signed_key, "not trusted"},
+  };
+  client(trusting());
+  std::vector<std::unique_ptr<TestServer>> servers;
+  std::vector<std::shared_ptr<Outcome>> outs;
+  for (auto& k : cases) {
+    servers.push_back(std::make_unique<TestServer>(echo(), TlsServerFiles{k.cert, k.key}));
+    outs.push_back(fetch(servers.back()->localhost_url("/x")));
+  }
+  run();
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_EQ(outs[i]->result.error.code, Errc::tls_verify) << outs[i]->result.error.message();
+    EXPECT_NE(outs[i]->result.error.message().find(cases[i].words), std::string::npos)
+        << outs[i]->result.error.message();
+    EXPECT_TRUE(servers[i]->requests().empty()) << "a request went out to an untrusted server";
+  }
+}
+
+TEST_F(TlsTest, IpAddressNotInTheCertificateIsRefused) {
+  // The wrong-name certificate names other.example only: 127.0.0.1 must not match.
+  TestServer server(echo(), TlsServerFiles{certs().wrong_name_cert, certs().wrong_name_key});
+  client(trusting());
+  auto o = fetch(server.url("/x"));
+  run();
+  EXPECT_EQ(o->result.error.code, Errc::tls_verify);
+  EXPECT_NE(o->result.error.message().find("'127.0.0.1'"), std::string::npos)
+      << o->result.error.message();
+}
+
+TEST_F(TlsTest, SystemTrustStoreDoesNotTrustTheTestCa) {
+  TestServer server(echo(), TlsServerFiles{certs().good_cert, certs().good_key});
+  auto o = fetch(server.localhost_url("/x"));  // default options: the system bundle
+  run();
+  EXPECT_EQ(o->result.error.code, Errc::tls_verify) << o->result.error.message();
+  EXPECT_NE(o->result.error.message().find("not trusted"), std::string::npos);
+}
+
+TEST_F(TlsTest, AnotherCaFileDoesNotTrustTheServer) {
+  TestServer server(echo(), TlsServerFiles{certs().good_cert, certs().good_key});
+  ClientOptions o;
+  o.ca_file = certs().other_ca_cert;
+  client(o);
+  auto out = fetch(server.localhost_url("/x"));
+  run();
+  EXPECT_EQ(out->result.error.code, Errc::tls_verify);
+}
+
+TEST_F(TlsTest, MissingCaFileIsAnErrorAtCreate) {
+  ClientOptions o;
+  o.ca_file = "/nonexistent/ca.pem";
+  auto c = Client::create(&loop_, o);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message().find("/nonexistent/ca.pem"), std::string::npos);
+}
+
+TEST_F(TlsTest, InsecureModeAcceptsAnyCertificate) {
+  TestServer server(echo(), TlsServerFiles{certs().expired_cert, certs().expired_key});
+  ClientOptions o;
+  o.tls_verify = false;
+  client(o);
+  auto out = fetch(server.url("/x"));
+  run();
+  EXPECT_TRUE(out->result.ok()) << out->result.error.message();
+}
+
+TEST_F(TlsTest, SessionsAreResumedAcrossConnections) {
+  TestServer server(
+      [](const RecordedRequest& r) {
+        return Script().pause_ms(20).send(http_response(200, r.target));
+      },
+      TlsServerFiles{certs().good_cert, certs().good_key});
+  ClientOptions o = trusting();
+  o.max_connections = 8;
+  o.max_per_host = 8;
+  client(o);
+  std::vector<std::shared_ptr<Outcome>> all;
+  for (int i = 0; i < 40; ++i) all.push_back(fetch(server.localhost_url("/r" + std::to_string(i))));
+  run();
+  for (auto& x : all) ASSERT_TRUE(x->result.ok()) << x->result.error.message();
+  auto st = client().stats();
+  EXPECT_EQ(st.connections_opened, 8u);
+  EXPECT_EQ(st.tls_full_handshakes, 1u) << "every connection after the first should resume";
+  EXPECT_EQ(st.tls_resumed_handshakes, 7u);
+  EXPECT_EQ(server.tls_handshakes(), 8);
+  EXPECT_EQ(server.tls_resumed_handshakes(), 7);
+}
+
+TEST_F(TlsTest, CloseNotifyEndsACloseDelimitedBody) {
+  TestServer server(TlsServerFiles{certs().good_cert, certs().good_key});
+  server.route("/clean",
+               Script().send("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it").close());
+  server.route("/cut",
+               Script().send("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart of it").cut());
+  client(trusting());
+  auto clean = fetch(server.localhost_url("/clean"));
+  auto cut = fetch(server.localhost_url("/cut"));
+  run();
+  ASSERT_TRUE(clean->result.ok()) << clean->result.error.message();
+  EXPECT_EQ(clean->body, "all of it");
+  EXPECT_EQ(cut->result.error.code, Errc::connection_closed) << cut->result.error.message();
+  EXPECT_NE(cut->result.error.message().find("close_notify"), std::string::npos)
+      << cut->result.error.message();
+}
+
+TEST_F(TlsTest, TruncatedLengthBodyOverTlsIsAnError) {
+  TestServer server(TlsServerFiles{certs().good_cert, certs().good_key});
+  std::string dir = make_temp_dir("uvget-tls");
+  server.route(
+      "/t", Script()
+                .send("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + pattern_bytes(40'000))
+                .cut());
+  client(trusting());
+  Request r;
+  r.sink = make_file_sink(dir + "/t");
+  auto o = fetch(server.localhost_url("/t"), std::move(r));
+  run();
+  EXPECT_EQ(o->result.error.code, Errc::connection_closed) << o->result.error.message();
+  EXPECT_FALSE(exists(dir + "/t"));
+  EXPECT_FALSE(exists(dir + "/t.part"));
+  remove_tree(dir);
+}
+
+TEST_F(TlsTest, LargeBodyWithBackpressureIsIntact) {
+  TestServer server(TlsServerFiles{certs().good_cert, certs().good_key});
+  std::string body = pattern_bytes(6 * 1024 * 1024, 21);
+  server.route("/big", Script().send(http_response(200, body)));
+  std::string dir = make_temp_dir("uvget-tls");
+  FileSinkOptions fo;
+  fo.high_water = 32 * 1024;
+  fo.low_water = 8 * 1024;
+  client(trusting());
+  Request r;
+  r.sink = make_file_sink(dir + "/big", fo);
+  auto o = fetch(server.localhost_url("/big"), std::move(r));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  std::string got = read_file(dir + "/big");
+  EXPECT_EQ(got.size(), body.size()) << "status " << o->result.status << " bytes "
+                                     << o->result.bytes << " url " << o->result.final_url;
+  std::size_t first = 0;
+  while (first < got.size() && first < body.size() && got[first] == body[first]) ++first;
+  EXPECT_TRUE(got == body) << "first difference at byte " << first;
+  remove_tree(dir);
+}
+
+TEST_F(TlsTest, RedirectFromHttpsToHttpIsRefusedUnlessAllowed) {
+  TestServer plain(echo());
+  TestServer secure(TlsServerFiles{certs().good_cert, certs().good_key});
+  secure.route("/down",
+               Script().send(http_response(302, "", {{"Location", plain.url("/landed")}})));
+  plain.route("/up", Script().send(
+                         http_response(302, "", {{"Location", secure.localhost_url("/secure")}})));
+  secure.route("/secure", Script().send(http_response(200, "secure")));
+  client(trusting());
+  auto down = fetch(secure.localhost_url("/down"));
+  auto up = fetch(plain.url("/up"));
+  run();
+  EXPECT_EQ(down->result.error.code, Errc::bad_redirect) << down->result.error.message();
+  EXPECT_NE(down->result.error.message().find("https to plain http"), std::string::npos);
+  EXPECT_TRUE(plain.requests().empty() || plain.requests()[0].target == "/up");
+  ASSERT_TRUE(up->result.ok()) << up->result.error.message();
+  EXPECT_EQ(up->body, "secure");
+
+  client_->close([] {});
+  run();
+  client_.reset();
+  ClientOptions allow = trusting();
+  allow.allow_https_downgrade = true;
+  client(allow);
+  auto allowed = fetch(secure.localhost_url("/down"));
+  run();
+  ASSERT_TRUE(allowed->result.ok()) << allowed->result.error.message();
+  EXPECT_EQ(allowed->body, "tls /landed");
+}
+
+TEST_F(TlsTest, OneBadServerDoesNotDisturbTheOthers) {
+  TestServer good(echo(), TlsServerFiles{certs().good_cert, certs().good_key});
+  TestServer bad(echo(), TlsServerFiles{certs().self_signed_cert, certs().self_signed_key});
+  TestServer http_only(echo());  // speaks plain HTTP to a TLS client: never answers the hello
+  ClientOptions o = trusting();
+  o.connect_timeout_ms = 500;  // also bounds the handshake
+  client(o);
+  std::vector<std::shared_ptr<Outcome>> goods;
+  for (int i = 0; i < 10; ++i) goods.push_back(fetch(good.localhost_url("/g" + std::to_string(i))));
+  auto b = fetch(bad.localhost_url("/b"));
+  auto h = fetch("https://localhost:" + std::to_string(http_only.port()) + "/h");
+  run();
+  for (auto& g : goods) EXPECT_TRUE(g->result.ok()) << g->result.error.message();
+  EXPECT_EQ(b->result.error.code, Errc::tls_verify);
+  EXPECT_EQ(h->result.error.code, Errc::tls_handshake) << h->result.error.message();
+  EXPECT_NE(h->result.error.message().find("timed out"), std::string::npos)
+      << h->result.error.message();
+}
+
+class NginxTlsTest : public TlsTest {};
+
+TEST_F(NginxTlsTest, FilesOverHttpsFromNginxWithTicketsAreIntactAndResumed) {
+  if (!Nginx::available()) GTEST_SKIP() << "nginx is not installed";
+  std::string root = make_temp_dir("uvget-www");
+  for (int i = 0; i < 200; ++i)
+    std::ofstream(root + "/f" + std::to_string(i), std::ios::binary) << pattern_bytes(4096, i);
+  std::ofstream(root + "/big", std::ios::binary) << pattern_bytes(8 * 1024 * 1024, 99);
+  {
+    Nginx nginx(root, "", TlsFiles{certs().good_cert, certs().good_key, true});
+    ASSERT_TRUE(nginx.ok()) << nginx.error();
+    ClientOptions o = trusting();
+    o.max_connections = 16;
+    o.max_per_host = 16;
+    client(o);
+    std::vector<std::shared_ptr<Outcome>> all;
+    for (int i = 0; i < 200; ++i) all.push_back(fetch(nginx.url("/f" + std::to_string(i))));
+    auto big = fetch(nginx.url("/big"));
+    run();
+    for (int i = 0; i < 200; ++i) {
+      ASSERT_TRUE(all[i]->result.ok()) << all[i]->result.error.message();
+      ASSERT_EQ(all[i]->body, pattern_bytes(4096, i));
+    }
+    ASSERT_TRUE(big->result.ok()) << big->result.error.message();
+    EXPECT_TRUE(big->body == pattern_bytes(8 * 1024 * 1024, 99));
+    auto st = client().stats();
+    EXPECT_EQ(st.tls_full_handshakes, 1u);
+    EXPECT_EQ(st.tls_resumed_handshakes + st.tls_full_handshakes, st.connections_opened);
+  }
+  remove_tree(root);
+}
+
+}  // namespace
+}  // namespace uvget::test
