@@ -45,7 +45,9 @@ TEST_F(TlsTest, TrustedCertificateWorksForDnsNameAndIpAddress) {
     EXPECT_TRUE(r.tls);
     EXPECT_EQ(r.tls_alpn, "http/1.1");
     if (r.target == "/name") saw_sni = r.tls_server_name == "localhost";
-    if (r.target == "/ip") EXPECT_EQ(r.tls_server_name, "") << "no SNI for an IP address";
+    if (r.target == "/ip") {
+      EXPECT_EQ(r.tls_server_name, "") << "no SNI for an IP address";
+    }
   }
   EXPECT_TRUE(saw_sni) << "SNI was not sent for a DNS name";
 }
