@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include "support/certs.hpp"
+#include "support/command.hpp"
 #include "support/loop_fixture.hpp"
 #include "support/test_server.hpp"
 
@@ -210,6 +212,31 @@ TEST_F(CliTest, InterruptStopsLeavesNoFinalFileAndExits130) {
   EXPECT_EQ(r.status, 130) << r.err;
   EXPECT_FALSE(exists(dir_ + "/slow"));
   EXPECT_NE(r.err.find("interrupted"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, HttpsNeedsTrustAndCacertOrInsecureGivesIt) {
+  if (find_program("openssl").empty()) GTEST_SKIP() << "openssl is not installed";
+  const auto& certs = shared_test_certs();
+  TestServer server([](const RecordedRequest& r) { return Script().send(http_response(200, r.target)); },
+                    TlsServerFiles{certs.good_cert, certs.good_key});
+  auto refused = uvget({"-d", dir_ + "/a", server.localhost_url("/secret")});
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_NE(refused.err.find(server.localhost_url("/secret") + ": TLS certificate check failed"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_FALSE(exists(dir_ + "/a/secret"));
+
+  auto trusted = uvget({"-d", dir_ + "/b", "--cacert", certs.ca_cert, server.localhost_url("/secret")});
+  EXPECT_EQ(trusted.status, 0) << trusted.err;
+  EXPECT_EQ(read_file(dir_ + "/b/secret"), "/secret");
+
+  auto insecure = uvget({"-d", dir_ + "/c", "-k", server.url("/secret")});
+  EXPECT_EQ(insecure.status, 0) << insecure.err;
+  EXPECT_NE(insecure.err.find("warning: --insecure"), std::string::npos) << insecure.err;
+
+  auto bad_ca = uvget({"--cacert", dir_ + "/missing.pem", server.url("/x")});
+  EXPECT_EQ(bad_ca.status, 2) << bad_ca.err;
+  EXPECT_NE(bad_ca.err.find("missing.pem"), std::string::npos) << bad_ca.err;
 }
 
 TEST_F(CliTest, EmbedExampleRunsInAHostLoop) {
