@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Small-file throughput: 10,000 x 4 KiB from nginx on loopback, uvget beside wrk (the request-rate
-# ceiling of this nginx) and curl --parallel, in one run. Prints medians of RUNS runs.
-# Usage: bench/small_files.sh [BUILD_DIR] (default build-release)   env: RUNS=5 FILES=10000 CONNS=64
+# ceiling of this nginx) and curl --parallel, in one run, over HTTP and HTTPS; then one large file
+# (uvget and curl to /dev/null). Prints medians of RUNS runs.
+# Usage: bench/small_files.sh [BUILD_DIR] (default build-release)
+# env: RUNS=5 FILES=10000 CONNS=64 LARGE_MB=300
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build-release}
@@ -18,7 +20,19 @@ trap '[ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; s
 mkdir -p "$work/www"
 head -c 4096 /dev/urandom > "$work/www/seed"
 for i in $(seq 1 "$files"); do ln "$work/www/seed" "$work/www/f$i"; done
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+large_mb=${LARGE_MB:-300}
+head -c "$((large_mb * 1000000))" /dev/urandom > "$work/www/large"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+tport=$(free_port)
+# A test CA and a leaf for 127.0.0.1, made now; every client is given the CA.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" \
+  -out "$work/ca.crt" -days 2 -subj "/CN=bench CA" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/leaf.key" \
+  -out "$work/leaf.csr" -subj "/CN=127.0.0.1" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$work/ext"
+openssl x509 -req -in "$work/leaf.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial \
+  -out "$work/leaf.crt" -days 2 -extfile "$work/ext" 2>/dev/null
 cat > "$work/nginx.conf" <<CONF
 daemon on; worker_processes 1; pid $work/nginx.pid; error_log $work/error.log;
 $( [ "$(id -u)" -eq 0 ] && echo "user root;" )
@@ -28,6 +42,9 @@ http {
   client_body_temp_path $work/t1; proxy_temp_path $work/t2; fastcgi_temp_path $work/t3;
   uwsgi_temp_path $work/t4; scgi_temp_path $work/t5; default_type application/octet-stream;
   server { listen 127.0.0.1:$port; root $work/www; }
+  server { listen 127.0.0.1:$tport ssl; root $work/www; ssl_certificate $work/leaf.crt;
+           ssl_certificate_key $work/leaf.key; ssl_session_tickets on;
+           ssl_session_cache shared:bench:1m; }
 }
 CONF
 taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log"
@@ -36,23 +53,47 @@ for i in $(seq 1 "$files"); do echo "http://127.0.0.1:$port/f$i"; done > "$work/
 pin="taskset -c 1"
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# $1: http or https
+base() { [ "$1" = https ] && echo "https://127.0.0.1:$tport" || echo "http://127.0.0.1:$port"; }
 rate_uvget() {  # files/s from uvget's summary
-  $pin "$uvget" --discard -j "$conns" --per-host "$conns" -i "$work/urls.txt" 2>&1 |
+  sed "s|^http://127.0.0.1:$port|$(base "$1")|" "$work/urls.txt" > "$work/list"
+  $pin "$uvget" --cacert "$work/ca.crt" --discard -j "$conns" --per-host "$conns" -i "$work/list" 2>&1 |
     sed -n 's/.*(\([0-9.]*\) files\/s.*/\1/p'
 }
 rate_curl() {
   local t0 t1
+  sed "s|^http://127.0.0.1:$port|$(base "$1")|; s/^/url = /; s/$/\noutput = \/dev\/null/" "$work/urls.txt" > "$work/curl.cfg"
   t0=$(date +%s.%N)
-  $pin curl -s --no-progress-meter --parallel --parallel-max "$conns" -K <(sed 's/^/url = /; s/$/\noutput = \/dev\/null/' "$work/urls.txt") >/dev/null 2>&1
+  $pin curl -s --no-progress-meter --cacert "$work/ca.crt" --parallel --parallel-max "$conns" -K "$work/curl.cfg" >/dev/null 2>&1
   t1=$(date +%s.%N)
   python3 -c "print($files / ($t1 - $t0))"
 }
 rate_wrk() {
-  $pin wrk -t1 -c"$conns" -d3s "http://127.0.0.1:$port/f1" | awk '/Requests\/sec/ {print $2}'
+  $pin wrk -t1 -c"$conns" -d3s "$(base "$1")/f1" | awk '/Requests\/sec/ {print $2}'
+}
+mbps_uvget() {
+  $pin "$uvget" --cacert "$work/ca.crt" --discard "$(base "$1")/large" 2>&1 |
+    sed -n 's/.* \([0-9.]*\) MB\/s.*/\1/p'
+}
+mbps_curl() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  $pin curl -s --cacert "$work/ca.crt" -o /dev/null "$(base "$1")/large"
+  t1=$(date +%s.%N)
+  python3 -c "print($large_mb / ($t1 - $t0))"
 }
 
-echo "10,000 x 4 KiB over HTTP, nginx on core 0, clients on core 1, $conns connections, median of $runs"
-for tool in wrk uvget curl; do
-  vals=$(for r in $(seq 1 "$runs"); do "rate_$tool"; done)
-  printf '%-8s %10.0f /s   (runs: %s)\n' "$tool" "$(echo "$vals" | median)" "$(echo $vals)"
+echo "$files x 4 KiB, nginx on core 0, clients on core 1, $conns connections, median of $runs"
+for proto in http https; do
+  for tool in wrk uvget curl; do
+    vals=$(for r in $(seq 1 "$runs"); do "rate_$tool" "$proto"; done)
+    printf '%-6s %-8s %10.0f files/s   (runs: %s)\n' "$proto" "$tool" "$(echo "$vals" | median)" "$(echo $vals)"
+  done
+done
+echo "one $large_mb MB file, to /dev/null (uvget --discard), median of $runs"
+for proto in http https; do
+  for tool in uvget curl; do
+    vals=$(for r in $(seq 1 "$runs"); do "mbps_$tool" "$proto"; done)
+    printf '%-6s %-8s %10.0f MB/s      (runs: %s)\n' "$proto" "$tool" "$(echo "$vals" | median)" "$(echo $vals)"
+  done
 done

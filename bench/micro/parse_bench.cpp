@@ -119,5 +119,3 @@ BENCHMARK(BM_WriteRequest);
 BENCHMARK(BM_NameFromPath);
 
 }  // namespace
-
-BENCHMARK_MAIN();

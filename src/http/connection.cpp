@@ -200,6 +200,8 @@ void Connection::drive_handshake() {
     connect_failed(e);
     return;
   }
+  UVGET_TRACE("tls %s %s %s", origin_.c_str(), mbedtls_ssl_get_ciphersuite(tls_->ssl()),
+              tls_->resumed() ? "resumed" : "full");
   owner_.tls_handshake_done(tls_->resumed());
   (*ctx)->save_session(origin_, tls_->ssl());
   end_lead();  // waiters now resume this session
@@ -331,8 +333,10 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
       return;
     }
     if (tls_) {
-      tls_->feed(buf->base, static_cast<std::size_t>(nread));
+      TlsSession* tls = tls_.get();  // the connection outlives this call; tls_ does too
+      tls->feed(buf->base, static_cast<std::size_t>(nread));
       drive_handshake();
+      tls->stash();
     }
     return;
   }
@@ -357,6 +361,7 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
   if (tls_) {
     tls_->feed(buf->base, static_cast<std::size_t>(nread));
     drain_tls();
+    tls_->stash();  // the read buffer is shared: keep what was not decrypted yet
   } else {
     process(buf->base, static_cast<std::size_t>(nread));
   }

@@ -2,7 +2,9 @@
 // certificate checks (DNS names by mbedTLS, IP addresses against iPAddress SANs here).
 #include "tls/tls.hpp"
 
+#include <mbedtls/chachapoly.h>
 #include <mbedtls/error.h>
+#include <mbedtls/gcm.h>
 #include <mbedtls/ssl_ciphersuites.h>
 #include <mbedtls/ssl_internal.h>
 #include <uv.h>
@@ -299,7 +301,14 @@ int TlsSession::bio_send(void* ctx, const unsigned char* buf, std::size_t len) n
 int TlsSession::bio_recv(void* ctx, unsigned char* buf, std::size_t len) noexcept {
   auto* self = static_cast<TlsSession*>(ctx);
   std::size_t avail = self->in_.size() - self->in_pos_;
-  if (avail == 0) return MBEDTLS_ERR_SSL_WANT_READ;
+  if (avail == 0) {
+    std::size_t view_avail = self->view_len_ - self->view_pos_;
+    if (view_avail == 0) return MBEDTLS_ERR_SSL_WANT_READ;
+    std::size_t n = std::min(len, view_avail);
+    std::memcpy(buf, self->view_ + self->view_pos_, n);
+    self->view_pos_ += n;
+    return static_cast<int>(n);
+  }
   std::size_t n = std::min(len, avail);
   std::memcpy(buf, self->in_.data() + self->in_pos_, n);
   self->in_pos_ += n;
@@ -311,7 +320,7 @@ int TlsSession::bio_recv(void* ctx, unsigned char* buf, std::size_t len) noexcep
 }
 
 bool TlsSession::has_buffered_input() const {
-  return in_.size() > in_pos_ || mbedtls_ssl_get_bytes_avail(&ssl_) > 0 ||
+  return in_.size() > in_pos_ || view_pos_ < view_len_ || mbedtls_ssl_get_bytes_avail(&ssl_) > 0 ||
          mbedtls_ssl_check_pending(&ssl_) != 0;
 }
 

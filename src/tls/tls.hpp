@@ -87,7 +87,19 @@ class TlsSession {
   bool resumed() const noexcept { return resumed_; }
   const mbedtls_ssl_context* ssl() const noexcept { return &ssl_; }
 
-  void feed(const char* data, std::size_t len) { in_.append(data, len); }
+  /// Ciphertext that stays valid until stash(): read in place, without a copy, when nothing
+  /// older is buffered. Call stash() before the bytes go away.
+  void feed(const char* data, std::size_t len) {
+    view_ = data;
+    view_len_ = len;
+    view_pos_ = 0;
+  }
+  /// Keeps the unread part of the last feed() for later.
+  void stash() {
+    if (view_pos_ < view_len_) in_.append(view_ + view_pos_, view_len_ - view_pos_);
+    view_ = nullptr;
+    view_len_ = view_pos_ = 0;
+  }
   /// Plaintext into buf: n > 0 bytes, 0 when the peer sent close_notify, -1 when more
   /// ciphertext is needed, -2 on error (see error()).
   long read(char* buf, std::size_t len);
@@ -109,9 +121,12 @@ class TlsSession {
   mbedtls_ssl_context ssl_;
   std::string host_;
   bool host_is_ip_ = false;
-  std::string in_;          // ciphertext not yet consumed by mbedTLS
-  std::size_t in_pos_ = 0;  // consumed prefix of in_
-  std::string out_;         // ciphertext to send
+  std::string in_;              // ciphertext not yet consumed by mbedTLS
+  std::size_t in_pos_ = 0;      // consumed prefix of in_
+  const char* view_ = nullptr;  // borrowed ciphertext from feed(), valid until stash()
+  std::size_t view_len_ = 0;
+  std::size_t view_pos_ = 0;
+  std::string out_;  // ciphertext to send
   bool resumed_ = false;
   Error error_;
 };
