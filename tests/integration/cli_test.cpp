@@ -217,8 +217,9 @@ TEST_F(CliTest, InterruptStopsLeavesNoFinalFileAndExits130) {
 TEST_F(CliTest, HttpsNeedsTrustAndCacertOrInsecureGivesIt) {
   if (find_program("openssl").empty()) GTEST_SKIP() << "openssl is not installed";
   const auto& certs = shared_test_certs();
-  TestServer server([](const RecordedRequest& r) { return Script().send(http_response(200, r.target)); },
-                    TlsServerFiles{certs.good_cert, certs.good_key});
+  TestServer server(
+      [](const RecordedRequest& r) { return Script().send(http_response(200, r.target)); },
+      TlsServerFiles{certs.good_cert, certs.good_key});
   auto refused = uvget({"-d", dir_ + "/a", server.localhost_url("/secret")});
   EXPECT_EQ(refused.status, 1);
   EXPECT_NE(refused.err.find(server.localhost_url("/secret") + ": TLS certificate check failed"),
@@ -226,7 +227,8 @@ TEST_F(CliTest, HttpsNeedsTrustAndCacertOrInsecureGivesIt) {
       << refused.err;
   EXPECT_FALSE(exists(dir_ + "/a/secret"));
 
-  auto trusted = uvget({"-d", dir_ + "/b", "--cacert", certs.ca_cert, server.localhost_url("/secret")});
+  auto trusted =
+      uvget({"-d", dir_ + "/b", "--cacert", certs.ca_cert, server.localhost_url("/secret")});
   EXPECT_EQ(trusted.status, 0) << trusted.err;
   EXPECT_EQ(read_file(dir_ + "/b/secret"), "/secret");
 

@@ -257,6 +257,23 @@ TEST_F(TlsTest, OneBadServerDoesNotDisturbTheOthers) {
 
 class NginxTlsTest : public TlsTest {};
 
+TEST_F(NginxTlsTest, HandshakeFailureNamesTheAlert) {
+  if (!Nginx::available()) GTEST_SKIP() << "nginx is not installed";
+  // A TLS 1.3-only server refuses mbedTLS 2.28's TLS 1.2 hello with an alert.
+  std::string root = make_temp_dir("uvget-www");
+  {
+    Nginx nginx(root, "", TlsFiles{certs().good_cert, certs().good_key, true, "TLSv1.3"});
+    ASSERT_TRUE(nginx.ok()) << nginx.error();
+    client(trusting());
+    auto o = fetch(nginx.url("/x"));
+    run();
+    EXPECT_EQ(o->result.error.code, Errc::tls_handshake) << o->result.error.message();
+    EXPECT_NE(o->result.error.message().find("alert 70 protocol_version"), std::string::npos)
+        << o->result.error.message();
+  }
+  remove_tree(root);
+}
+
 TEST_F(NginxTlsTest, FilesOverHttpsFromNginxWithTicketsAreIntactAndResumed) {
   if (!Nginx::available()) GTEST_SKIP() << "nginx is not installed";
   std::string root = make_temp_dir("uvget-www");

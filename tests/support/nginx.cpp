@@ -241,7 +241,7 @@ bool Nginx::write_config() {
     conf << "    listen 127.0.0.1:" << port_ << " ssl;\n"
          << "    ssl_certificate \"" << tls_.cert << "\";\n"
          << "    ssl_certificate_key \"" << tls_.key << "\";\n"
-         << "    ssl_protocols TLSv1.2 TLSv1.3;\n"
+         << "    ssl_protocols " << tls_.protocols << ";\n"
          << "    ssl_session_tickets " << (tls_.session_tickets ? "on" : "off") << ";\n"
          << "    ssl_session_cache shared:SSL:1m;\n"
          << "    ssl_session_timeout 5m;\n";

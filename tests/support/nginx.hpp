@@ -15,6 +15,7 @@ struct TlsFiles {
   std::string cert;
   std::string key;
   bool session_tickets = true;  // ssl_session_tickets on|off (the session cache is always on)
+  std::string protocols = "TLSv1.2 TLSv1.3";  // ssl_protocols
 };
 
 // Serves root_dir on 127.0.0.1:<free port> from a generated config in a temp prefix directory.
