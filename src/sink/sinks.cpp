@@ -94,13 +94,19 @@ class FileSink final : public Sink {
     }
   }
 
-  static void on_open(uv_fs_t* req) {
+  // Frees a finished request; the sink is idle again. Returns the sink and the result.
+  static std::pair<FileSink*, ssize_t> complete(uv_fs_t* req) {
     auto* f = static_cast<Fs*>(req->data);
     FileSink* self = f->self;
-    auto result = req->result;
+    ssize_t result = req->result;
     uv_fs_req_cleanup(req);
     delete f;
     self->busy_ = false;
+    return {self, result};
+  }
+
+  static void on_open(uv_fs_t* req) {
+    auto [self, result] = complete(req);
     if (result < 0) {
       self->fail("cannot open '" + self->part_ + "': " + uv_words(static_cast<int>(result)));
       return;
@@ -144,12 +150,7 @@ class FileSink final : public Sink {
   }
 
   static void on_write(uv_fs_t* req) {
-    auto* f = static_cast<Fs*>(req->data);
-    FileSink* self = f->self;
-    auto result = req->result;
-    uv_fs_req_cleanup(req);
-    delete f;
-    self->busy_ = false;
+    auto [self, result] = complete(req);
     if (result < 0) {
       self->fail("cannot write '" + self->part_ + "': " + uv_words(static_cast<int>(result)));
       self->next();
