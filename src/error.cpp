@@ -23,6 +23,8 @@ class UvgetCategory final : public std::error_category {
         return "connect timed out";
       case Errc::idle_timeout:
         return "no data within the idle timeout";
+      case Errc::timeout:
+        return "transfer timed out";
       case Errc::tls_handshake:
         return "TLS handshake failed";
       case Errc::tls_verify:

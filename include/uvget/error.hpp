@@ -16,6 +16,7 @@ enum class Errc {
   connect,             // every address refused or failed
   connect_timeout,     // no connection within the connect timeout
   idle_timeout,        // no byte moved within the idle timeout
+  timeout,             // the whole transfer took longer than its deadline
   tls_handshake,       // reserved for the TLS layer
   tls_verify,          // reserved for the TLS layer
   connection_closed,   // the peer closed before the response was complete

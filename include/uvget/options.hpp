@@ -20,6 +20,9 @@ struct ClientOptions {
   std::uint64_t connect_timeout_ms = 30'000;
   /// A transfer fails when no byte arrives (or leaves) for this long. 0: never.
   std::uint64_t idle_timeout_ms = 60'000;
+  /// A transfer fails with Errc::timeout when it has not finished this long after get(),
+  /// whatever it is doing (queued, connecting, reading). 0: no limit.
+  std::uint64_t timeout_ms = 0;
   /// How long an unused keep-alive connection is kept open.
   std::uint64_t keepalive_timeout_ms = 30'000;
   int max_redirects = 10;

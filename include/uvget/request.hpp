@@ -83,6 +83,9 @@ struct Request {
   std::unique_ptr<Sink> sink;
   /// A final status outside 2xx is an error (Errc::http_status) and the body is not kept.
   bool fail_on_http_error = true;
+  /// Whole-transfer deadline from get(), queueing and redirects included; 0: the client's
+  /// ClientOptions::timeout_ms.
+  std::uint64_t timeout_ms = 0;
 };
 
 struct TransferResult {

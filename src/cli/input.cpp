@@ -54,8 +54,12 @@ void LineReader::on_read(uv_fs_t* fs) {
   }
   self->req_ = nullptr;
   if (n > 0) self->partial_.append(r->buf, static_cast<std::size_t>(n));
+  bool short_read = n > 0 && static_cast<std::size_t>(n) < sizeof r->buf;
   delete r;
   self->handle(n);
+  // A short read is usually the end of a file: look once more so the total is known early
+  // (one extra chunk at most; a pipe simply delivers what comes next).
+  if (short_read && !self->done()) self->want_more();
 }
 
 void LineReader::handle(ssize_t n) {

@@ -19,6 +19,7 @@
 
 #include "cli/input.hpp"
 #include "cli/naming.hpp"
+#include "cli/report.hpp"
 #include "url.hpp"
 
 namespace {
@@ -49,6 +50,10 @@ struct Settings {
   std::string cacert;
   bool insecure = false;
   bool allow_downgrade = false;
+  double timeout = 0;
+  std::string json;
+  std::string shard;
+  std::string progress = "auto";
 };
 
 class App {
@@ -64,6 +69,7 @@ class App {
     o.max_redirects = s_.max_redirects;
     o.user_agent = s_.user_agent;
     o.ca_file = s_.cacert;
+    o.timeout_ms = static_cast<std::uint64_t>(s_.timeout * 1000);
     o.tls_verify = !s_.insecure;
     o.allow_https_downgrade = s_.allow_downgrade;
     if (s_.insecure && !s_.quiet)
@@ -78,6 +84,23 @@ class App {
       while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
       o.headers.emplace_back(h.substr(0, colon), value);
     }
+    if (!s_.shard.empty()) {
+      auto sh = cli::parse_shard(s_.shard);
+      if (!sh) {
+        std::fprintf(stderr, "uvget: bad --shard '%s' (expected K/N with 0 <= K < N)\n",
+                     s_.shard.c_str());
+        return kExitUsage;
+      }
+      shard_ = *sh;
+    }
+    if (!s_.json.empty()) {
+      json_ = s_.json == "-" ? stdout : std::fopen(s_.json.c_str(), "w");
+      if (!json_) {
+        std::fprintf(stderr, "uvget: cannot write '%s': %s\n", s_.json.c_str(),
+                     std::strerror(errno));
+        return kExitUsage;
+      }
+    }
     auto client = Client::create(loop_, o);
     if (!client) {
       std::fprintf(stderr, "uvget: %s\n", client.error().message().c_str());
@@ -85,6 +108,15 @@ class App {
     }
     client_ = std::move(*client);
     window_ = static_cast<std::size_t>(s_.connections) * 4;
+    bool tty = isatty(2) != 0;
+    if (s_.quiet || s_.progress == "none")
+      mode_ = Progress::none;
+    else if (s_.progress == "lines" || (s_.verbose && s_.progress == "auto"))
+      mode_ = Progress::lines;
+    else if (s_.progress == "bar" || tty)
+      mode_ = Progress::bar;
+    else
+      mode_ = Progress::status;
 
     if (!s_.discard && s_.output.empty()) {
       std::error_code ec;
@@ -95,7 +127,8 @@ class App {
         return kExitFailed;
       }
     }
-    for (auto& u : s_.urls) pending_.push_back({u, 0});
+    for (auto& u : s_.urls)
+      if (cli::in_shard(u, shard_)) pending_.push_back({u, 0});
     if (!s_.input_file.empty()) {
       uv_file fd = 0;
       bool owns = false;
@@ -126,6 +159,14 @@ class App {
     uv_signal_start(&sigterm_, &on_signal, SIGTERM);
 
     start_ns_ = uv_hrtime();
+    if (mode_ == Progress::bar || mode_ == Progress::status) {
+      uv_timer_init(loop_, &progress_timer_);
+      progress_timer_.data = this;
+      std::uint64_t every = mode_ == Progress::bar ? 100 : 5000;
+      uv_timer_start(&progress_timer_, &on_progress, every, every);
+      uv_unref(reinterpret_cast<uv_handle_t*>(&progress_timer_));
+      progress_on_ = true;
+    }
     feed();
     uv_run(loop_, UV_RUN_DEFAULT);
     finish();
@@ -143,6 +184,7 @@ class App {
     while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
     while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
     if (line.empty() || line.front() == '#') return;
+    if (!cli::in_shard(line, shard_)) return;
     pending_.push_back({std::string(line), n});
   }
 
@@ -189,11 +231,15 @@ class App {
     auto id = client_->get(std::move(req), std::move(cbs));
     if (!id) {
       ++failed_;
-      if (it.line)
-        std::fprintf(stderr, "uvget: line %llu: %s\n", static_cast<unsigned long long>(it.line),
-                     id.error().message().c_str());
-      else
-        std::fprintf(stderr, "uvget: %s\n", id.error().message().c_str());
+      ++done_;
+      std::string where = it.line ? "line " + std::to_string(it.line) + ": " : "";
+      say(where + id.error().message());
+      if (json_) {
+        TransferResult r;
+        r.url = it.url;
+        r.error = id.error();
+        write_json(r, "");
+      }
       return;
     }
     ++in_flight_;
@@ -216,19 +262,62 @@ class App {
 
   void on_done(const TransferResult& r, const std::string& path) {
     --in_flight_;
+    ++done_;
     bytes_ += r.bytes;
     if (r.ok()) {
       ++ok_;
-      if (s_.verbose)
-        std::fprintf(stderr, "uvget: %s -> %s (%llu bytes, HTTP %d)\n", r.url.c_str(),
-                     path.empty() ? "(discarded)" : path.c_str(),
-                     static_cast<unsigned long long>(r.bytes), r.status);
+      if (mode_ == Progress::lines)
+        say(r.url + " -> " + (path.empty() ? "(discarded)" : path) + " (" +
+            std::to_string(r.bytes) + " bytes, HTTP " + std::to_string(r.status) + ")");
     } else {
       ++failed_;
-      if (!(interrupted_ && r.error.code == Errc::cancelled))
-        std::fprintf(stderr, "uvget: %s\n", r.error.message().c_str());
+      if (!(interrupted_ && r.error.code == Errc::cancelled)) say(r.error.message());
     }
+    if (json_) write_json(r, r.ok() ? path : "");
     feed();
+  }
+
+  void write_json(const TransferResult& r, const std::string& path) {
+    std::string line = cli::json_record(r, path);
+    line.push_back('\n');
+    std::fwrite(line.data(), 1, line.size(), json_);
+  }
+
+  // A message on stderr; the live status area is wiped first and redrawn on the next tick.
+  void say(const std::string& msg) {
+    clear_bar();
+    std::fprintf(stderr, "uvget: %s\n", msg.c_str());
+  }
+
+  void clear_bar() {
+    if (bar_drawn_) std::fputs("\r\x1b[2K", stderr);
+    bar_drawn_ = false;
+  }
+
+  static void on_progress(uv_timer_t* t) noexcept { static_cast<App*>(t->data)->draw_progress(); }
+
+  void draw_progress() {
+    double secs = static_cast<double>(uv_hrtime() - start_ns_) / 1e9;
+    double rate = secs > 0 ? static_cast<double>(bytes_) / secs : 0;
+    double files_rate = secs > 0 ? static_cast<double>(done_) / secs : 0;
+    // The total is known once the whole list has been read, long before it has been submitted.
+    bool total_known = !reader_ || (reader_->done() && !reader_->busy());
+    std::uint64_t total = total_ + pending_.size();
+    std::string eta = total_known && files_rate > 0
+                          ? cli::human_duration(static_cast<double>(total - done_) / files_rate)
+                          : "--:--";
+    std::string line = std::to_string(done_) + "/" + (total_known ? std::to_string(total) : "?") +
+                       " files, " + cli::human_bytes(static_cast<double>(bytes_)) + ", " +
+                       cli::human_bytes(rate) + "/s, ETA " + eta + ", " +
+                       std::to_string(client_->stats().open_connections) + " connections, " +
+                       std::to_string(failed_) + " errors";
+    if (mode_ == Progress::bar) {
+      std::fprintf(stderr, "\r\x1b[2Kuvget: %s", line.c_str());
+      bar_drawn_ = true;
+    } else {
+      std::fprintf(stderr, "uvget: %s\n", line.c_str());
+    }
+    std::fflush(stderr);
   }
 
   static void on_signal(uv_signal_t* h, int) noexcept {
@@ -243,6 +332,16 @@ class App {
     if (finished_) return;
     finished_ = true;
     stats_ = client_->stats();
+    if (progress_on_) {
+      uv_close(reinterpret_cast<uv_handle_t*>(&progress_timer_), nullptr);
+      progress_on_ = false;
+    }
+    clear_bar();
+    if (json_) {
+      std::fflush(json_);
+      if (json_ != stdout) std::fclose(json_);
+      json_ = nullptr;
+    }
     uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
     client_->close([this] { summary(); });
@@ -250,6 +349,7 @@ class App {
 
   void summary() {
     if (s_.quiet) return;
+    clear_bar();
     double secs = static_cast<double>(uv_hrtime() - start_ns_) / 1e9;
     if (secs <= 0) secs = 1e-9;
     std::fprintf(
@@ -283,7 +383,14 @@ class App {
   std::unordered_set<std::string> used_;  // output paths taken in this run
   std::size_t window_ = 256;
   std::size_t in_flight_ = 0;
-  std::uint64_t total_ = 0, ok_ = 0, failed_ = 0, bytes_ = 0;
+  enum class Progress { none, lines, bar, status };
+  std::uint64_t total_ = 0, done_ = 0, ok_ = 0, failed_ = 0, bytes_ = 0;
+  cli::Shard shard_;           // the whole list unless --shard
+  std::FILE* json_ = nullptr;  // --json output
+  Progress mode_ = Progress::none;
+  uv_timer_t progress_timer_{};
+  bool progress_on_ = false;  // progress_timer_ initialised and not yet closed
+  bool bar_drawn_ = false;    // the status area is on screen
   std::uint64_t start_ns_ = 0;
   bool interrupted_ = false;
   bool finished_ = false;
@@ -325,6 +432,19 @@ int main(int argc, char** argv) {
   app.add_flag("-k,--insecure", s.insecure, "Do not verify TLS certificates (says so on stderr)");
   app.add_flag("--allow-insecure-redirect", s.allow_downgrade,
                "Follow redirects from https to plain http (refused by default)");
+  app.add_option("--timeout", s.timeout,
+                 "Seconds a whole download may take, queueing included (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--json", s.json, "One JSON object per finished download to FILE ('-': stdout)");
+  app.add_option("--shard", s.shard,
+                 "Take only the URLs whose hash falls in shard K of N (0 <= K < N), so N machines "
+                 "split one list with no coordination");
+  app.add_option("--progress", s.progress,
+                 "bar: a live status area (default on a terminal); lines: a line per download; "
+                 "none; auto: bar on a terminal, a status line every 5 s otherwise")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
   app.add_flag("-q,--quiet", s.quiet, "No summary");
   app.add_flag("-v,--verbose", s.verbose, "A line per finished download");
   app.set_version_flag("-V,--version", std::string("uvget ") + uvget::kVersion);
@@ -336,6 +456,10 @@ int main(int argc, char** argv) {
   }
   if (s.urls.empty() && s.input_file.empty()) {
     std::fprintf(stderr, "uvget: no URL given (try --help)\n");
+    return kExitUsage;
+  }
+  if (s.output == "-" && s.json == "-") {
+    std::fprintf(stderr, "uvget: -o - and --json - cannot both use stdout\n");
     return kExitUsage;
   }
   if (!s.output.empty() && (s.urls.size() != 1 || !s.input_file.empty())) {

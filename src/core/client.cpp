@@ -90,6 +90,9 @@ Client::Impl::Impl(uv_loop_t* loop, ClientOptions options)
     tls_error_ = tls.error();
   uv_idle_init(loop_, &poster_);
   poster_.data = this;
+  uv_timer_init(loop_, &deadline_timer_);
+  deadline_timer_.data = this;
+  uv_unref(as_handle(&deadline_timer_));  // a deadline alone must not keep the loop alive
 }
 
 Result<TransferId> Client::Impl::get(Request request, Callbacks callbacks) {
@@ -101,11 +104,50 @@ Result<TransferId> Client::Impl::get(Request request, Callbacks callbacks) {
     return e;
   }
   std::uint64_t id = next_id_++;
+  std::uint64_t timeout = request.timeout_ms ? request.timeout_ms : opts_.timeout_ms;
   auto* t = new Transfer(*this, id, std::move(request), std::move(*url), std::move(callbacks));
   transfers_.emplace(id, t);
+  if (timeout) {
+    deadlines_.emplace(uv_now(loop_) + timeout, id);
+    t->set_timeout(timeout);
+    arm_deadline_timer();
+  }
   enqueue(t, false);
   schedule_pump();  // never start inline: on_done must not run before get() returns
   return TransferId{id};
+}
+
+void Client::Impl::arm_deadline_timer() {
+  if (deadlines_.empty() || handles_closed_) {
+    uv_timer_stop(&deadline_timer_);
+    return;
+  }
+  std::uint64_t now = uv_now(loop_), at = deadlines_.begin()->first;
+  uv_timer_start(&deadline_timer_, &on_deadline_cb, at > now ? at - now : 0, 0);
+}
+
+void Client::Impl::on_deadline_cb(uv_timer_t* t) noexcept {
+  static_cast<Impl*>(t->data)->expire_deadlines();
+}
+
+void Client::Impl::expire_deadlines() {
+  std::uint64_t now = uv_now(loop_);
+  std::vector<std::uint64_t> due;
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    due.push_back(deadlines_.begin()->second);
+    deadlines_.erase(deadlines_.begin());
+  }
+  for (std::uint64_t id : due) {
+    auto it = transfers_.find(id);
+    if (it == transfers_.end()) continue;
+    Transfer* t = it->second;
+    if (t->phase() == Transfer::Phase::queued) {
+      std::erase(origins_[t->url().origin()].queue, t);
+      --queued_;
+    }
+    t->fail(Error(Errc::timeout, "timed out after " + std::to_string(t->timeout_ms()) + " ms"));
+  }
+  arm_deadline_timer();
 }
 
 void Client::Impl::cancel(std::uint64_t id) {
@@ -280,6 +322,14 @@ void Client::Impl::connection_freed(Connection&) {
 
 void Client::Impl::transfer_done(Transfer* t, const TransferResult& result, Callbacks& cbs) {
   transfers_.erase(t->id());
+  if (t->timeout_ms()) {
+    for (auto it = deadlines_.begin(); it != deadlines_.end(); ++it) {
+      if (it->second == t->id()) {
+        deadlines_.erase(it);
+        break;
+      }
+    }
+  }
   if (result.ok())
     ++stats_.transfers_done;
   else
@@ -341,11 +391,13 @@ void Client::Impl::maybe_closed() {
       !posted_.empty())
     return;
   handles_closed_ = true;
-  uv_close(as_handle(&poster_), &on_idle_closed);
+  uv_close(as_handle(&deadline_timer_), &on_handle_closed);
+  uv_close(as_handle(&poster_), &on_handle_closed);
 }
 
-void Client::Impl::on_idle_closed(uv_handle_t* h) noexcept {
+void Client::Impl::on_handle_closed(uv_handle_t* h) noexcept {
   auto* self = static_cast<Impl*>(h->data);
+  if (--self->open_handles_ > 0) return;
   self->fully_closed_ = true;
   auto cb = std::move(self->on_closed_);
   self->on_closed_ = nullptr;

@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -90,7 +91,10 @@ struct Client::Impl final : ConnectionOwner {
   void wake();  // run posted_ on the next tick
   void maybe_closed();
   static void on_idle_cb(uv_idle_t* h) noexcept;
-  static void on_idle_closed(uv_handle_t* h) noexcept;
+  static void on_handle_closed(uv_handle_t* h) noexcept;
+  static void on_deadline_cb(uv_timer_t* t) noexcept;
+  void arm_deadline_timer();
+  void expire_deadlines();
 
   uv_loop_t* loop_;
   ClientOptions opts_;
@@ -100,6 +104,9 @@ struct Client::Impl final : ConnectionOwner {
   std::unique_ptr<TlsContext> tls_;  // null when it could not be set up:
   Error tls_error_;                  // then this says why
   uv_idle_t poster_{};               // runs posted_ on the next tick
+  uv_timer_t deadline_timer_{};      // fires at the earliest entry of deadlines_
+  std::multimap<std::uint64_t, std::uint64_t> deadlines_;  // uv_now ms -> transfer id
+  int open_handles_ = 2;  // poster_ and deadline_timer_ until their close callbacks
   std::vector<std::function<void()>> posted_;
   bool pump_scheduled_ = false;
   bool pumping_ = false;  // re-entrancy guard for pump()

@@ -28,6 +28,8 @@ class Transfer final : public Exchange {
   Phase phase() const noexcept { return phase_; }
   const Url& url() const noexcept { return url_; }
   bool needs_fresh_connection() const noexcept { return needs_fresh_; }
+  std::uint64_t timeout_ms() const noexcept { return timeout_ms_; }
+  void set_timeout(std::uint64_t ms) noexcept { timeout_ms_ = ms; }
 
  private:
   void on_exchange_connected() override;
@@ -60,6 +62,7 @@ class Transfer final : public Exchange {
   int redirects_ = 0;
   bool reused_ = false;
   std::uint64_t bytes_ = 0;
+  std::uint64_t timeout_ms_ = 0;  // non-zero: an entry in the client's deadlines
   std::uint64_t started_ns_;
   std::uint64_t first_byte_ns_ = 0;
 };

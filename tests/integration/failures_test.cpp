@@ -161,6 +161,45 @@ TEST_F(FailuresTest, SlowButSteadyBodyIsNotAnIdleTimeout) {
   EXPECT_EQ(out->body, "xxxxxxxxxx");
 }
 
+TEST_F(FailuresTest, TotalTimeoutStopsATrickleThatIdleTimeoutAllows) {
+  TestServer server;
+  Script s;
+  s.send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+  for (int i = 0; i < 100; ++i) s.pause_ms(50).send("x");
+  server.route("/trickle", s);
+  ClientOptions o;
+  o.idle_timeout_ms = 1000;
+  o.timeout_ms = 400;
+  client(o);
+  auto start = std::chrono::steady_clock::now();
+  auto out = fetch_to_file(server.url("/trickle"));
+  run();
+  EXPECT_EQ(out->result.error.code, Errc::timeout) << out->result.error.message();
+  EXPECT_NE(out->result.error.message().find("timed out after 400 ms"), std::string::npos);
+  EXPECT_LT(seconds_since(start), 3.0);
+  expect_no_file();
+}
+
+TEST_F(FailuresTest, TotalTimeoutCountsTimeSpentQueued) {
+  TestServer server;
+  server.route("/stall", Script().stall());
+  server.route("/ok", Script().send(http_response(200, "fine")));
+  ClientOptions o;
+  o.max_connections = 1;
+  o.idle_timeout_ms = 0;
+  client(o);
+  Request r1, r2, r3;
+  r1.timeout_ms = 600;  // holds the only connection, then times out
+  r2.timeout_ms = 200;  // waits in the queue behind it and times out there
+  auto stalled = fetch(server.url("/stall"), std::move(r1));
+  auto queued = fetch(server.url("/ok"), std::move(r2));
+  auto later = fetch(server.url("/ok"), std::move(r3));  // no deadline: runs once the line frees
+  run();
+  EXPECT_EQ(stalled->result.error.code, Errc::timeout) << stalled->result.error.message();
+  EXPECT_EQ(queued->result.error.code, Errc::timeout) << queued->result.error.message();
+  EXPECT_TRUE(later->result.ok()) << later->result.error.message();
+}
+
 TEST_F(FailuresTest, HugeHeaderBlockIsRefused) {
   TestServer server;
   std::string big = "HTTP/1.1 200 OK\r\n";

@@ -1,0 +1,138 @@
+// JSON output, human-readable figures and sharding for the command line.
+#include "cli/report.hpp"
+
+#include <charconv>
+#include <cstdio>
+
+namespace uvget::cli {
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i], or 0.
+std::size_t utf8_len(std::string_view s, std::size_t i) {
+  auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = b(i);
+  std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k)
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+  std::uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+  for (std::size_t k = 1; k < n; ++k) cp = (cp << 6) | (b(i + k) & 0x3F);
+  static const std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;  // overlong...
+  return n;
+}
+
+}  // namespace
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  out.reserve(s.size() + 2);
+  for (std::size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      std::size_t n = utf8_len(s, i);
+      if (n == 0) {
+        out += "\\ufffd";
+        ++i;
+      } else {
+        out.append(s.substr(i, n));
+        i += n;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+    ++i;
+  }
+  out += '"';
+  return out;
+}
+
+std::string json_record(const TransferResult& r, std::string_view path) {
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.6f", r.seconds);
+  std::string out = "{\"url\":" + json_string(r.url) +
+                    ",\"final_url\":" + (r.final_url.empty() ? "null" : json_string(r.final_url)) +
+                    ",\"path\":" + (path.empty() ? "null" : json_string(path)) +
+                    ",\"status\":" + std::to_string(r.status) +
+                    ",\"bytes\":" + std::to_string(r.bytes) + ",\"seconds\":" + secs +
+                    ",\"attempts\":" + std::to_string(r.attempts) +
+                    ",\"redirects\":" + std::to_string(r.redirects) +
+                    ",\"error\":" + (r.ok() ? "null" : json_string(r.error.message())) + "}";
+  return out;
+}
+
+std::string human_bytes(double n) {
+  const char* units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+  int u = 0;
+  while (n >= 1000 && u < 5) {
+    n /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf,
+                u == 0    ? "%.0f %s"
+                : n < 10  ? "%.2f %s"
+                : n < 100 ? "%.1f %s"
+                          : "%.0f %s",
+                n, units[u]);
+  return buf;
+}
+
+std::string human_duration(double s) {
+  if (!(s >= 0) || s > 360000) return "--:--";
+  auto t = static_cast<unsigned long>(s + 0.5);
+  char buf[32];
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%lu:%02lu:%02lu", t / 3600, t / 60 % 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lu:%02lu", t / 60, t % 60);
+  return buf;
+}
+
+std::optional<Shard> parse_shard(std::string_view spec) {
+  auto slash = spec.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  Shard s;
+  auto k = spec.substr(0, slash), n = spec.substr(slash + 1);
+  auto r1 = std::from_chars(k.data(), k.data() + k.size(), s.index);
+  auto r2 = std::from_chars(n.data(), n.data() + n.size(), s.count);
+  if (r1.ec != std::errc() || r1.ptr != k.data() + k.size() || k.empty()) return std::nullopt;
+  if (r2.ec != std::errc() || r2.ptr != n.data() + n.size() || n.empty()) return std::nullopt;
+  if (s.count == 0 || s.index >= s.count) return std::nullopt;
+  return s;
+}
+
+bool in_shard(std::string_view url, const Shard& shard) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : url) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return h % shard.count == shard.index;
+}
+
+}  // namespace uvget::cli

@@ -1,0 +1,35 @@
+// What the command line reports: JSON records, human-readable sizes and rates, and the shard
+// hash. Pure functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <uvget/request.hpp>
+
+namespace uvget::cli {
+
+/// A JSON string literal (with quotes) for any bytes: invalid UTF-8 becomes U+FFFD.
+std::string json_string(std::string_view s);
+/// One line: {"url":..,"final_url":..,"path":..,"status":..,"bytes":..,"seconds":..,
+/// "attempts":..,"redirects":..,"error":null|".."}. `path` null when empty.
+std::string json_record(const TransferResult& r, std::string_view path);
+
+/// "1.5 MB", "820 kB", "12 B" (powers of 1000).
+std::string human_bytes(double n);
+/// "1:05", "2:03:04"; "--:--" when unknown.
+std::string human_duration(double seconds);
+
+struct Shard {
+  std::uint64_t index = 0;  // 0 <= index < count
+  std::uint64_t count = 1;
+};
+/// "K/N" with 0 <= K < N; nullopt when malformed.
+std::optional<Shard> parse_shard(std::string_view spec);
+/// Whether `url` (as written in the list) belongs to `shard`: FNV-1a 64 of the text, mod N.
+/// The same on every machine, so N runs with K = 0..N-1 cover a list exactly once.
+bool in_shard(std::string_view url, const Shard& shard);
+
+}  // namespace uvget::cli
