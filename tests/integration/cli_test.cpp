@@ -103,6 +103,31 @@ TEST_F(CliTest, HelpListsOptionsWithDefaults) {
   EXPECT_NE(r.out.find("64"), std::string::npos) << "default connections shown";
 }
 
+TEST_F(CliTest, ManPageNamesEveryOptionOfHelp) {
+  const char* src = std::getenv("UVGET_SOURCE_DIR");
+  ASSERT_NE(src, nullptr);
+  std::string man = read_file(std::string(src) + "/docs/uvget.1");
+  ASSERT_FALSE(man.empty());
+  std::string roff;  // the man page writes "-" as "\-"
+  for (std::size_t i = 0; i < man.size(); ++i) {
+    if (man[i] == '\\' && i + 1 < man.size() && man[i + 1] == '-') continue;
+    roff.push_back(man[i]);
+  }
+  auto help = uvget({"--help"}).out;
+  std::size_t count = 0;
+  for (std::size_t at = help.find("--"); at != std::string::npos; at = help.find("--", at + 2)) {
+    std::size_t end = at + 2;
+    while (end < help.size() &&
+           (std::isalnum(static_cast<unsigned char>(help[end])) || help[end] == '-'))
+      ++end;
+    std::string opt = help.substr(at, end - at);
+    if (opt.size() <= 2) continue;
+    ++count;
+    EXPECT_NE(roff.find(opt), std::string::npos) << opt << " is missing from docs/uvget.1";
+  }
+  EXPECT_GT(count, 20u);
+}
+
 TEST_F(CliTest, DownloadsIntoTheDirectoryAndExitsZero) {
   TestServer server;
   std::string a = pattern_bytes(5000, 1), b = pattern_bytes(300'000, 2);
