@@ -50,14 +50,16 @@ class Sink {
   /// The body is complete and verified: make it final (for a file: close, rename). `done` is called
   /// exactly once, possibly later; an error there fails the transfer.
   virtual void finish(std::function<void(Error)> done) = 0;
-  /// The transfer failed or was cancelled: release everything, call `done` exactly once.
-  /// Called also when open() was never called.
-  virtual void abort(std::function<void()> done) = 0;
+  /// The transfer failed (`why`; Errc::cancelled when cancelled or closed): release everything,
+  /// call `done` exactly once. Called also when open() was never called.
+  virtual void abort(const Error& why, std::function<void()> done) = 0;
 };
 
 struct FileSinkOptions {
   /// Keep NAME.part when the transfer fails (for a later resume); by default it is removed.
   bool keep_partial = false;
+  /// Keep NAME.part only when the transfer is cancelled (Ctrl-C in the command line).
+  bool keep_partial_on_cancel = false;
   /// Reading pauses above high_water pending bytes and resumes below low_water. Whatever is
   /// pending when a write completes goes out in one coalesced write.
   std::size_t high_water = 1024 * 1024;

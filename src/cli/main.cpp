@@ -218,6 +218,7 @@ class App {
           path = unique_path(cli::name_from_path(url->path));
         if (!path.empty()) {
           FileSinkOptions fo;
+          fo.keep_partial_on_cancel = true;  // Ctrl-C leaves NAME.part for a later resume
           req.sink = make_file_sink(path, fo);
         }
       }

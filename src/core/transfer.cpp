@@ -153,7 +153,8 @@ void Transfer::fail(Error error) {
   }
   Error e = std::move(error);
   if (!sink_) return complete(std::move(e));
-  sink_->abort([this, e = std::move(e)]() mutable { complete(std::move(e)); });
+  Sink* sink = sink_.get();
+  sink->abort(e, [this, e]() mutable { complete(std::move(e)); });
 }
 
 void Transfer::complete(Error error) {

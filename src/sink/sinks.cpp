@@ -53,7 +53,8 @@ class FileSink final : public Sink {
     // else: opening or writing; the chain continues into close_rename when it drains
   }
 
-  void abort(std::function<void()> done) override {
+  void abort(const Error& why, std::function<void()> done) override {
+    if (why.code == Errc::cancelled && opts_.keep_partial_on_cancel) keep_ = true;
     aborting_ = true;
     if (state_ == State::buffering && !busy_) {
       pending_.clear();  // nothing reached the disk
@@ -187,7 +188,7 @@ class FileSink final : public Sink {
     auto failed = [&](const char* step) {
       w->err = errno;
       w->step = step;
-      if (!s->opts_.keep_partial && std::strcmp(step, "open") != 0) ::unlink(s->part_.c_str());
+      if (!s->keep_ && std::strcmp(step, "open") != 0) ::unlink(s->part_.c_str());
     };
     switch (w->job) {
       case Job::whole: {
@@ -215,7 +216,7 @@ class FileSink final : public Sink {
         return;
       case Job::discard:
         if (s->fd_ >= 0) ::close(s->fd_);
-        if (!s->opts_.keep_partial && s->state_ != State::buffering) ::unlink(s->part_.c_str());
+        if (!s->keep_ && s->state_ != State::buffering) ::unlink(s->part_.c_str());
         return;
     }
   }
@@ -262,6 +263,7 @@ class FileSink final : public Sink {
 
   const std::string path_, part_;
   const FileSinkOptions opts_;
+  bool keep_ = opts_.keep_partial;  // leave NAME.part behind when failing
   uv_loop_t* loop_ = nullptr;
   Events events_;
   State state_ = State::buffering;
@@ -302,7 +304,7 @@ class MemorySink final : public Sink {
     return true;
   }
   void finish(std::function<void(Error)> done) override { done({}); }
-  void abort(std::function<void()> done) override { done(); }
+  void abort(const Error&, std::function<void()> done) override { done(); }
 
  private:
   std::string* out_;
@@ -316,7 +318,7 @@ class DiscardSink final : public Sink {
   Error open(uv_loop_s*, const Response&, Events) override { return {}; }
   bool write(std::span<const std::byte>) override { return true; }
   void finish(std::function<void(Error)> done) override { done({}); }
-  void abort(std::function<void()> done) override { done(); }
+  void abort(const Error&, std::function<void()> done) override { done(); }
 };
 
 }  // namespace

@@ -180,6 +180,23 @@ TEST_F(CliTest, StdinListIsRead) {
   EXPECT_EQ(r.err, "") << "-q prints nothing on success";
 }
 
+TEST_F(CliTest, StdinDownloadsStartBeforeTheListEnds) {
+  TestServer server(
+      [](const RecordedRequest& r) { return Script().send(http_response(200, r.target)); });
+  std::string cmd = bin_ + " -q -d " + dir_ + " -i -";
+  FILE* in = ::popen(cmd.c_str(), "w");
+  ASSERT_NE(in, nullptr);
+  std::fprintf(in, "%s\n", server.url("/first").c_str());
+  std::fflush(in);
+  // The list is still open: the first download must already be under way.
+  EXPECT_TRUE(server.wait_for_requests(1, 5000)) << "nothing was fetched before EOF on stdin";
+  std::fprintf(in, "%s\n", server.url("/second").c_str());
+  int st = ::pclose(in);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  EXPECT_EQ(read_file(dir_ + "/first"), "/first");
+  EXPECT_EQ(read_file(dir_ + "/second"), "/second");
+}
+
 TEST_F(CliTest, SameNameTwiceGetsANumericSuffix) {
   TestServer server;
   server.route("/a/file", Script().send(http_response(200, "first")));
@@ -233,11 +250,15 @@ TEST_F(CliTest, OutputToStdout) {
 
 TEST_F(CliTest, InterruptStopsLeavesNoFinalFileAndExits130) {
   TestServer server;
-  server.route("/slow",
-               Script().send("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nabc").stall());
+  server.route("/slow", Script()
+                            .send("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" +
+                                  pattern_bytes(200'000))
+                            .stall());
   auto r = run_bin(bin_, {"-d", dir_, server.url("/slow")}, "", SIGINT, 500);
   EXPECT_EQ(r.status, 130) << r.err;
   EXPECT_FALSE(exists(dir_ + "/slow"));
+  ASSERT_TRUE(exists(dir_ + "/slow.part")) << "an interrupted download keeps its .part";
+  EXPECT_EQ(read_file(dir_ + "/slow.part"), pattern_bytes(200'000));
   EXPECT_NE(r.err.find("interrupted"), std::string::npos) << r.err;
 }
 

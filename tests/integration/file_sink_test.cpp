@@ -43,7 +43,7 @@ class SlowSink final : public Sink {
     return false;
   }
   void finish(std::function<void(Error)> done) override { done({}); }
-  void abort(std::function<void()> done) override { done(); }
+  void abort(const Error&, std::function<void()> done) override { done(); }
   int pauses = 0;
 
  private:
