@@ -263,6 +263,9 @@ class App {
 
   void on_done(const TransferResult& r, const std::string& path) {
     --in_flight_;
+    // Only names of downloads in flight need remembering: a finished one is on disk, where
+    // unique_path() looks, so memory stays bounded by the window, not by the list.
+    if (!path.empty()) used_.erase(path);
     ++done_;
     bytes_ += r.bytes;
     if (r.ok()) {
@@ -381,7 +384,7 @@ class App {
   ClientStats stats_;  // taken when the run ends
   std::unique_ptr<cli::LineReader> reader_;
   std::deque<Item> pending_;              // read but not yet given to the client
-  std::unordered_set<std::string> used_;  // output paths taken in this run
+  std::unordered_set<std::string> used_;  // output paths of the downloads in flight
   std::size_t window_ = 256;
   std::size_t in_flight_ = 0;
   enum class Progress { none, lines, bar, status };
