@@ -6,6 +6,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <unordered_map>
+#include <vector>
 
 #include <uvget/request.hpp>
 
@@ -68,13 +71,17 @@ class FileSink final : public Sink {
  private:
   enum class State { buffering, opening, open, closed };
   enum class Job { whole, close_rename, discard };
+
+ public:
   struct Work {
-    uv_work_t req{};
     FileSink* self;
     Job job;
     int err = 0;            // errno of the step that failed
     const char* step = "";  // which step failed
   };
+
+ private:
+  static void submit(uv_loop_t* loop, Work* w);
   struct Fs {
     uv_fs_t req{};
     FileSink* self;
@@ -174,16 +181,14 @@ class FileSink final : public Sink {
 
   void run_job(Job job) {
     busy_ = true;
-    auto* w = new Work{.self = this, .job = job};
-    w->req.data = w;
     if (job == Job::whole) state_ = State::opening;
-    uv_queue_work(loop_, &w->req, &work, &after_work);  // cannot fail for a valid loop
+    submit(loop_, new Work{.self = this, .job = job});
   }
 
+ public:
   // Runs on a threadpool thread: touches only the job's own fields and the sink's
   // immutable paths and the buffers no loop-side code touches while busy_.
-  static void work(uv_work_t* req) {
-    auto* w = static_cast<Work*>(req->data);
+  static void work(Work* w) {
     FileSink* s = w->self;
     auto failed = [&](const char* step) {
       w->err = errno;
@@ -221,8 +226,7 @@ class FileSink final : public Sink {
     }
   }
 
-  static void after_work(uv_work_t* req, int) {
-    auto* w = static_cast<Work*>(req->data);
+  static void after_work(Work* w) {
     FileSink* self = w->self;
     Job job = w->job;
     Error err;
@@ -246,6 +250,7 @@ class FileSink final : public Sink {
     cb(std::move(err));  // the owner may delete us here
   }
 
+ private:
   void fail(std::string why) {
     if (error_) return;
     error_ = Error(Errc::file_io, std::move(why));
@@ -279,6 +284,55 @@ class FileSink final : public Sink {
   std::function<void(Error)> finish_cb_;
   std::function<void()> abort_cb_;
 };
+
+// Threadpool jobs of every file sink on one loop go out in batches: at most kBatchesInFlight
+// uv_queue_work requests per loop, the rest waiting to leave together when one returns. Many
+// small files then cost a few threadpool round trips (and wake-ups) instead of one each.
+// Loop-thread only state, keyed by loop, empty when idle: no handle of its own.
+struct Batch {
+  uv_work_t req{};
+  uv_loop_t* loop;
+  std::vector<FileSink::Work*> items;
+};
+struct LoopBatches {
+  int in_flight = 0;
+  std::vector<FileSink::Work*> waiting;
+};
+constexpr int kBatchesInFlight = 2;
+constexpr std::size_t kMaxBatch = 256;
+thread_local std::unordered_map<uv_loop_t*, LoopBatches> batches;
+
+void pump_batches(uv_loop_t* loop) {
+  auto it = batches.find(loop);
+  if (it == batches.end()) return;
+  LoopBatches& lb = it->second;
+  while (lb.in_flight < kBatchesInFlight && !lb.waiting.empty()) {
+    auto* b = new Batch;
+    b->loop = loop;
+    b->req.data = b;
+    std::size_t n = std::min(kMaxBatch, lb.waiting.size());
+    b->items.assign(lb.waiting.begin(), lb.waiting.begin() + static_cast<std::ptrdiff_t>(n));
+    lb.waiting.erase(lb.waiting.begin(), lb.waiting.begin() + static_cast<std::ptrdiff_t>(n));
+    ++lb.in_flight;
+    uv_queue_work(
+        loop, &b->req,
+        [](uv_work_t* req) {
+          for (auto* w : static_cast<Batch*>(req->data)->items) FileSink::work(w);
+        },
+        [](uv_work_t* req, int) {
+          std::unique_ptr<Batch> done(static_cast<Batch*>(req->data));
+          if (auto lb2 = batches.find(done->loop); lb2 != batches.end()) --lb2->second.in_flight;
+          for (auto* w : done->items) FileSink::after_work(w);  // may submit more
+          pump_batches(done->loop);
+        });
+  }
+  if (lb.in_flight == 0 && lb.waiting.empty()) batches.erase(it);
+}
+
+void FileSink::submit(uv_loop_t* loop, Work* w) {
+  batches[loop].waiting.push_back(w);
+  pump_batches(loop);
+}
 
 class MemorySink final : public Sink {
  public:

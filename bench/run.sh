@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The side-by-side run for small files: every tool downloads the same FILES x SIZE files from one
+# nginx on loopback, at the same concurrency, into the same kind of tmpfs directory; each run is
+# checked (file count and total bytes) before its time counts. Prints a Markdown table: median
+# files/s with min-max, peak RSS and CPU seconds (median), and each tool's ratio to uvget.
+# Usage: bench/run.sh [BUILD_DIR]   (default build-release; see bench/README.md)
+# env: RUNS=3 FILES=10000 SIZE=4096 CONNS=64 TOOLS="uvget curl wget2 aria2c aiohttp thread process seq"
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build-release}
+runs=${RUNS:-3}
+files=${FILES:-10000}
+size=${SIZE:-4096}
+conns=${CONNS:-64}
+tools=${TOOLS:-uvget curl wget2 aria2c aiohttp thread process seq}
+uvget=$build/src/uvget
+py=/usr/bin/python3  # Debian's, with python3-requests and python3-aiohttp
+[ -x "$uvget" ] || { echo "build uvget first: meson setup $build --buildtype=release -Dtests=false && ninja -C $build" >&2; exit 2; }
+"$root/scripts/deps" bench
+
+work=$(mktemp -d /tmp/uvget-bench.XXXXXX)
+shm=$(mktemp -d /dev/shm/uvget-bench.XXXXXX)
+chmod 755 "$work"
+cleanup() {
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+  sleep 0.2
+  rm -rf "$work" "$shm"
+}
+trap cleanup EXIT
+mkdir -p "$work/www"
+head -c "$size" /dev/urandom > "$work/www/seed"
+for i in $(seq 1 "$files"); do ln "$work/www/seed" "$work/www/f$i"; done
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat > "$work/nginx.conf" <<CONF
+daemon on; worker_processes 1; pid $work/nginx.pid; error_log $work/error.log;
+$( [ "$(id -u)" -eq 0 ] && echo "user root;" )
+events { worker_connections 4096; }
+http {
+  access_log off; sendfile on; keepalive_requests 1000000; keepalive_timeout 60;
+  client_body_temp_path $work/t1; proxy_temp_path $work/t2; fastcgi_temp_path $work/t3;
+  uwsgi_temp_path $work/t4; scgi_temp_path $work/t5; default_type application/octet-stream;
+  server { listen 127.0.0.1:$port; root $work/www; }
+}
+CONF
+taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log"
+sleep 0.3
+for i in $(seq 1 "$files"); do echo "http://127.0.0.1:$port/f$i"; done > "$work/urls.txt"
+sed 's/^/url = /' "$work/urls.txt" | awk -v d="$shm/out" '{print; sub(/.*\//, ""); print "output = " d "/" $0}' > "$work/curl.cfg"
+procs=$(( $(nproc) * 2 ))
+
+command_for() {  # $1 tool, output into $shm/out
+  local out=$shm/out
+  case $1 in
+    uvget) echo "$uvget -q -d $out -j $conns --per-host $conns -i $work/urls.txt" ;;
+    curl) echo "curl -s --parallel --parallel-max $conns -K $work/curl.cfg" ;;
+    wget2) echo "wget2 -q --max-threads=$conns --no-robots -P $out -i $work/urls.txt" ;;
+    aria2c) echo "aria2c -q -j $conns -x 1 --allow-overwrite=true --auto-file-renaming=false -d $out -i $work/urls.txt" ;;
+    aiohttp) echo "$py $root/bench/py_clients.py aiohttp $conns $work/urls.txt $out" ;;
+    thread) echo "$py $root/bench/py_clients.py thread $conns $work/urls.txt $out" ;;
+    process) echo "$py $root/bench/py_clients.py process $procs $work/urls.txt $out" ;;
+    seq) echo "$py $root/bench/py_clients.py seq 1 $work/urls.txt $out" ;;
+  esac
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+declare -A rate rss cpu range
+for tool in $tools; do
+  rates=() rsss=() cpus=()
+  for r in $(seq 1 "$runs"); do
+    rm -rf "$shm/out"
+    mkdir -p "$shm/out"
+    t0=$(date +%s%N)
+    # shellcheck disable=SC2046
+    /usr/bin/time -f "%e %M %U %S" -o "$work/time" taskset -c 1 $(command_for "$tool") >/dev/null 2>"$work/err" || {
+      echo "$tool failed: $(tail -3 "$work/err")" >&2; continue; }
+    t1=$(date +%s%N)
+    got_files=$(find "$shm/out" -type f | wc -l)
+    got_bytes=$(find "$shm/out" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+    if [ "$got_files" -ne "$files" ] || [ "$got_bytes" -ne $((files * size)) ]; then
+      echo "$tool run $r did not download everything: $got_files files, $got_bytes bytes" >&2
+      continue
+    fi
+    read -r _ kb user sys < "$work/time"
+    rates+=("$(python3 -c "print($files * 1e9 / ($t1 - $t0))")")
+    rsss+=("$kb")
+    cpus+=("$(python3 -c "print('%.2f' % ($user + $sys))")")
+  done
+  [ ${#rates[@]} -gt 0 ] || { rate[$tool]=0; continue; }
+  rate[$tool]=$(printf '%s\n' "${rates[@]}" | median)
+  range[$tool]="$(printf '%s\n' "${rates[@]}" | sort -g | head -1 | xargs printf '%.0f')–$(printf '%s\n' "${rates[@]}" | sort -g | tail -1 | xargs printf '%.0f')"
+  rss[$tool]=$(printf '%s\n' "${rsss[@]}" | median)
+  cpu[$tool]=$(printf '%s\n' "${cpus[@]}" | median)
+done
+wrk_rate=$(taskset -c 1 wrk -t1 -c"$conns" -d3s "http://127.0.0.1:$port/f1" | awk '/Requests\/sec/ {print $2}')
+
+echo "$files × $size B over HTTP, $conns connections, nginx on core 0, client on core 1, into tmpfs, median of $runs"
+echo
+echo "| tool | files/s (median) | min–max | peak RSS | CPU s | ratio to uvget |"
+echo "|---|---|---|---|---|---|"
+base=${rate[uvget]:-0}
+for tool in $tools; do
+  r=${rate[$tool]:-0}
+  ratio=$(python3 -c "print('%.2f' % ($r / $base) if $base else '-')")
+  printf '| %s | %.0f | %s | %s KB | %s | %s |\n' "$tool" "$r" "${range[$tool]:-–}" "${rss[$tool]:-–}" "${cpu[$tool]:-–}" "$ratio"
+done
+printf '| wrk -t1 -c%s (one URL, no files: the request-rate ceiling) | %.0f | | | | %s |\n' "$conns" "$wrk_rate" \
+  "$(python3 -c "print('%.2f' % ($wrk_rate / $base) if $base else '-')")"
