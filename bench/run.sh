@@ -4,7 +4,9 @@
 # checked (file count and total bytes) before its time counts. Prints a Markdown table: median
 # files/s with min-max, peak RSS and CPU seconds (median), and each tool's ratio to uvget.
 # Usage: bench/run.sh [BUILD_DIR]   (default build-release; see bench/README.md)
-# env: RUNS=3 FILES=10000 SIZE=4096 CONNS=64 TOOLS="uvget curl wget2 aria2c aiohttp thread process seq"
+# env: RUNS=3 FILES=10000 SIZE=4096 CONNS=64 PROTO=http|https
+#      TOOLS="uvget curl wget2 aria2c aiohttp thread process seq"
+# The other workloads: M is FILES=200 SIZE=1048576, L is FILES=1 SIZE=1073741824.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build-release}
@@ -13,6 +15,7 @@ files=${FILES:-10000}
 size=${SIZE:-4096}
 conns=${CONNS:-64}
 tools=${TOOLS:-uvget curl wget2 aria2c aiohttp thread process seq}
+proto=${PROTO:-http}
 uvget=$build/src/uvget
 py=/usr/bin/python3  # Debian's, with python3-requests and python3-aiohttp
 [ -x "$uvget" ] || { echo "build uvget first: meson setup $build --buildtype=release -Dtests=false && ninja -C $build" >&2; exit 2; }
@@ -31,6 +34,20 @@ mkdir -p "$work/www"
 head -c "$size" /dev/urandom > "$work/www/seed"
 for i in $(seq 1 "$files"); do ln "$work/www/seed" "$work/www/f$i"; done
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# HTTPS: a CA and a leaf for 127.0.0.1 made now; every client is given the CA.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" \
+  -out "$work/ca.crt" -days 2 -subj "/CN=bench CA" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/leaf.key" \
+  -out "$work/leaf.csr" -subj "/CN=127.0.0.1" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$work/ext"
+openssl x509 -req -in "$work/leaf.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial \
+  -out "$work/leaf.crt" -days 2 -extfile "$work/ext" 2>/dev/null
+listen="listen 127.0.0.1:$port;"
+if [ "$proto" = https ]; then
+  listen="listen 127.0.0.1:$port ssl; ssl_certificate $work/leaf.crt; ssl_certificate_key $work/leaf.key;
+           ssl_session_tickets on; ssl_session_cache shared:bench:1m;"
+fi
+export REQUESTS_CA_BUNDLE=$work/ca.crt SSL_CERT_FILE=$work/ca.crt  # the Python clients
 cat > "$work/nginx.conf" <<CONF
 daemon on; worker_processes 1; pid $work/nginx.pid; error_log $work/error.log;
 $( [ "$(id -u)" -eq 0 ] && echo "user root;" )
@@ -39,22 +56,22 @@ http {
   access_log off; sendfile on; keepalive_requests 1000000; keepalive_timeout 60;
   client_body_temp_path $work/t1; proxy_temp_path $work/t2; fastcgi_temp_path $work/t3;
   uwsgi_temp_path $work/t4; scgi_temp_path $work/t5; default_type application/octet-stream;
-  server { listen 127.0.0.1:$port; root $work/www; }
+  server { $listen root $work/www; }
 }
 CONF
 taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log"
 sleep 0.3
-for i in $(seq 1 "$files"); do echo "http://127.0.0.1:$port/f$i"; done > "$work/urls.txt"
+for i in $(seq 1 "$files"); do echo "$proto://127.0.0.1:$port/f$i"; done > "$work/urls.txt"
 sed 's/^/url = /' "$work/urls.txt" | awk -v d="$shm/out" '{print; sub(/.*\//, ""); print "output = " d "/" $0}' > "$work/curl.cfg"
 procs=$(( $(nproc) * 2 ))
 
 command_for() {  # $1 tool, output into $shm/out
   local out=$shm/out
   case $1 in
-    uvget) echo "$uvget -q -d $out -j $conns --per-host $conns -i $work/urls.txt" ;;
-    curl) echo "curl -s --parallel --parallel-max $conns -K $work/curl.cfg" ;;
-    wget2) echo "wget2 -q --max-threads=$conns --no-robots -P $out -i $work/urls.txt" ;;
-    aria2c) echo "aria2c -q -j $conns -x 1 --allow-overwrite=true --auto-file-renaming=false -d $out -i $work/urls.txt" ;;
+    uvget) echo "$uvget -q --cacert $work/ca.crt -d $out -j $conns --per-host $conns -i $work/urls.txt" ;;
+    curl) echo "curl -s --cacert $work/ca.crt --parallel --parallel-max $conns -K $work/curl.cfg" ;;
+    wget2) echo "wget2 -q --ca-certificate=$work/ca.crt --max-threads=$conns --no-robots -P $out -i $work/urls.txt" ;;
+    aria2c) echo "aria2c -q --ca-certificate=$work/ca.crt -j $conns -x 1 --allow-overwrite=true --auto-file-renaming=false -d $out -i $work/urls.txt" ;;
     aiohttp) echo "$py $root/bench/py_clients.py aiohttp $conns $work/urls.txt $out" ;;
     thread) echo "$py $root/bench/py_clients.py thread $conns $work/urls.txt $out" ;;
     process) echo "$py $root/bench/py_clients.py process $procs $work/urls.txt $out" ;;
@@ -87,21 +104,22 @@ for tool in $tools; do
   done
   [ ${#rates[@]} -gt 0 ] || { rate[$tool]=0; continue; }
   rate[$tool]=$(printf '%s\n' "${rates[@]}" | median)
-  range[$tool]="$(printf '%s\n' "${rates[@]}" | sort -g | head -1 | xargs printf '%.0f')–$(printf '%s\n' "${rates[@]}" | sort -g | tail -1 | xargs printf '%.0f')"
+  range[$tool]="$(printf '%s\n' "${rates[@]}" | sort -g | head -1 | xargs printf '%.1f')–$(printf '%s\n' "${rates[@]}" | sort -g | tail -1 | xargs printf '%.1f')"
   rss[$tool]=$(printf '%s\n' "${rsss[@]}" | median)
   cpu[$tool]=$(printf '%s\n' "${cpus[@]}" | median)
 done
-wrk_rate=$(taskset -c 1 wrk -t1 -c"$conns" -d3s "http://127.0.0.1:$port/f1" | awk '/Requests\/sec/ {print $2}')
+wrk_rate=$(taskset -c 1 wrk -t1 -c"$conns" -d3s "$proto://127.0.0.1:$port/f1" | awk '/Requests\/sec/ {print $2}')
 
-echo "$files × $size B over HTTP, $conns connections, nginx on core 0, client on core 1, into tmpfs, median of $runs"
+echo "$files × $size B over ${proto^^}, $conns connections, nginx on core 0, client on core 1, into tmpfs, median of $runs"
 echo
-echo "| tool | files/s (median) | min–max | peak RSS | CPU s | ratio to uvget |"
-echo "|---|---|---|---|---|---|"
+echo "| tool | files/s (median) | min–max | MB/s | peak RSS | CPU s | ratio to uvget |"
+echo "|---|---|---|---|---|---|---|"
 base=${rate[uvget]:-0}
 for tool in $tools; do
   r=${rate[$tool]:-0}
   ratio=$(python3 -c "print('%.2f' % ($r / $base) if $base else '-')")
-  printf '| %s | %.0f | %s | %s KB | %s | %s |\n' "$tool" "$r" "${range[$tool]:-–}" "${rss[$tool]:-–}" "${cpu[$tool]:-–}" "$ratio"
+  mbs=$(python3 -c "print('%.0f' % ($r * $size / 1e6))")
+  printf '| %s | %.1f | %s | %s | %s KB | %s | %s |\n' "$tool" "$r" "${range[$tool]:-–}" "$mbs" "${rss[$tool]:-–}" "${cpu[$tool]:-–}" "$ratio"
 done
 printf '| wrk -t1 -c%s (one URL, no files: the request-rate ceiling) | %.0f | | | | %s |\n' "$conns" "$wrk_rate" \
   "$(python3 -c "print('%.2f' % ($wrk_rate / $base) if $base else '-')")"

@@ -62,8 +62,8 @@ struct FileSinkOptions {
   bool keep_partial_on_cancel = false;
   /// Reading pauses above high_water pending bytes and resumes below low_water. Whatever is
   /// pending when a write completes goes out in one coalesced write.
-  std::size_t high_water = 1024 * 1024;
-  std::size_t low_water = 256 * 1024;
+  std::size_t high_water = 256 * 1024;
+  std::size_t low_water = 64 * 1024;
   /// File mode for a new file.
   int mode = 0644;
 };
