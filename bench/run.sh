@@ -24,43 +24,22 @@ py=/usr/bin/python3  # Debian's, with python3-requests and python3-aiohttp
 work=$(mktemp -d /tmp/uvget-bench.XXXXXX)
 shm=$(mktemp -d /dev/shm/uvget-bench.XXXXXX)
 chmod 755 "$work"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 cleanup() {
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
-  sleep 0.2
+  stop_nginx
   rm -rf "$work" "$shm"
 }
 trap cleanup EXIT
 mkdir -p "$work/www"
 head -c "$size" /dev/urandom > "$work/www/seed"
 for i in $(seq 1 "$files"); do ln "$work/www/seed" "$work/www/f$i"; done
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# HTTPS: a CA and a leaf for 127.0.0.1 made now; every client is given the CA.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" \
-  -out "$work/ca.crt" -days 2 -subj "/CN=bench CA" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/leaf.key" \
-  -out "$work/leaf.csr" -subj "/CN=127.0.0.1" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$work/ext"
-openssl x509 -req -in "$work/leaf.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial \
-  -out "$work/leaf.crt" -days 2 -extfile "$work/ext" 2>/dev/null
+port=$(free_port)
+make_certs
 listen="listen 127.0.0.1:$port;"
-if [ "$proto" = https ]; then
-  listen="listen 127.0.0.1:$port ssl; ssl_certificate $work/leaf.crt; ssl_certificate_key $work/leaf.key;
-           ssl_session_tickets on; ssl_session_cache shared:bench:1m;"
-fi
+[ "$proto" = https ] && listen=$(tls_listen "$port")
 export REQUESTS_CA_BUNDLE=$work/ca.crt SSL_CERT_FILE=$work/ca.crt  # the Python clients
-cat > "$work/nginx.conf" <<CONF
-daemon on; worker_processes 1; pid $work/nginx.pid; error_log $work/error.log;
-$( [ "$(id -u)" -eq 0 ] && echo "user root;" )
-events { worker_connections 4096; }
-http {
-  access_log off; sendfile on; keepalive_requests 1000000; keepalive_timeout 60;
-  client_body_temp_path $work/t1; proxy_temp_path $work/t2; fastcgi_temp_path $work/t3;
-  uwsgi_temp_path $work/t4; scgi_temp_path $work/t5; default_type application/octet-stream;
-  server { $listen root $work/www; }
-}
-CONF
-taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log"
-sleep 0.3
+start_nginx "$listen"
 for i in $(seq 1 "$files"); do echo "$proto://127.0.0.1:$port/f$i"; done > "$work/urls.txt"
 sed 's/^/url = /' "$work/urls.txt" | awk -v d="$shm/out" '{print; sub(/.*\//, ""); print "output = " d "/" $0}' > "$work/curl.cfg"
 procs=$(( $(nproc) * 2 ))
@@ -79,7 +58,6 @@ command_for() {  # $1 tool, output into $shm/out
   esac
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A rate rss cpu range
 for tool in $tools; do
   rates=() rsss=() cpus=()

@@ -16,43 +16,21 @@ command -v nginx >/dev/null || { echo "nginx missing: scripts/deps bench" >&2; e
 
 work=$(mktemp -d /tmp/uvget-bench.XXXXXX)
 chmod 755 "$work"
-trap '[ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; sleep 0.2; rm -rf "$work"' EXIT
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+trap 'stop_nginx; rm -rf "$work"' EXIT
 mkdir -p "$work/www"
 head -c 4096 /dev/urandom > "$work/www/seed"
 for i in $(seq 1 "$files"); do ln "$work/www/seed" "$work/www/f$i"; done
 large_mb=${LARGE_MB:-300}
 head -c "$((large_mb * 1000000))" /dev/urandom > "$work/www/large"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 tport=$(free_port)
-# A test CA and a leaf for 127.0.0.1, made now; every client is given the CA.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" \
-  -out "$work/ca.crt" -days 2 -subj "/CN=bench CA" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/leaf.key" \
-  -out "$work/leaf.csr" -subj "/CN=127.0.0.1" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$work/ext"
-openssl x509 -req -in "$work/leaf.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial \
-  -out "$work/leaf.crt" -days 2 -extfile "$work/ext" 2>/dev/null
-cat > "$work/nginx.conf" <<CONF
-daemon on; worker_processes 1; pid $work/nginx.pid; error_log $work/error.log;
-$( [ "$(id -u)" -eq 0 ] && echo "user root;" )
-events { worker_connections 4096; }
-http {
-  access_log off; sendfile on; keepalive_requests 1000000; keepalive_timeout 60;
-  client_body_temp_path $work/t1; proxy_temp_path $work/t2; fastcgi_temp_path $work/t3;
-  uwsgi_temp_path $work/t4; scgi_temp_path $work/t5; default_type application/octet-stream;
-  server { listen 127.0.0.1:$port; root $work/www; }
-  server { listen 127.0.0.1:$tport ssl; root $work/www; ssl_certificate $work/leaf.crt;
-           ssl_certificate_key $work/leaf.key; ssl_session_tickets on;
-           ssl_session_cache shared:bench:1m; }
-}
-CONF
-taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log"
-sleep 0.3
+make_certs
+start_nginx "listen 127.0.0.1:$port;" "$(tls_listen "$tport")"
 for i in $(seq 1 "$files"); do echo "http://127.0.0.1:$port/f$i"; done > "$work/urls.txt"
 pin="taskset -c 1"
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # $1: http or https
 base() { [ "$1" = https ] && echo "https://127.0.0.1:$tport" || echo "http://127.0.0.1:$port"; }
 rate_uvget() {  # files/s from uvget's summary

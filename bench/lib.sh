@@ -1,0 +1,47 @@
+# Shared by the bench scripts (sourced, not run): a free loopback port, a CA and a leaf
+# certificate for 127.0.0.1 made at run time, nginx on core 0 with its own configuration, medians.
+# Expects $work (a temporary directory, mode 755) and $work/www (the files to serve).
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+make_certs() {  # $work/ca.crt, $work/leaf.{crt,key}; every client is given the CA
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" \
+    -out "$work/ca.crt" -days 2 -subj "/CN=bench CA" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/leaf.key" \
+    -out "$work/leaf.csr" -subj "/CN=127.0.0.1" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+    > "$work/ext"
+  openssl x509 -req -in "$work/leaf.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" \
+    -CAcreateserial -out "$work/leaf.crt" -days 2 -extfile "$work/ext" 2>/dev/null
+}
+
+tls_listen() {  # $1 port: an nginx listen line with TLS and session tickets
+  echo "listen 127.0.0.1:$1 ssl; ssl_certificate $work/leaf.crt; ssl_certificate_key $work/leaf.key;
+        ssl_session_tickets on; ssl_session_cache shared:bench:1m;"
+}
+
+start_nginx() {  # $@: listen lines, one server block each, all serving $work/www
+  local servers="" l
+  for l in "$@"; do servers+="  server { $l root $work/www; }"$'\n'; done
+  cat > "$work/nginx.conf" <<CONF
+daemon on; worker_processes 1; pid $work/nginx.pid; error_log $work/error.log;
+$( [ "$(id -u)" -eq 0 ] && echo "user root;" )
+events { worker_connections 4096; }
+http {
+  access_log off; sendfile on; keepalive_requests 1000000; keepalive_timeout 60;
+  client_body_temp_path $work/t1; proxy_temp_path $work/t2; fastcgi_temp_path $work/t3;
+  uwsgi_temp_path $work/t4; scgi_temp_path $work/t5; default_type application/octet-stream;
+$servers}
+CONF
+  taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log"
+  sleep 0.3
+}
+
+stop_nginx() {
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+  sleep 0.2
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
