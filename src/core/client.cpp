@@ -44,12 +44,12 @@ Result<std::unique_ptr<Client>> Client::create(uv_loop_s* loop, ClientOptions op
       lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     overrides.emplace_back(std::move(lower), std::move(list));
   }
-  if (!options.ca_file.empty()) {
-    // A CA file that was asked for and cannot be used is an error now, not per download.
-    auto probe = TlsContext::create(TlsSettings{options.tls_verify, options.ca_file});
-    if (!probe) return probe.error();
-  }
-  auto* impl = new Impl(loop, std::move(options));
+  // The CA bundle is parsed here, once per process (later clients share it), not on the loop.
+  auto tls = TlsContext::create(TlsSettings{options.tls_verify, options.ca_file});
+  // A CA file that was asked for and cannot be used is an error now; without one, a missing
+  // system bundle fails only the https downloads.
+  if (!tls && !options.ca_file.empty()) return tls.error();
+  auto* impl = new Impl(loop, std::move(options), std::move(tls));
   for (auto& [host, list] : overrides) impl->resolver().add_override(host, std::move(list));
   return std::unique_ptr<Client>(new Client(impl));
 }
@@ -76,14 +76,12 @@ const ClientOptions& Client::options() const {
 
 // ---- Impl: set-up and requests ---------------------------------------------------------
 
-Client::Impl::Impl(uv_loop_t* loop, ClientOptions options)
+Client::Impl::Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_ptr<TlsContext>> tls)
     : loop_(loop),
       opts_(std::move(options)),
       resolver_(loop, opts_.dns_cache_size, opts_.dns_cache_ttl_ms),
       read_buf_(kReadBuffer),
       plain_buf_(kPlainBuffer) {
-  // The CA bundle is parsed here, once per process (later clients share it), not on the loop.
-  auto tls = TlsContext::create(TlsSettings{opts_.tls_verify, opts_.ca_file});
   if (tls)
     tls_ = std::move(*tls);
   else
@@ -275,8 +273,7 @@ void Client::Impl::remove_idle(Connection* c, ConnInfo& info) {
 }
 
 void Client::Impl::release(Connection* c) {
-  UVGET_TRACE("release %p reusable=%d active=%u", static_cast<void*>(c), c->reusable(),
-              loop_->active_handles);
+  UVGET_TRACE("release %p reusable=%d", static_cast<void*>(c), c->reusable());
   auto it = conns_.find(c);
   if (it == conns_.end()) return;  // already closing
   if (!c->reusable() || closing_) {
@@ -294,7 +291,7 @@ void Client::Impl::release(Connection* c) {
 }
 
 void Client::Impl::connection_closing(Connection& c) {
-  UVGET_TRACE("closing %p active=%u", static_cast<void*>(&c), loop_->active_handles);
+  UVGET_TRACE("closing %p", static_cast<void*>(&c));
   auto it = conns_.find(&c);
   if (it == conns_.end()) return;
   remove_idle(&c, it->second);

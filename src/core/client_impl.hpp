@@ -24,7 +24,7 @@
 namespace uvget {
 
 struct Client::Impl final : ConnectionOwner {
-  Impl(uv_loop_t* loop, ClientOptions options);
+  Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_ptr<TlsContext>> tls);
 
   Result<TransferId> get(Request request, Callbacks callbacks);
   void cancel(std::uint64_t id);

@@ -49,8 +49,6 @@ void Transfer::start(Connection* c) {
   c->begin(this, std::move(req), method_ == Method::head);
 }
 
-void Transfer::on_exchange_connected() {}
-
 void Transfer::on_exchange_head(Response& head) {
   status_ = head.status;
   first_byte_ns_ = uv_hrtime();

@@ -32,7 +32,6 @@ class Transfer final : public Exchange {
   void set_timeout(std::uint64_t ms) noexcept { timeout_ms_ = ms; }
 
  private:
-  void on_exchange_connected() override;
   void on_exchange_head(Response& head) override;
   void on_exchange_body(std::span<const std::byte> bytes) override;
   void on_exchange_done(const Error& error, bool retry_safe) override;

@@ -122,7 +122,6 @@ void Connection::on_connected(uv_connect_t* req, int status) {
     try_next_address();
     return;
   }
-  tcp_connected_ = true;
   if (https_) {
     arm_timer(owner_.options().connect_timeout_ms);  // a fresh budget for the handshake
     state_ = State::handshaking;
@@ -141,9 +140,7 @@ void Connection::established() {
   uv_timer_stop(&timer_);
   state_ = State::ready;
   owner_.connection_established(*this);
-  if (!exchange_) return;
-  exchange_->on_exchange_connected();
-  if (exchange_ && state_ == State::ready) start_exchange_io();
+  if (exchange_) start_exchange_io();
 }
 
 void Connection::start_tls() {
@@ -559,7 +556,6 @@ void Connection::close_tcp() {
   if (!tcp_) return;
   uv_close(as_handle(tcp_), &on_close_cb);
   tcp_ = nullptr;
-  tcp_connected_ = false;
   reading_ = false;
 }
 

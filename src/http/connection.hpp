@@ -47,7 +47,6 @@ struct ConnectionOwner {
 
 /// One request/response on a connection, seen from the transfer.
 struct Exchange {
-  virtual void on_exchange_connected() = 0;
   virtual void on_exchange_head(Response& head) = 0;
   virtual void on_exchange_body(std::span<const std::byte> bytes) = 0;
   /// Exactly once per exchange, last. `retry_safe`: the request went over a reused connection
@@ -131,7 +130,6 @@ class Connection final : private ResponseParser::Handler {
   State state_ = State::resolving;
   uv_timer_t timer_{};                // connect, idle or keep-alive timeout, by state
   uv_tcp_t* tcp_ = nullptr;           // the current attempt's handle; non-null from connecting on
-  bool tcp_connected_ = false;        // tcp_ completed its connect
   int live_handles_ = 0;              // handles not yet through their close callback
   std::uint64_t resolve_ticket_ = 0;  // non-zero while a lookup is pending
   std::shared_ptr<const AddressList> addresses_;  // set once resolved
