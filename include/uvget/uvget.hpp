@@ -5,4 +5,5 @@
 #include <uvget/error.hpp>
 #include <uvget/options.hpp>
 #include <uvget/request.hpp>
+#include <uvget/runner.hpp>
 #include <uvget/version.hpp>

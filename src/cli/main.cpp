@@ -12,6 +12,8 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
 #include <unordered_set>
 
@@ -54,7 +56,39 @@ struct Settings {
   std::string json;
   std::string shard;
   std::string progress = "auto";
+  std::string loops = "1";
 };
+
+// What the command drives: one Client on the main loop, or a Runner with a loop per thread.
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual Result<TransferId> get(Request request, Callbacks callbacks) = 0;
+  virtual ClientStats stats() const = 0;
+  virtual void close(std::function<void()> on_closed) = 0;
+};
+
+template <class T>
+class EngineOf final : public Engine {
+ public:
+  explicit EngineOf(std::unique_ptr<T> impl) : impl_(std::move(impl)) {}
+  Result<TransferId> get(Request request, Callbacks callbacks) override {
+    return impl_->get(std::move(request), std::move(callbacks));
+  }
+  ClientStats stats() const override { return impl_->stats(); }
+  void close(std::function<void()> on_closed) override { impl_->close(std::move(on_closed)); }
+
+ private:
+  std::unique_ptr<T> impl_;
+};
+
+// "auto": one loop per core this process may use; otherwise a count >= 1. 0 when invalid.
+int parse_loops(const std::string& text) {
+  if (text == "auto") return available_cores();
+  if (text.empty() || text.size() > 4 || text.find_first_not_of("0123456789") != std::string::npos)
+    return 0;
+  return std::stoi(text);
+}
 
 class App {
  public:
@@ -101,12 +135,28 @@ class App {
         return kExitUsage;
       }
     }
-    auto client = Client::create(loop_, o);
-    if (!client) {
-      std::fprintf(stderr, "uvget: %s\n", client.error().message().c_str());
+    int loops = parse_loops(s_.loops);
+    if (loops < 1) {
+      std::fprintf(stderr, "uvget: bad --loops '%s' (expected a number >= 1 or 'auto')\n",
+                   s_.loops.c_str());
       return kExitUsage;
     }
-    client_ = std::move(*client);
+    if (loops > 1) {
+      auto runner = Runner::create(loop_, RunnerOptions{loops, o});
+      if (!runner) {
+        std::fprintf(stderr, "uvget: %s\n", runner.error().message().c_str());
+        return kExitUsage;
+      }
+      loops_ = (*runner)->loops();
+      client_ = std::make_unique<EngineOf<Runner>>(std::move(*runner));
+    } else {
+      auto client = Client::create(loop_, o);
+      if (!client) {
+        std::fprintf(stderr, "uvget: %s\n", client.error().message().c_str());
+        return kExitUsage;
+      }
+      client_ = std::make_unique<EngineOf<Client>>(std::move(*client));
+    }
     window_ = static_cast<std::size_t>(s_.connections) * 4;
     bool tty = isatty(2) != 0;
     if (s_.quiet || s_.progress == "none")
@@ -335,7 +385,6 @@ class App {
   void finish() {
     if (finished_) return;
     finished_ = true;
-    stats_ = client_->stats();
     if (progress_on_) {
       uv_close(reinterpret_cast<uv_handle_t*>(&progress_timer_), nullptr);
       progress_on_ = false;
@@ -348,7 +397,10 @@ class App {
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
-    client_->close([this] { summary(); });
+    client_->close([this] {
+      stats_ = client_->stats();  // final: every loop has stopped
+      summary();
+    });
   }
 
   void summary() {
@@ -364,8 +416,9 @@ class App {
         static_cast<double>(bytes_) / secs / 1e6, interrupted_ ? " (interrupted)" : "");
     if (s_.verbose)
       std::fprintf(stderr,
-                   "uvget: %llu connections, %llu of %llu requests on reused connections, "
-                   "TLS handshakes: %llu full, %llu resumed\n",
+                   "uvget: %d loop%s, %llu connections, %llu of %llu requests on reused "
+                   "connections, TLS handshakes: %llu full, %llu resumed\n",
+                   loops_, loops_ == 1 ? "" : "s",
                    static_cast<unsigned long long>(stats_.connections_opened),
                    static_cast<unsigned long long>(stats_.requests_reused),
                    static_cast<unsigned long long>(stats_.requests_sent),
@@ -380,7 +433,8 @@ class App {
 
   uv_loop_t* loop_;
   Settings s_;
-  std::unique_ptr<Client> client_;
+  std::unique_ptr<Engine> client_;
+  int loops_ = 1;
   ClientStats stats_;  // taken when the run ends
   std::unique_ptr<cli::LineReader> reader_;
   std::deque<Item> pending_;              // read but not yet given to the client
@@ -449,6 +503,10 @@ int main(int argc, char** argv) {
                  "none; auto: bar on a terminal, a status line every 5 s otherwise")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
+  app.add_option("--loops", s.loops,
+                 "Event loops, each on its own thread: N, or auto for one per core; limits "
+                 "(-j, --per-host) hold for all loops together")
+      ->capture_default_str();
   app.add_flag("-q,--quiet", s.quiet, "No summary");
   app.add_flag("-v,--verbose", s.verbose, "A line per finished download");
   app.set_version_flag("-V,--version", std::string("uvget ") + uvget::kVersion);

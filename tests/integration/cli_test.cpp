@@ -5,8 +5,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -405,6 +407,107 @@ TEST_F(CliTest, NoLiveStatusAreaWhenStderrIsAPipe) {
   auto lines = uvget({"-d", dir_ + "/l", "--progress=lines", server.url("/c"), server.url("/d")});
   EXPECT_NE(lines.err.find(server.url("/c") + " -> "), std::string::npos) << lines.err;
   EXPECT_NE(lines.err.find(server.url("/d") + " -> "), std::string::npos) << lines.err;
+}
+
+// --loops: every other option behaves as with one loop.
+std::vector<std::string> sorted_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+// A --json record without its timing, with `dir` replaced by "DIR".
+std::string without_timing(std::string line, const std::string& dir) {
+  line = std::regex_replace(line, std::regex("\"seconds\":[0-9.e+-]+,"), "");
+  for (std::size_t at; (at = line.find(dir)) != std::string::npos;)
+    line.replace(at, dir.size(), "DIR");
+  return line;
+}
+
+TEST_F(CliTest, LoopsGiveTheSameFilesReportAndExitStatusAsOneLoop) {
+  TestServer server([](const RecordedRequest& r) {
+    if (r.target.find("missing") != std::string::npos)
+      return Script().send(http_response(404, "no"));
+    return Script().send(http_response(200, pattern_bytes(1000 + r.target.size() * 37, 3)));
+  });
+  std::string list;
+  for (int i = 0; i < 120; ++i) {
+    // Names collide across directories (x, x.1, x.2 ... in list order).
+    list +=
+        server.url("/d" + std::to_string(i) + "/" + (i % 3 ? "x" : "y" + std::to_string(i))) + "\n";
+    if (i % 40 == 7) list += server.url("/missing" + std::to_string(i)) + "\nnot a url\n";
+  }
+  std::vector<std::string> reports;
+  std::vector<int> statuses;
+  std::vector<std::set<std::string>> names;
+  for (std::string loops : {"1", "3"}) {
+    std::string out = dir_ + "/loops" + loops;
+    auto r = uvget({"-q", "--loops", loops, "-j", "6", "--per-host", "6", "-d", out, "--json",
+                    out + ".json", "-i", "-"},
+                   list);
+    statuses.push_back(r.status);
+    std::string report;
+    for (auto& l : sorted_lines(read_file(out + ".json"))) report += without_timing(l, out) + "\n";
+    reports.push_back(report);
+    std::set<std::string> here;
+    for (auto& e : std::filesystem::directory_iterator(out)) {
+      here.insert(e.path().filename().string());
+      std::string name = e.path().filename().string();
+      EXPECT_EQ(name.find(".part"), std::string::npos) << name;
+    }
+    names.push_back(here);
+    EXPECT_NE(r.err.find("line"), std::string::npos) << "bad lines are reported: " << r.err;
+  }
+  EXPECT_EQ(statuses[0], 1);
+  EXPECT_EQ(statuses[1], 1);
+  EXPECT_EQ(names[0].size(), 120u);
+  EXPECT_EQ(names[0], names[1]);
+  EXPECT_EQ(reports[0], reports[1]);
+  for (auto& n : names[0])
+    EXPECT_EQ(read_file(dir_ + "/loops1/" + n), read_file(dir_ + "/loops3/" + n)) << n;
+}
+
+TEST_F(CliTest, LoopsHoldThePerHostLimitTogether) {
+  TestServer server(
+      [](const RecordedRequest&) { return Script().pause_ms(5).send(http_response(200, "ok")); });
+  std::string list;
+  for (int i = 0; i < 100; ++i) list += server.url("/" + std::to_string(i)) + "\n";
+  auto r =
+      uvget({"-v", "--progress", "none", "--discard", "--loops", "2", "--per-host", "3", "-i", "-"},
+            list);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_LE(server.peak_connections(), 3);
+  EXPECT_NE(r.err.find("2 loops"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("100 files ok"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, LoopsInterruptStopsEveryLoop) {
+  TestServer server([](const RecordedRequest&) {
+    return Script()
+        .send("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + pattern_bytes(100'000))
+        .stall();
+  });
+  std::vector<std::string> args = {"-d", dir_, "--loops", "2"};
+  for (int i = 0; i < 6; ++i) args.push_back(server.url("/s" + std::to_string(i)));
+  auto r = run_bin(bin_, args, "", SIGINT, 700);
+  EXPECT_EQ(r.status, 130) << r.err;
+  for (int i = 0; i < 6; ++i) {
+    std::string name = dir_ + "/s" + std::to_string(i);
+    EXPECT_FALSE(exists(name));
+    ASSERT_TRUE(exists(name + ".part")) << name;
+    EXPECT_EQ(read_file(name + ".part"), pattern_bytes(100'000));
+  }
+  EXPECT_NE(r.err.find("interrupted"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, BadLoopsIsAUsageError) {
+  for (std::string bad : {"0", "x", "-1", "99999"}) {
+    auto r = uvget({"--loops", bad, "http://127.0.0.1:1/"});
+    EXPECT_EQ(r.status, 2) << bad << ": " << r.err;
+    EXPECT_NE(r.err.find("--loops"), std::string::npos) << r.err;
+  }
 }
 
 TEST_F(CliTest, EmbedExampleRunsInAHostLoop) {

@@ -1,0 +1,450 @@
+// Runner: N worker threads, each with its own uv loop and Client, fed by a dispatcher on the
+// host's loop. Shared state is small and explicit: each worker's inbox (jobs, cancels, stop) and
+// stats snapshot under the worker's mutex, one outbox of results under the runner's mutex, and
+// two uv_async_t wake-ups. Connection limits are split between the loops once, at creation, so
+// opening a connection or moving a byte takes no lock.
+#include <uvget/runner.hpp>
+
+#include <sched.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "http/request_writer.hpp"
+#include "url.hpp"
+#include "uv/util.hpp"
+
+namespace uvget {
+namespace {
+
+constexpr std::uint64_t kPublishMs = 100;
+
+void add_stats(ClientStats& sum, const ClientStats& s) {
+  sum.connections_opened += s.connections_opened;
+  sum.requests_sent += s.requests_sent;
+  sum.requests_reused += s.requests_reused;
+  sum.dns_lookups += s.dns_lookups;
+  sum.dns_cache_hits += s.dns_cache_hits;
+  sum.transfers_done += s.transfers_done;
+  sum.transfers_failed += s.transfers_failed;
+  sum.body_bytes += s.body_bytes;
+  sum.tls_full_handshakes += s.tls_full_handshakes;
+  sum.tls_resumed_handshakes += s.tls_resumed_handshakes;
+  sum.active += s.active;
+  sum.queued += s.queued;
+  sum.open_connections += s.open_connections;
+}
+
+}  // namespace
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+struct Runner::Impl {
+  struct Job {
+    std::uint64_t id;
+    Request request;
+    Callbacks callbacks;  // on_head and on_data; on_done stays with the host
+  };
+  struct Done {
+    std::uint64_t id;
+    TransferResult result;
+  };
+
+  struct Worker {
+    Impl* owner = nullptr;
+    uv_loop_t loop{};
+    uv_async_t wake{};
+    uv_timer_t publish{};
+    std::unique_ptr<Client> client;
+    int weight_total = 1;  // this loop's share of the limits, for the dispatcher
+    int weight_host = 1;
+    std::thread thread;
+    // Loop thread only.
+    std::unordered_map<std::uint64_t, TransferId> running;  // runner id -> client id
+    bool stopping = false;
+    // Shared with the host thread, under mu.
+    std::mutex mu;
+    std::vector<Job> inbox;
+    std::vector<std::uint64_t> cancels;
+    bool stop = false;
+    ClientStats snapshot;
+
+    void main();
+    void on_wake();
+    void submit(Job job);
+    void publish_stats();
+  };
+
+  struct Pending {
+    std::function<void(const TransferResult&)> on_done;
+    std::size_t worker;
+    std::string origin;
+  };
+
+  Impl(uv_loop_t* host) : host_(host) {}
+
+  Result<TransferId> get(Request request, Callbacks callbacks);
+  void cancel(std::uint64_t id);
+  void close(std::function<void()> on_closed);
+  void destroy();  // the Runner is gone
+  ClientStats stats() const;
+
+  void deliver(std::uint64_t id, TransferResult result);  // any worker thread
+  void worker_exited();                                   // any worker thread
+  static void on_host_wake(uv_async_t* a) noexcept;
+  static void on_host_closed(uv_handle_t* h) noexcept;
+  void drain_results();
+  std::size_t pick(const std::string& origin);
+  void join_all();
+  void update_ref();
+
+  uv_loop_t* host_;
+  uv_async_t host_wake_{};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  // Host thread only.
+  std::unordered_map<std::uint64_t, Pending> pending_;
+  std::unordered_map<std::string, std::vector<std::uint32_t>> per_origin_;  // in flight per loop
+  std::vector<std::uint64_t> in_flight_;                                    // per loop
+  std::uint64_t next_id_ = 1;
+  bool closing_ = false;
+  bool joined_ = false;
+  bool handle_closed_ = false;  // uv_close(host_wake_) called
+  bool fully_closed_ = false;   // and its callback ran
+  bool detached_ = false;
+  std::function<void()> on_closed_;
+  // Shared with the workers, under out_mu_.
+  std::mutex out_mu_;
+  std::vector<Done> outbox_;
+  std::size_t exited_ = 0;
+};
+
+// ---- Worker (its own thread) ------------------------------------------------------------
+
+void Runner::Impl::Worker::main() {
+  uv_run(&loop, UV_RUN_DEFAULT);  // until close: the wake handle keeps it alive
+  client.reset();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  owner->worker_exited();
+}
+
+void Runner::Impl::Worker::on_wake() {
+  std::vector<Job> jobs;
+  std::vector<std::uint64_t> cancelled;
+  bool stop_now;
+  {
+    std::lock_guard lock(mu);
+    jobs.swap(inbox);
+    cancelled.swap(cancels);
+    stop_now = stop;
+  }
+  for (auto& job : jobs) submit(std::move(job));
+  for (std::uint64_t id : cancelled)
+    if (auto it = running.find(id); it != running.end()) client->cancel(it->second);
+  if (stop_now && !stopping) {
+    stopping = true;
+    client->close([this] {
+      publish_stats();
+      uv_close(as_handle(&wake), nullptr);
+      uv_close(as_handle(&publish), nullptr);
+    });
+  }
+}
+
+void Runner::Impl::Worker::submit(Job job) {
+  std::uint64_t id = job.id;
+  std::string url = job.request.url;
+  Callbacks cbs = std::move(job.callbacks);
+  cbs.on_done = [this, id](const TransferResult& r) {
+    running.erase(id);
+    owner->deliver(id, r);
+    publish_stats();
+  };
+  auto tid = client->get(std::move(job.request), std::move(cbs));
+  if (!tid) {
+    TransferResult r;
+    r.url = std::move(url);
+    r.error = tid.error();
+    owner->deliver(id, std::move(r));
+    return;
+  }
+  running.emplace(id, *tid);
+}
+
+void Runner::Impl::Worker::publish_stats() {
+  if (!client) return;
+  ClientStats s = client->stats();
+  std::lock_guard lock(mu);
+  snapshot = s;
+}
+
+void Runner::Impl::deliver(std::uint64_t id, TransferResult result) {
+  {
+    std::lock_guard lock(out_mu_);
+    outbox_.push_back({id, std::move(result)});
+  }
+  uv_async_send(&host_wake_);
+}
+
+void Runner::Impl::worker_exited() {
+  {
+    std::lock_guard lock(out_mu_);
+    ++exited_;
+  }
+  uv_async_send(&host_wake_);
+}
+
+// ---- Host side --------------------------------------------------------------------------
+
+Result<std::unique_ptr<Runner>> Runner::create(uv_loop_s* host, RunnerOptions options) {
+  if (!host) return Error(Errc::bad_request, "Runner::create: loop is null");
+  const ClientOptions& base = options.client;
+  if (base.max_connections < 1 || base.max_per_host < 1)
+    return Error(Errc::bad_request, "connection limits must be at least 1");
+  int n = options.loops > 0 ? options.loops : available_cores();
+  // Every loop gets at least one connection overall and one per host.
+  n = std::min({n, base.max_connections, base.max_per_host});
+  auto impl = std::make_unique<Impl>(host);
+  for (int i = 0; i < n; ++i) {
+    auto w = std::make_unique<Impl::Worker>();
+    w->owner = impl.get();
+    ClientOptions o = base;
+    o.max_connections = base.max_connections / n + (i < base.max_connections % n ? 1 : 0);
+    o.max_per_host = base.max_per_host / n + (i < base.max_per_host % n ? 1 : 0);
+    w->weight_total = o.max_connections;
+    w->weight_host = o.max_per_host;
+    uv_loop_init(&w->loop);
+    auto client = Client::create(&w->loop, std::move(o));
+    if (!client) {
+      uv_loop_close(&w->loop);
+      for (auto& done : impl->workers_) {  // created, never started: close them here
+        done->client.reset();
+        uv_run(&done->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&done->loop);
+      }
+      return client.error();
+    }
+    w->client = std::move(*client);
+    impl->workers_.push_back(std::move(w));
+  }
+  impl->in_flight_.assign(impl->workers_.size(), 0);
+  uv_async_init(host, &impl->host_wake_, &Impl::on_host_wake);
+  impl->host_wake_.data = impl.get();
+  uv_unref(as_handle(&impl->host_wake_));  // idle, the runner does not keep the host loop alive
+  for (auto& w : impl->workers_) {
+    Impl::Worker* wp = w.get();
+    uv_async_init(&wp->loop, &wp->wake,
+                  [](uv_async_t* a) noexcept { static_cast<Impl::Worker*>(a->data)->on_wake(); });
+    wp->wake.data = wp;
+    uv_timer_init(&wp->loop, &wp->publish);
+    wp->publish.data = wp;
+    uv_timer_start(
+        &wp->publish, [](uv_timer_t* t) { static_cast<Impl::Worker*>(t->data)->publish_stats(); },
+        kPublishMs, kPublishMs);
+    uv_unref(as_handle(&wp->publish));
+  }
+  for (auto& w : impl->workers_) {
+    Impl::Worker* wp = w.get();
+    wp->thread = std::thread([wp] { wp->main(); });
+  }
+  return std::unique_ptr<Runner>(new Runner(impl.release()));
+}
+
+Runner::Runner(Impl* impl) : impl_(impl) {}
+Runner::~Runner() {
+  impl_->destroy();
+}
+Result<TransferId> Runner::get(Request request, Callbacks callbacks) {
+  return impl_->get(std::move(request), std::move(callbacks));
+}
+void Runner::cancel(TransferId id) {
+  impl_->cancel(static_cast<std::uint64_t>(id));
+}
+void Runner::close(std::function<void()> on_closed) {
+  impl_->close(std::move(on_closed));
+}
+ClientStats Runner::stats() const {
+  return impl_->stats();
+}
+int Runner::loops() const {
+  return static_cast<int>(impl_->workers_.size());
+}
+
+Result<TransferId> Runner::Impl::get(Request request, Callbacks callbacks) {
+  if (closing_) return Error(Errc::client_closed, request.url + ": the runner is closed");
+  auto url = Url::parse(request.url);
+  if (!url) return url.error();
+  if (Error e = validate_headers(request.headers)) {
+    e.detail = request.url + ": " + e.detail;
+    return e;
+  }
+  std::uint64_t id = next_id_++;
+  std::string origin = url->origin();
+  std::size_t w = pick(origin);
+  ++per_origin_[origin][w];
+  ++in_flight_[w];
+  pending_.emplace(id, Pending{std::move(callbacks.on_done), w, std::move(origin)});
+  callbacks.on_done = nullptr;
+  Worker& worker = *workers_[w];
+  {
+    std::lock_guard lock(worker.mu);
+    worker.inbox.push_back({id, std::move(request), std::move(callbacks)});
+  }
+  uv_async_send(&worker.wake);
+  update_ref();
+  return TransferId{id};
+}
+
+// The loop with the fewest transfers of this origin for its share of the per-host limit; ties go
+// to the one with the fewest transfers overall for its share of the total.
+std::size_t Runner::Impl::pick(const std::string& origin) {
+  auto& counts = per_origin_[origin];
+  if (counts.empty()) counts.assign(workers_.size(), 0);
+  std::size_t best = 0;
+  for (std::size_t i = 1; i < workers_.size(); ++i) {
+    const Worker &a = *workers_[i], &b = *workers_[best];
+    std::uint64_t ha = std::uint64_t{counts[i]} * static_cast<std::uint64_t>(b.weight_host);
+    std::uint64_t hb = std::uint64_t{counts[best]} * static_cast<std::uint64_t>(a.weight_host);
+    if (ha != hb) {
+      if (ha < hb) best = i;
+      continue;
+    }
+    std::uint64_t ta = in_flight_[i] * static_cast<std::uint64_t>(b.weight_total);
+    std::uint64_t tb = in_flight_[best] * static_cast<std::uint64_t>(a.weight_total);
+    if (ta < tb) best = i;
+  }
+  return best;
+}
+
+void Runner::Impl::cancel(std::uint64_t id) {
+  if (closing_) return;  // close() cancels everything
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;
+  Worker& w = *workers_[it->second.worker];
+  {
+    std::lock_guard lock(w.mu);
+    w.cancels.push_back(id);
+  }
+  uv_async_send(&w.wake);
+}
+
+ClientStats Runner::Impl::stats() const {
+  ClientStats sum;
+  for (auto& w : workers_) {
+    std::lock_guard lock(w->mu);
+    add_stats(sum, w->snapshot);
+    sum.queued += w->inbox.size();
+  }
+  return sum;
+}
+
+void Runner::Impl::update_ref() {
+  if (handle_closed_) return;
+  if (pending_.empty() && !closing_)
+    uv_unref(as_handle(&host_wake_));
+  else
+    uv_ref(as_handle(&host_wake_));
+}
+
+void Runner::Impl::on_host_wake(uv_async_t* a) noexcept {
+  static_cast<Impl*>(a->data)->drain_results();
+}
+
+void Runner::Impl::drain_results() {
+  std::vector<Done> done;
+  std::size_t exited;
+  {
+    std::lock_guard lock(out_mu_);
+    done.swap(outbox_);
+    exited = exited_;
+  }
+  for (auto& d : done) {
+    if (detached_) return;  // the Runner was destroyed by a callback
+    auto it = pending_.find(d.id);
+    if (it == pending_.end()) continue;
+    Pending p = std::move(it->second);
+    pending_.erase(it);
+    --in_flight_[p.worker];
+    auto oit = per_origin_.find(p.origin);
+    if (oit != per_origin_.end() && --oit->second[p.worker] == 0 &&
+        std::all_of(oit->second.begin(), oit->second.end(), [](auto c) { return c == 0; }))
+      per_origin_.erase(oit);
+    if (p.on_done) p.on_done(d.result);
+  }
+  if (detached_) return;
+  update_ref();
+  if (closing_ && exited == workers_.size() && !joined_) {
+    join_all();
+    handle_closed_ = true;
+    uv_close(as_handle(&host_wake_), &on_host_closed);
+  }
+}
+
+void Runner::Impl::join_all() {
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
+  joined_ = true;
+}
+
+void Runner::Impl::close(std::function<void()> on_closed) {
+  if (fully_closed_) {
+    if (on_closed) on_closed();  // nothing left to wait for
+    return;
+  }
+  if (on_closed) on_closed_ = std::move(on_closed);
+  if (closing_) return;
+  closing_ = true;
+  update_ref();  // the host loop runs until the workers are gone
+  for (auto& w : workers_) {
+    {
+      std::lock_guard lock(w->mu);
+      w->stop = true;
+    }
+    uv_async_send(&w->wake);
+  }
+}
+
+void Runner::Impl::on_host_closed(uv_handle_t* h) noexcept {
+  auto* self = static_cast<Impl*>(h->data);
+  self->fully_closed_ = true;
+  auto cb = std::move(self->on_closed_);
+  self->on_closed_ = nullptr;
+  if (self->detached_) {
+    delete self;
+    return;  // the Runner is gone: nobody is waiting for on_closed
+  }
+  if (cb) cb();  // the host may destroy the Runner here
+}
+
+void Runner::Impl::destroy() {
+  if (fully_closed_) {
+    delete this;
+    return;
+  }
+  detached_ = true;
+  on_closed_ = nullptr;
+  if (!joined_) {
+    close(nullptr);
+    join_all();  // the workers cancel their transfers and exit; their results are dropped
+  }
+  if (!handle_closed_) {
+    handle_closed_ = true;
+    uv_close(as_handle(&host_wake_), &on_host_closed);
+  }
+}
+
+}  // namespace uvget

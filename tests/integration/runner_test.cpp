@@ -1,0 +1,265 @@
+// The multi-loop Runner: limits across all loops seen from the server, results delivered on the
+// host loop, cancellation, and clean shutdown with work in flight. Also run under ThreadSanitizer.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+
+#include "support/loop_fixture.hpp"
+#include "support/test_server.hpp"
+
+namespace uvget::test {
+namespace {
+
+class RunnerTest : public LoopTest {
+ protected:
+  void TearDown() override {
+    if (runner_) {
+      bool closed = false;
+      runner_->close([&] { closed = true; });
+      run();
+      EXPECT_TRUE(closed);
+      runner_.reset();
+    }
+    LoopTest::TearDown();
+  }
+
+  Runner& runner(int loops, ClientOptions o = {}) {
+    if (!runner_) {
+      auto r = Runner::create(&loop_, RunnerOptions{loops, std::move(o)});
+      EXPECT_TRUE(r) << r.error().message();
+      runner_ = std::move(*r);
+    }
+    return *runner_;
+  }
+
+  struct Seen {
+    std::shared_ptr<Outcome> out;
+    TransferId id{};
+  };
+
+  Seen get(const std::string& url, Request req = {}) {
+    auto out = std::make_shared<Outcome>();
+    req.url = url;
+    if (!req.sink) req.sink = make_memory_sink(&out->body);
+    Callbacks cbs;
+    auto host = std::this_thread::get_id();
+    cbs.on_done = [out, host](const TransferResult& r) {
+      EXPECT_EQ(std::this_thread::get_id(), host) << "on_done runs on the host loop's thread";
+      EXPECT_FALSE(out->done) << "on_done called twice";
+      out->done = true;
+      out->result = r;
+    };
+    auto id = runner_->get(std::move(req), std::move(cbs));
+    EXPECT_TRUE(id) << id.error().message();
+    return {out, id ? *id : TransferId{}};
+  }
+
+  std::unique_ptr<Runner> runner_;
+};
+
+Script slow_ok(int ms, std::string body) {
+  return Script().pause_ms(ms).send(http_response(200, body));
+}
+
+TEST_F(RunnerTest, PerHostLimitHoldsForAllLoopsTogether) {
+  TestServer server([](const RecordedRequest& r) { return slow_ok(5, "body of " + r.target); });
+  ClientOptions o;
+  o.max_connections = 64;
+  o.max_per_host = 5;  // 3 + 2 over two loops
+  runner(2, o);
+  ASSERT_EQ(runner_->loops(), 2);
+  std::vector<Seen> all;
+  for (int i = 0; i < 300; ++i) all.push_back(get(server.url("/f" + std::to_string(i))));
+  run();
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE(all[i].out->result.ok()) << all[i].out->result.error.message();
+    EXPECT_EQ(all[i].out->body, "body of /f" + std::to_string(i));
+  }
+  EXPECT_LE(server.peak_connections(), 5);
+  EXPECT_GT(server.peak_connections(), 3) << "both loops should have worked at once";
+  EXPECT_LE(server.accepted_connections(), 5) << "connections are kept alive on each loop";
+  EXPECT_EQ(server.requests().size(), 300u);
+}
+
+TEST_F(RunnerTest, TotalLimitHoldsForAllLoopsTogether) {
+  TestServer server([](const RecordedRequest&) { return slow_ok(5, "a"); });
+  ClientOptions o;
+  o.max_connections = 3;  // 2 + 1 over two loops
+  o.max_per_host = 100;
+  runner(2, o);
+  std::vector<Seen> all;
+  for (int i = 0; i < 200; ++i) all.push_back(get(server.url("/" + std::to_string(i))));
+  run();
+  for (auto& s : all) EXPECT_TRUE(s.out->result.ok()) << s.out->result.error.message();
+  EXPECT_LE(server.peak_connections(), 3);
+  EXPECT_EQ(server.peak_connections(), 3) << "only both loops together reach the total";
+  EXPECT_LE(server.accepted_connections(), 3) << "the connections are reused";
+}
+
+TEST_F(RunnerTest, LoopsAreNeverMoreThanTheLimitsAllow) {
+  ClientOptions o;
+  o.max_connections = 64;
+  o.max_per_host = 2;
+  runner(8, o);
+  EXPECT_EQ(runner_->loops(), 2) << "each loop needs one connection per host at least";
+}
+
+TEST_F(RunnerTest, FilesAndStatsMatchOneLoop) {
+  TestServer server([](const RecordedRequest& r) {
+    return Script().send(http_response(200, pattern_bytes(3000 + r.target.size() * 100, 7)));
+  });
+  std::string dir = make_temp_dir("uvget-runner");
+  ClientOptions o;
+  o.max_connections = 8;
+  o.max_per_host = 8;
+  runner(3, o);
+  std::vector<Seen> all;
+  for (int i = 0; i < 200; ++i) {
+    Request req;
+    req.sink = make_file_sink(dir + "/f" + std::to_string(i));
+    all.push_back(
+        get(server.url("/" + std::string(static_cast<std::size_t>(i % 7), 'x')), std::move(req)));
+  }
+  run();
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(all[i].out->result.ok()) << all[i].out->result.error.message();
+    std::size_t target = 1 + static_cast<std::size_t>(i % 7);
+    EXPECT_EQ(read_file(dir + "/f" + std::to_string(i)), pattern_bytes(3000 + target * 100, 7));
+    EXPECT_FALSE(exists(dir + "/f" + std::to_string(i) + ".part"));
+  }
+  bool closed = false;
+  runner_->close([&] { closed = true; });
+  run();
+  ASSERT_TRUE(closed);
+  ClientStats st = runner_->stats();
+  EXPECT_EQ(st.transfers_done, 200u);
+  EXPECT_EQ(st.transfers_failed, 0u);
+  EXPECT_EQ(st.requests_sent, 200u);
+  EXPECT_LE(st.connections_opened, 8u);
+  EXPECT_EQ(st.open_connections, 0u);
+  EXPECT_EQ(static_cast<int>(st.connections_opened), server.accepted_connections());
+  remove_tree(dir);
+}
+
+TEST_F(RunnerTest, BadRequestsFailSynchronously) {
+  runner(2);
+  Callbacks cbs;
+  bool called = false;
+  cbs.on_done = [&](const TransferResult&) { called = true; };
+  Request req;
+  req.url = "ftp://example.test/x";
+  auto id = runner_->get(std::move(req), cbs);
+  EXPECT_FALSE(id);
+  Request bad;
+  bad.url = "http://127.0.0.1:9/x";
+  bad.headers = {{"X-Bad", "a\r\nb"}};
+  EXPECT_FALSE(runner_->get(std::move(bad), cbs));
+  run();
+  EXPECT_FALSE(called);
+}
+
+TEST_F(RunnerTest, FailuresAreReportedLikeOneLoop) {
+  TestServer server;
+  server.route("/gone", Script().send(http_response(404, "no")));
+  runner(2);
+  auto gone = get(server.url("/gone"));
+  auto refused = get("http://127.0.0.1:1/x");
+  run();
+  EXPECT_EQ(gone.out->result.error.code, Errc::http_status);
+  EXPECT_EQ(gone.out->result.status, 404);
+  EXPECT_NE(refused.out->result.error.message().find("http://127.0.0.1:1/x"), std::string::npos)
+      << refused.out->result.error.message();
+}
+
+TEST_F(RunnerTest, CancelReachesTheLoopThatHasTheTransfer) {
+  TestServer server;
+  server.route("/stall", Script().send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nab").stall());
+  server.route("/ok", Script().send(http_response(200, "fine")));
+  runner(2);
+  auto stalled = get(server.url("/stall"));
+  auto ok = get(server.url("/ok"));
+  ASSERT_TRUE(server.wait_for_requests(2, 5000));
+  run_for(50);
+  runner_->cancel(stalled.id);
+  run();
+  EXPECT_EQ(stalled.out->result.error.code, Errc::cancelled);
+  EXPECT_TRUE(ok.out->result.ok());
+}
+
+TEST_F(RunnerTest, CloseWithWorkInFlightCancelsEverythingAndJoins) {
+  TestServer server([](const RecordedRequest&) {
+    return Script().send("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nabc").stall();
+  });
+  std::string dir = make_temp_dir("uvget-runner-close");
+  ClientOptions o;
+  o.max_connections = 8;
+  o.max_per_host = 8;
+  runner(2, o);
+  std::vector<Seen> all;
+  for (int i = 0; i < 100; ++i) {
+    Request req;
+    req.sink = make_file_sink(dir + "/f" + std::to_string(i));
+    all.push_back(get(server.url("/" + std::to_string(i)), std::move(req)));
+  }
+  ASSERT_TRUE(server.wait_for_requests(8, 5000));
+  run_for(20);
+  bool closed = false;
+  int done_before_close = 0;
+  runner_->close([&] {
+    closed = true;
+    for (auto& s : all) done_before_close += s.out->done;
+  });
+  run();
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(done_before_close, 100) << "every on_done comes before on_closed";
+  for (auto& s : all) EXPECT_EQ(s.out->result.error.code, Errc::cancelled);
+  EXPECT_TRUE(std::filesystem::is_empty(dir)) << "no file and no .part left";
+  Request late;
+  late.url = server.url("/late");
+  EXPECT_FALSE(runner_->get(std::move(late), {})) << "a closed runner takes no more work";
+  remove_tree(dir);
+  EXPECT_TRUE(server.wait_for_current_connections(0, 5000)) << "every connection was closed";
+}
+
+TEST_F(RunnerTest, DestroyWithoutCloseJoinsTheThreads) {
+  TestServer server([](const RecordedRequest&) {
+    return Script().send("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\na").stall();
+  });
+  runner(2);
+  for (int i = 0; i < 10; ++i) get(server.url("/" + std::to_string(i)));
+  ASSERT_TRUE(server.wait_for_requests(10, 5000));
+  runner_.reset();  // joins; the loop then closes in TearDown
+  EXPECT_TRUE(server.wait_for_current_connections(0, 5000));
+}
+
+TEST_F(RunnerTest, DestroyInsideOnDone) {
+  TestServer server;
+  server.route("/a", Script().send(http_response(200, "a")));
+  runner(2);
+  Request req;
+  req.url = server.url("/a");
+  Callbacks cbs;
+  bool done = false;
+  cbs.on_done = [&](const TransferResult& r) {
+    EXPECT_TRUE(r.ok());
+    done = true;
+    runner_.reset();
+  };
+  ASSERT_TRUE(runner_->get(std::move(req), std::move(cbs)));
+  run();
+  EXPECT_TRUE(done);
+  EXPECT_FALSE(runner_);
+}
+
+TEST_F(RunnerTest, IdleRunnerDoesNotKeepTheHostLoopAlive) {
+  TestServer server;
+  server.route("/a", Script().send(http_response(200, "a")));
+  runner(2);
+  auto a = get(server.url("/a"));
+  run();  // returns once the result is in, though the workers still run
+  EXPECT_TRUE(a.out->result.ok());
+}
+
+}  // namespace
+}  // namespace uvget::test
