@@ -1,6 +1,8 @@
 # Shared by the bench scripts (sourced, not run): a free loopback port, a CA and a leaf
 # certificate for 127.0.0.1 made at run time, nginx on core 0 with its own configuration, medians.
 # Expects $work (a temporary directory, mode 755) and $work/www (the files to serve).
+# Also the chart helpers: workload names and draw_chart (gnuplot, bench/chart.gp).
+bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -35,7 +37,7 @@ http {
   uwsgi_temp_path $work/t4; scgi_temp_path $work/t5; default_type application/octet-stream;
 $servers}
 CONF
-  taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log"
+  ${NGINX_PIN-taskset -c 0} nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log"
   sleep 0.3
 }
 
@@ -45,3 +47,32 @@ stop_nginx() {
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+human_size() {  # $1 bytes: 4KiB, 1MiB, 1GiB when exact, else the bytes with B
+  local n=$1 unit
+  for unit in GiB:1073741824 MiB:1048576 KiB:1024; do
+    if [ "$n" -ge "${unit#*:}" ] && [ $((n % ${unit#*:})) -eq 0 ]; then
+      echo "$((n / ${unit#*:}))${unit%%:*}"
+      return
+    fi
+  done
+  echo "${n}B"
+}
+
+workload_name() {  # $1 files, $2 size, $3 proto, $4 conns: S-http-64, M-https-64, 500x4KiB-http-64
+  local w
+  case "$1x$2" in
+    10000x4096) w=S ;;
+    200x1048576) w=M ;;
+    1x1073741824) w=L ;;
+    *) w="$1x$(human_size "$2")" ;;
+  esac
+  echo "$w-$3-$4"
+}
+
+# $1 data file (per line: tool files/s min max MB/s min max), $2 the SVG to write, $3 the title,
+# $4 and $5 the files/s and MB/s ceilings drawn as dashed lines (0 or absent: none).
+draw_chart() {
+  gnuplot -e "datafile='$1'; outfile='$2'; ttl='$3'; ceiling=${4:-0}; ceiling_mbs=${5:-0}" \
+    "$bench_dir/chart.gp"
+}

@@ -5,7 +5,13 @@
 # files/s with min-max, peak RSS and CPU seconds (median), and each tool's ratio to uvget.
 # Usage: bench/run.sh [BUILD_DIR]   (default build-release; see bench/README.md)
 # env: RUNS=3 FILES=10000 SIZE=4096 CONNS=64 PROTO=http|https
-#      TOOLS="uvget curl wget2 aria2c aiohttp thread process seq"
+#      TOOLS="uvget curl wget2 aria2c aiohttp thread process seq" (also: uvget-loops, uvget with
+#      --loops $LOOPS (default 2) on every core, since more loops than cores is pointless)
+#      PIN=0: nothing pinned (default: nginx on core 0, each client on core 1)
+#      DISCARD=1: bodies discarded (uvget --discard, curl to /dev/null; only those tools), each run
+#      checked by the byte count the tool reports
+#      CHART=1: also bench/charts/<workload>.{dat,svg}, files/s and MB/s per tool (CHART=0: not),
+#      workload as S-http-64 (S 10000 x 4 KiB, M 200 x 1 MiB, L 1 x 1 GiB, else 500x4KiB-http-64)
 # The other workloads: M is FILES=200 SIZE=1048576, L is FILES=1 SIZE=1073741824.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +23,14 @@ conns=${CONNS:-64}
 tools=${TOOLS:-uvget curl wget2 aria2c aiohttp thread process seq}
 proto=${PROTO:-http}
 uvget=$build/src/uvget
+loops=${LOOPS:-2}
+discard=${DISCARD:-0}
+if [ "${PIN:-1}" = 0 ]; then
+  pin="" all_cores="" where="nothing pinned"
+  export NGINX_PIN=""
+else
+  pin="taskset -c 1" all_cores="taskset -c 0,1" where="nginx on core 0, client on core 1"
+fi
 py=/usr/bin/python3  # Debian's, with python3-requests and python3-aiohttp
 [ -x "$uvget" ] || { echo "build uvget first: meson setup $build --buildtype=release -Dtests=false && ninja -C $build" >&2; exit 2; }
 "$root/scripts/deps" bench
@@ -42,10 +56,24 @@ export REQUESTS_CA_BUNDLE=$work/ca.crt SSL_CERT_FILE=$work/ca.crt  # the Python 
 start_nginx "$listen"
 for i in $(seq 1 "$files"); do echo "$proto://127.0.0.1:$port/f$i"; done > "$work/urls.txt"
 sed 's/^/url = /' "$work/urls.txt" | awk -v d="$shm/out" '{print; sub(/.*\//, ""); print "output = " d "/" $0}' > "$work/curl.cfg"
+sed 's/^/url = /; a output = /dev/null' "$work/urls.txt" > "$work/curl-null.cfg"
 procs=$(( $(nproc) * 2 ))
 
 command_for() {  # $1 tool, output into $shm/out
   local out=$shm/out
+  if [ "$discard" = 1 ]; then
+    case $1 in
+      uvget) echo "$pin $uvget --progress none --discard --cacert $work/ca.crt -j $conns --per-host $conns -i $work/urls.txt" ;;
+      uvget-loops) echo "$all_cores $uvget --progress none --loops $loops --discard --cacert $work/ca.crt -j $conns --per-host $conns -i $work/urls.txt" ;;
+      curl) echo "$pin curl -s --cacert $work/ca.crt --parallel --parallel-max $conns -K $work/curl-null.cfg -w %{size_download}\n" ;;
+      *) echo "false" ;;
+    esac
+    return
+  fi
+  case $1 in
+    uvget-loops) echo "$all_cores $uvget -q --loops $loops --cacert $work/ca.crt -d $out -j $conns --per-host $conns -i $work/urls.txt"; return ;;
+  esac
+  echo -n "$pin "
   case $1 in
     uvget) echo "$uvget -q --cacert $work/ca.crt -d $out -j $conns --per-host $conns -i $work/urls.txt" ;;
     curl) echo "curl -s --cacert $work/ca.crt --parallel --parallel-max $conns -K $work/curl.cfg" ;;
@@ -58,7 +86,7 @@ command_for() {  # $1 tool, output into $shm/out
   esac
 }
 
-declare -A rate rss cpu range
+declare -A rate rss cpu range lo hi
 for tool in $tools; do
   rates=() rsss=() cpus=()
   for r in $(seq 1 "$runs"); do
@@ -66,11 +94,18 @@ for tool in $tools; do
     mkdir -p "$shm/out"
     t0=$(date +%s%N)
     # shellcheck disable=SC2046
-    /usr/bin/time -f "%e %M %U %S" -o "$work/time" taskset -c 1 $(command_for "$tool") >/dev/null 2>"$work/err" || {
+    /usr/bin/time -f "%e %M %U %S" -o "$work/time" $(command_for "$tool") >"$work/out" 2>"$work/err" || {
       echo "$tool failed: $(tail -3 "$work/err")" >&2; continue; }
     t1=$(date +%s%N)
-    got_files=$(find "$shm/out" -type f | wc -l)
-    got_bytes=$(find "$shm/out" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+    if [ "$discard" = 1 ]; then  # what the tool itself counted
+      case $tool in
+        curl) got_files=$(grep -c . "$work/out"); got_bytes=$(awk '{s+=$1} END {print s+0}' "$work/out") ;;
+        *) read -r got_files got_bytes < <(sed -nE 's/.*uvget: ([0-9]+) files ok, 0 failed, ([0-9]+) bytes.*/\1 \2/p' "$work/err") ;;
+      esac
+    else
+      got_files=$(find "$shm/out" -type f | wc -l)
+      got_bytes=$(find "$shm/out" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+    fi
     if [ "$got_files" -ne "$files" ] || [ "$got_bytes" -ne $((files * size)) ]; then
       echo "$tool run $r did not download everything: $got_files files, $got_bytes bytes" >&2
       continue
@@ -82,13 +117,18 @@ for tool in $tools; do
   done
   [ ${#rates[@]} -gt 0 ] || { rate[$tool]=0; continue; }
   rate[$tool]=$(printf '%s\n' "${rates[@]}" | median)
-  range[$tool]="$(printf '%s\n' "${rates[@]}" | sort -g | head -1 | xargs printf '%.1f')–$(printf '%s\n' "${rates[@]}" | sort -g | tail -1 | xargs printf '%.1f')"
+  lo[$tool]=$(printf '%s\n' "${rates[@]}" | sort -g | head -1 | xargs printf '%.1f')
+  hi[$tool]=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1 | xargs printf '%.1f')
+  range[$tool]="${lo[$tool]}–${hi[$tool]}"
   rss[$tool]=$(printf '%s\n' "${rsss[@]}" | median)
   cpu[$tool]=$(printf '%s\n' "${cpus[@]}" | median)
 done
-wrk_rate=$(taskset -c 1 wrk -t1 -c"$conns" -d3s "$proto://127.0.0.1:$port/f1" | awk '/Requests\/sec/ {print $2}')
+wrk_rate=$($pin wrk -t1 -c"$conns" -d3s "$proto://127.0.0.1:$port/f1" | awk '/Requests\/sec/ {print $2}')
+wrk_rate=${wrk_rate:-0}
 
-echo "$files × $size B over ${proto^^}, $conns connections, nginx on core 0, client on core 1, into tmpfs, median of $runs"
+into="into tmpfs"
+[ "$discard" = 1 ] && into="bodies discarded"
+echo "$files × $size B over ${proto^^}, $conns connections, $where (uvget-loops: any core, $loops loops), $into, median of $runs"
 echo
 echo "| tool | files/s (median) | min–max | MB/s | peak RSS | CPU s | ratio to uvget |"
 echo "|---|---|---|---|---|---|---|"
@@ -101,3 +141,25 @@ for tool in $tools; do
 done
 printf '| wrk -t1 -c%s (one URL, no files: the request-rate ceiling) | %.0f | | | | %s |\n' "$conns" "$wrk_rate" \
   "$(python3 -c "print('%.2f' % ($wrk_rate / $base) if $base else '-')")"
+
+if [ "${CHART:-1}" != 0 ]; then
+  name=$(workload_name "$files" "$size" "$proto" "$conns")
+  [ "$discard" = 1 ] && name+="-discard"
+  [ "${PIN:-1}" = 0 ] && name+="-unpinned"
+  class=${name%%-*}
+  title="$files × $(human_size "$size" | sed -E 's/([0-9])([KMG]iB)$/\1 \2/'), ${proto^^}, $conns connections, median of $runs, $(date +%F)"
+  case $class in S | M | L) title="$class: $title" ;; esac
+  mkdir -p "$root/bench/charts"
+  dat=$root/bench/charts/$name.dat
+  {
+    echo "# bench/run.sh, $title"
+    echo "# tool files_per_s min max mb_per_s min max"
+    for tool in $tools; do
+      awk -v t="$tool" -v r="${rate[$tool]:-0}" -v l="${lo[$tool]:-0}" -v h="${hi[$tool]:-0}" -v s="$size" \
+        'BEGIN { printf "%s %.1f %.1f %.1f %.2f %.2f %.2f\n", t, r, l, h, r*s/1e6, l*s/1e6, h*s/1e6 }'
+    done
+  } > "$dat"
+  draw_chart "$dat" "$root/bench/charts/$name.svg" "$title" "$wrk_rate" \
+    "$(awk -v r="$wrk_rate" -v s="$size" 'BEGIN { print r*s/1e6 }')"
+  echo "chart: bench/charts/$name.svg (data: bench/charts/$name.dat)" >&2
+fi

@@ -173,12 +173,74 @@ void Connection::end_lead() {
   if (auto ctx = owner_.tls()) (*ctx)->leader_done(origin_);
 }
 
+// Handshake steps run on the threadpool: a full handshake's key exchange and certificate checks
+// cost milliseconds of CPU in mbedTLS, which would hold the host's loop. The step owns the
+// session while it runs; bytes arriving meanwhile wait in tls_pending_, and the job counts as a
+// live handle, so the connection is not freed under it.
+struct Connection::HandshakeJob {
+  uv_work_t req{};
+  Connection* conn;
+  TlsSession* tls;
+  TlsSession::Step step = TlsSession::Step::want_io;
+};
+
 void Connection::drive_handshake() {
-  TlsSession::Step step = tls_->handshake();
+  if (tls_job_) {
+    tls_again_ = true;
+    return;
+  }
+  tls_again_ = false;
+  auto* job = new HandshakeJob{{}, this, tls_.get()};
+  job->req.data = job;
+  tls_job_ = job;
+  ++live_handles_;
+  int rc = uv_queue_work(
+      loop_, &job->req,
+      [](uv_work_t* req) {
+        auto* j = static_cast<HandshakeJob*>(req->data);
+        j->step = j->tls->handshake();
+      },
+      &on_handshake_step_cb);
+  if (rc < 0) {
+    tls_job_ = nullptr;
+    --live_handles_;
+    delete job;
+    connect_failed(Error(Errc::tls_handshake, "TLS handshake: " + uv_words(rc)));
+  }
+}
+
+void Connection::on_handshake_step_cb(uv_work_t* req, int) noexcept {
+  std::unique_ptr<HandshakeJob> job(static_cast<HandshakeJob*>(req->data));
+  Connection* self = job->conn;
+  self->tls_job_ = nullptr;
+  if (self->state_ != State::handshaking) {
+    self->handle_closed();  // closed (or failed) meanwhile: may free the connection
+    return;
+  }
+  --self->live_handles_;  // never the last one: the socket and timer are open while handshaking
+  if (!self->tls_pending_.empty()) {
+    self->tls_->append(self->tls_pending_.data(), self->tls_pending_.size());
+    self->tls_pending_.clear();
+  }
+  self->after_handshake_step(job->step);
+}
+
+void Connection::handshake_read_failed(int status) {
+  if (auto ctx = owner_.tls()) (*ctx)->forget_session(origin_);
+  end_lead();
+  connect_failed(Error(Errc::tls_handshake,
+                       "connection closed during the TLS handshake: " + uv_words(status)));
+}
+
+void Connection::after_handshake_step(TlsSession::Step step) {
   flush_tls();
   if (state_ != State::handshaking) return;  // a write failed and closed us
   switch (step) {
     case TlsSession::Step::want_io:
+      if (tls_again_)
+        drive_handshake();  // bytes came while the step ran
+      else if (tls_eof_)
+        handshake_read_failed(tls_eof_);
       return;
     case TlsSession::Step::failed: {
       Error e = tls_->error();
@@ -188,6 +250,7 @@ void Connection::drive_handshake() {
       return;
     }
     case TlsSession::Step::done:
+      if (tls_eof_) return handshake_read_failed(tls_eof_);  // closed right after: useless
       break;
   }
   auto ctx = owner_.tls();
@@ -323,17 +386,20 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
   }
   if (state_ == State::handshaking) {
     if (nread < 0) {
-      if (auto ctx = owner_.tls()) (*ctx)->forget_session(origin_);
-      end_lead();
-      connect_failed(Error(Errc::tls_handshake, "connection closed during the TLS handshake: " +
-                                                    uv_words(static_cast<int>(nread))));
+      // Bytes before it (an alert, say) are still with the step in flight: it speaks first.
+      if (tls_job_)
+        tls_eof_ = static_cast<int>(nread);
+      else
+        handshake_read_failed(static_cast<int>(nread));
       return;
     }
     if (tls_) {
-      TlsSession* tls = tls_.get();  // the connection outlives this call; tls_ does too
-      tls->feed(buf->base, static_cast<std::size_t>(nread));
+      auto n = static_cast<std::size_t>(nread);
+      if (tls_job_)
+        tls_pending_.append(buf->base, n);  // the session is busy on the threadpool
+      else
+        tls_->append(buf->base, n);
       drive_handshake();
-      tls->stash();
     }
     return;
   }

@@ -93,6 +93,10 @@ class Connection final : private ResponseParser::Handler {
   void connect_failed(const Error& error);
   void start_tls();
   void drive_handshake();
+  struct HandshakeJob;
+  static void on_handshake_step_cb(uv_work_t* req, int status) noexcept;
+  void after_handshake_step(TlsSession::Step step);
+  void handshake_read_failed(int status);
   void end_lead();
   void established();
   void start_exchange_io();
@@ -137,6 +141,10 @@ class Connection final : private ResponseParser::Handler {
   Error last_connect_error_;
   ResponseParser parser_;
   std::unique_ptr<TlsSession> tls_;  // non-null from the TLS handshake on (https only)
+  HandshakeJob* tls_job_ = nullptr;  // a handshake step running on the threadpool
+  std::string tls_pending_;          // ciphertext that arrived while it ran
+  bool tls_again_ = false;           // and so the handshake must run once more
+  int tls_eof_ = 0;                  // the read error or EOF that came while it ran
   bool tls_waiting_ = false;         // waiting for another connection's full handshake to resume it
   bool tls_leading_ = false;         // this connection's full handshake is the one others wait for
   bool tls_closed_ = false;          // the server sent close_notify

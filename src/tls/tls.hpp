@@ -80,7 +80,9 @@ class TlsSession {
 
   /// Offers a saved session for resumption. Call before the first handshake().
   void offer(const mbedtls_ssl_session* session);
-  /// Advances the handshake with what feed() gave it. failed: see error().
+  /// Advances the handshake with what feed() or append() gave it. failed: see error(). Touches
+  /// only this session (and the context's thread-safe DRBG and read-only configuration), so it
+  /// may run on a threadpool thread while the loop leaves the session alone.
   Step handshake();
   /// After the handshake: the certificate is trusted and names `host` (DNS names and IPs).
   Error check_peer() const;
@@ -94,6 +96,8 @@ class TlsSession {
     view_len_ = len;
     view_pos_ = 0;
   }
+  /// Copies ciphertext in (the handshake, which may run on another thread than the reads).
+  void append(const char* data, std::size_t len) { in_.append(data, len); }
   /// Keeps the unread part of the last feed() for later.
   void stash() {
     if (view_pos_ < view_len_) in_.append(view_ + view_pos_, view_len_ - view_pos_);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <set>
 
+#include "support/certs.hpp"
 #include "support/loop_fixture.hpp"
 #include "support/test_server.hpp"
 
@@ -140,6 +141,28 @@ TEST_F(RunnerTest, FilesAndStatsMatchOneLoop) {
   EXPECT_EQ(st.open_connections, 0u);
   EXPECT_EQ(static_cast<int>(st.connections_opened), server.accepted_connections());
   remove_tree(dir);
+}
+
+TEST_F(RunnerTest, HttpsOverTwoLoopsResumesSessionsOnEach) {
+  const TestCerts& certs = shared_test_certs();
+  TestServer server([](const RecordedRequest& r) { return slow_ok(2, "tls " + r.target); },
+                    TlsServerFiles{certs.good_cert, certs.good_key});
+  ClientOptions o;
+  o.ca_file = certs.ca_cert;
+  o.max_connections = 8;
+  o.max_per_host = 8;
+  runner(2, o);
+  std::vector<Seen> all;
+  for (int i = 0; i < 100; ++i) all.push_back(get(server.localhost_url("/" + std::to_string(i))));
+  run();
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(all[i].out->result.ok()) << all[i].out->result.error.message();
+    EXPECT_EQ(all[i].out->body, "tls /" + std::to_string(i));
+  }
+  EXPECT_LE(server.peak_connections(), 8);
+  int full = server.tls_handshakes() - server.tls_resumed_handshakes();
+  EXPECT_LE(full, 2) << "one full handshake per loop at most; the rest resume";
+  EXPECT_GE(server.tls_resumed_handshakes(), server.tls_handshakes() - 2);
 }
 
 TEST_F(RunnerTest, BadRequestsFailSynchronously) {

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole comparison in one command: every workload of bench/README.md, one after another on a
+# quiet machine, each table printed as it finishes (Markdown) and its chart drawn into
+# bench/charts/. About 15 minutes on the project's 2-core machine.
+# Usage: bench/all.sh [BUILD_DIR] > results.md   (env: RUNS=3; QUICK=1: S only)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build-release}
+export RUNS=${RUNS:-3}
+everyone="uvget uvget-loops curl wget2 aria2c aiohttp thread process seq"
+fast="uvget uvget-loops curl wget2 aria2c aiohttp"
+
+section() {  # $1 title, then env assignments for run.sh
+  local title=$1
+  shift
+  printf '\n### %s\n\nCommand: `%s bench/run.sh`\n\n' "$title" "$*"
+  env "$@" "$root/bench/run.sh" "$build" 2>&1 | grep -v '^chart:'
+}
+
+echo "## bench/all.sh, $(date '+%F %H:%M'), $(nproc) cores, $(uname -r), RUNS=$RUNS"
+section "S over HTTP, writing files" TOOLS="$everyone"
+section "S over HTTP, writing files, 8 connections" CONNS=8 TOOLS="$fast thread"
+section "S over HTTP, nothing pinned" PIN=0 TOOLS="$fast"
+section "S over HTTP, bodies discarded" DISCARD=1 TOOLS="uvget uvget-loops curl"
+section "S over HTTPS, writing files" PROTO=https TOOLS="$everyone"
+section "S over HTTPS, bodies discarded" PROTO=https DISCARD=1 TOOLS="uvget uvget-loops curl"
+[ "${QUICK:-0}" = 1 ] && exit 0
+section "M over HTTP, writing files" FILES=200 SIZE=1048576 TOOLS="$fast thread"
+section "L over HTTP, writing files" FILES=1 SIZE=1073741824 TOOLS="uvget curl wget2 aria2c aiohttp"
+section "L over HTTP, bodies discarded" FILES=1 SIZE=1073741824 DISCARD=1 TOOLS="uvget curl"
+section "L over HTTPS, writing files" PROTO=https FILES=1 SIZE=1073741824 TOOLS="uvget curl wget2 aria2c"
+section "L over HTTPS, bodies discarded" PROTO=https FILES=1 SIZE=1073741824 DISCARD=1 TOOLS="uvget curl"
+printf '\n### Embedding latency (HTTP, then HTTPS)\n\nCommand: `bench/embed_latency.sh`, `PROTO=https bench/embed_latency.sh`\n\n'
+"$root/bench/embed_latency.sh" "$build"
+PROTO=https "$root/bench/embed_latency.sh" "$build"
