@@ -181,10 +181,12 @@ TEST_F(CliTest, StdinListIsRead) {
   EXPECT_EQ(r.err, "") << "-q prints nothing on success";
 }
 
-TEST_F(CliTest, StdinDownloadsStartBeforeTheListEnds) {
+// Also with --loops 2: the list is streamed to the loops as it arrives.
+void stdin_downloads_start_before_the_list_ends(const std::string& bin, const std::string& dir,
+                                                const std::string& extra) {
   TestServer server(
       [](const RecordedRequest& r) { return Script().send(http_response(200, r.target)); });
-  std::string cmd = bin_ + " -q -d " + dir_ + " -i -";
+  std::string cmd = bin + " -q -d " + dir + " -i -" + extra;
   FILE* in = ::popen(cmd.c_str(), "w");
   ASSERT_NE(in, nullptr);
   std::fprintf(in, "%s\n", server.url("/first").c_str());
@@ -194,8 +196,16 @@ TEST_F(CliTest, StdinDownloadsStartBeforeTheListEnds) {
   std::fprintf(in, "%s\n", server.url("/second").c_str());
   int st = ::pclose(in);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  EXPECT_EQ(read_file(dir_ + "/first"), "/first");
-  EXPECT_EQ(read_file(dir_ + "/second"), "/second");
+  EXPECT_EQ(read_file(dir + "/first"), "/first");
+  EXPECT_EQ(read_file(dir + "/second"), "/second");
+}
+
+TEST_F(CliTest, StdinDownloadsStartBeforeTheListEnds) {
+  stdin_downloads_start_before_the_list_ends(bin_, dir_, "");
+}
+
+TEST_F(CliTest, LoopsStreamStdinBeforeTheListEnds) {
+  stdin_downloads_start_before_the_list_ends(bin_, dir_, " --loops 2");
 }
 
 TEST_F(CliTest, SameNameTwiceGetsANumericSuffix) {
