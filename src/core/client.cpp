@@ -91,6 +91,28 @@ Client::Impl::Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_pt
   uv_timer_init(loop_, &deadline_timer_);
   deadline_timer_.data = this;
   uv_unref(as_handle(&deadline_timer_));  // a deadline alone must not keep the loop alive
+  slice_ns_ = opts_.loop_slice_us * 1000;
+  uv_prepare_init(loop_, &pass_start_);
+  pass_start_.data = this;
+  uv_prepare_start(&pass_start_,
+                   [](uv_prepare_t* p) noexcept { static_cast<Impl*>(p->data)->pass_ns_ = 0; });
+  uv_unref(as_handle(&pass_start_));
+}
+
+void Client::Impl::defer(Connection& c) {
+  UVGET_TRACE("defer %p (%zu waiting)", static_cast<void*>(&c), deferred_.size());
+  deferred_.push_back(&c);
+  wake();
+}
+
+// On the idle phase of the next pass (right after the host's timers), with a slice of its own.
+void Client::Impl::run_deferred() {
+  pass_ns_ = 0;
+  while (!deferred_.empty() && !slice_spent()) {
+    Connection* c = deferred_.front();
+    deferred_.pop_front();
+    c->drain_backlog();  // connection_closing() removed it from deferred_ if it closed
+  }
 }
 
 Result<TransferId> Client::Impl::get(Request request, Callbacks callbacks) {
@@ -292,6 +314,7 @@ void Client::Impl::release(Connection* c) {
 
 void Client::Impl::connection_closing(Connection& c) {
   UVGET_TRACE("closing %p", static_cast<void*>(&c));
+  if (!deferred_.empty()) std::erase(deferred_, &c);
   auto it = conns_.find(&c);
   if (it == conns_.end()) return;
   remove_idle(&c, it->second);
@@ -352,11 +375,12 @@ void Client::Impl::on_idle_cb(uv_idle_t* h) noexcept {
 }
 
 void Client::Impl::run_posted() {
+  run_deferred();
   // Tasks may post more tasks: those run on the next tick.
   auto tasks = std::move(posted_);
   posted_.clear();
   for (auto& task : tasks) task();
-  if (posted_.empty() && !handles_closed_) uv_idle_stop(&poster_);
+  if (posted_.empty() && deferred_.empty() && !handles_closed_) uv_idle_stop(&poster_);
   maybe_closed();
 }
 
@@ -388,6 +412,7 @@ void Client::Impl::maybe_closed() {
       !posted_.empty())
     return;
   handles_closed_ = true;
+  uv_close(as_handle(&pass_start_), &on_handle_closed);
   uv_close(as_handle(&deadline_timer_), &on_handle_closed);
   uv_close(as_handle(&poster_), &on_handle_closed);
 }

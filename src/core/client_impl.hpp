@@ -66,6 +66,9 @@ struct Client::Impl final : ConnectionOwner {
   void connection_established(Connection&) override { ++stats_.connections_opened; }
   void connection_closing(Connection& c) override;
   void connection_freed(Connection& c) override;
+  bool slice_spent() const override { return slice_ns_ > 0 && pass_ns_ >= slice_ns_; }
+  void charge_slice(std::uint64_t ns) override { pass_ns_ += ns; }
+  void defer(Connection& c) override;
 
  private:
   struct Origin {
@@ -90,6 +93,7 @@ struct Client::Impl final : ConnectionOwner {
   void run_posted();
   void wake();  // run posted_ on the next tick
   void maybe_closed();
+  void run_deferred();
   static void on_idle_cb(uv_idle_t* h) noexcept;
   static void on_handle_closed(uv_handle_t* h) noexcept;
   static void on_deadline_cb(uv_timer_t* t) noexcept;
@@ -99,14 +103,18 @@ struct Client::Impl final : ConnectionOwner {
   uv_loop_t* loop_;
   ClientOptions opts_;
   Resolver resolver_;
-  std::vector<char> read_buf_;       // shared by every connection (see read_buffer)
-  std::vector<char> plain_buf_;      // decrypted bytes, shared the same way
-  std::unique_ptr<TlsContext> tls_;  // null when it could not be set up:
-  Error tls_error_;                  // then this says why
-  uv_idle_t poster_{};               // runs posted_ on the next tick
-  uv_timer_t deadline_timer_{};      // fires at the earliest entry of deadlines_
+  std::vector<char> read_buf_;        // shared by every connection (see read_buffer)
+  std::vector<char> plain_buf_;       // decrypted bytes, shared the same way
+  std::unique_ptr<TlsContext> tls_;   // null when it could not be set up:
+  Error tls_error_;                   // then this says why
+  uv_idle_t poster_{};                // runs posted_ on the next tick
+  uv_timer_t deadline_timer_{};       // fires at the earliest entry of deadlines_
+  uv_prepare_t pass_start_{};         // before each poll: a fresh slice for the reads
+  std::uint64_t slice_ns_ = 0;        // ClientOptions::loop_slice_us
+  std::uint64_t pass_ns_ = 0;         // spent on reads in this phase of the pass
+  std::deque<Connection*> deferred_;  // connections with a backlog, in arrival order
   std::multimap<std::uint64_t, std::uint64_t> deadlines_;  // uv_now ms -> transfer id
-  int open_handles_ = 2;  // poster_ and deadline_timer_ until their close callbacks
+  int open_handles_ = 3;  // poster_, deadline_timer_, pass_start_ until their close callbacks
   std::vector<std::function<void()>> posted_;
   bool pump_scheduled_ = false;
   bool pumping_ = false;  // re-entrancy guard for pump()

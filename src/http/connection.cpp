@@ -378,8 +378,62 @@ void Connection::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) 
   static_cast<Connection*>(s->data)->on_read(nread, buf);
 }
 
+namespace {
+constexpr std::size_t kMaxBacklog = 256 * 1024;  // then reading stops until the next pass
+}
+
+// During an exchange, reads are timed against the owner's slice for this pass of the loop. Once
+// it is spent, what arrives is kept (in order) and processed on a later pass: a pass over many
+// ready connections (decrypting a response on each) cannot hold the host's loop for long.
 void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
   if (nread == 0) return;
+  if (state_ == State::busy && exchange_ && (!backlog_.empty() || owner_.slice_spent())) {
+    if (nread > 0)
+      backlog_.append(buf->base, static_cast<std::size_t>(nread));
+    else
+      backlog_eof_ = static_cast<int>(nread);
+    if (!backlog_queued_) {
+      backlog_queued_ = true;
+      owner_.defer(*this);
+    }
+    if ((backlog_.size() >= kMaxBacklog || nread < 0) && reading_ && tcp_) {
+      uv_read_stop(as_stream(tcp_));
+      reading_ = false;
+      stopped_for_backlog_ = nread > 0;
+    }
+    return;
+  }
+  std::uint64_t t0 = uv_hrtime();
+  on_read_now(nread, buf);
+  owner_.charge_slice(uv_hrtime() - t0);
+}
+
+void Connection::drain_backlog() {
+  backlog_queued_ = false;
+  if (state_ != State::busy || !exchange_) {
+    backlog_.clear();
+    backlog_eof_ = 0;
+    return;
+  }
+  std::string data = std::move(backlog_);
+  backlog_.clear();
+  int eof = backlog_eof_;
+  backlog_eof_ = 0;
+  std::uint64_t t0 = uv_hrtime();
+  if (!data.empty()) {
+    uv_buf_t b = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+    on_read_now(static_cast<ssize_t>(data.size()), &b);
+  }
+  if (eof && state_ == State::busy && exchange_) on_read_now(eof, nullptr);
+  owner_.charge_slice(uv_hrtime() - t0);
+  if (stopped_for_backlog_ && state_ == State::busy && tcp_) {
+    stopped_for_backlog_ = false;
+    if (!paused_ && !reading_ && uv_read_start(as_stream(tcp_), &on_alloc_cb, &on_read_cb) == 0)
+      reading_ = true;
+  }
+}
+
+void Connection::on_read_now(ssize_t nread, const uv_buf_t* buf) {
   if (state_ == State::parked) {
     close();  // the server closed it, or talks out of turn: never hand this one out
     return;
@@ -521,6 +575,8 @@ void Connection::resume_reading() {
 void Connection::park() {
   state_ = State::parked;
   paused_ = false;
+  backlog_.clear();  // bytes beyond the response: the server talked out of turn
+  backlog_eof_ = 0;
   parked_at_ = uv_now(loop_);
   if (!reading_ && uv_read_start(as_stream(tcp_), &on_alloc_cb, &on_read_cb) == 0) reading_ = true;
   // A parked connection must not keep the host's loop alive.
@@ -602,6 +658,7 @@ void Connection::close() {
   if (state_ == State::closing) return;
   state_ = State::closing;
   exchange_ = nullptr;
+  backlog_.clear();
   if (resolve_ticket_) {
     owner_.resolver().cancel(resolve_ticket_);
     resolve_ticket_ = 0;

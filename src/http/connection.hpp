@@ -40,6 +40,12 @@ struct ConnectionOwner {
   virtual void connection_closing(Connection& c) = 0;
   /// Every handle of `c` is closed; `c` is deleted right after this returns.
   virtual void connection_freed(Connection& c) = 0;
+  /// This pass of the loop has spent its time slice on reads: later reads wait for the next
+  /// pass (defer), so the host's timers and handles get their turn.
+  virtual bool slice_spent() const = 0;
+  virtual void charge_slice(std::uint64_t ns) = 0;
+  /// Calls c.drain_backlog() on a later pass.
+  virtual void defer(Connection& c) = 0;
 
  protected:
   ~ConnectionOwner() = default;
@@ -74,6 +80,8 @@ class Connection final : private ResponseParser::Handler {
   void park();
   /// Closes now. The exchange, if any, is not called back.
   void close();
+  /// Processes the bytes read while the owner's slice was spent (see ConnectionOwner::defer).
+  void drain_backlog();
 
   bool reusable() const noexcept { return reusable_; }
   State state() const noexcept { return state_; }
@@ -108,6 +116,7 @@ class Connection final : private ResponseParser::Handler {
   void handle_eof();
   void on_write_done(int status);
   void on_read(ssize_t nread, const uv_buf_t* buf);
+  void on_read_now(ssize_t nread, const uv_buf_t* buf);
   void on_timer();
   void arm_timer(std::uint64_t ms);
   void finish_exchange(const Error& error);
@@ -140,16 +149,20 @@ class Connection final : private ResponseParser::Handler {
   std::size_t next_address_ = 0;                  // index of the address to try next
   Error last_connect_error_;
   ResponseParser parser_;
-  std::unique_ptr<TlsSession> tls_;  // non-null from the TLS handshake on (https only)
-  HandshakeJob* tls_job_ = nullptr;  // a handshake step running on the threadpool
-  std::string tls_pending_;          // ciphertext that arrived while it ran
-  bool tls_again_ = false;           // and so the handshake must run once more
-  int tls_eof_ = 0;                  // the read error or EOF that came while it ran
-  bool tls_waiting_ = false;         // waiting for another connection's full handshake to resume it
-  bool tls_leading_ = false;         // this connection's full handshake is the one others wait for
-  bool tls_closed_ = false;          // the server sent close_notify
-  Exchange* exchange_ = nullptr;     // non-null from begin() until on_exchange_done
-  std::string pending_request_;      // waits here while connecting
+  std::unique_ptr<TlsSession> tls_;   // non-null from the TLS handshake on (https only)
+  std::string backlog_;               // read while the slice was spent, not yet processed
+  int backlog_eof_ = 0;               // EOF or error that came after the backlog
+  bool backlog_queued_ = false;       // the owner will call drain_backlog()
+  bool stopped_for_backlog_ = false;  // reading stopped because the backlog is full
+  HandshakeJob* tls_job_ = nullptr;   // a handshake step running on the threadpool
+  std::string tls_pending_;           // ciphertext that arrived while it ran
+  bool tls_again_ = false;            // and so the handshake must run once more
+  int tls_eof_ = 0;                   // the read error or EOF that came while it ran
+  bool tls_waiting_ = false;      // waiting for another connection's full handshake to resume it
+  bool tls_leading_ = false;      // this connection's full handshake is the one others wait for
+  bool tls_closed_ = false;       // the server sent close_notify
+  Exchange* exchange_ = nullptr;  // non-null from begin() until on_exchange_done
+  std::string pending_request_;   // waits here while connecting
   bool head_request_ = false;
   bool reading_ = false;   // uv_read_start is in effect
   bool paused_ = false;    // the exchange asked to stop reading

@@ -1,6 +1,7 @@
 // Connection limits, keep-alive reuse and fairness, asserted from the server's side.
 #include <gtest/gtest.h>
 
+#include "support/certs.hpp"
 #include "support/loop_fixture.hpp"
 #include "support/test_server.hpp"
 
@@ -145,6 +146,85 @@ TEST_F(LimitsTest, ConnectionCloseResponseIsNotReused) {
   run();
   for (auto& x : all) EXPECT_TRUE(x->result.ok()) << x->result.error.message();
   EXPECT_EQ(server.accepted_connections(), 5);
+}
+
+}  // namespace
+}  // namespace uvget::test
+
+namespace uvget::test {
+namespace {
+
+// The per-pass time slice: with a slice of 1 µs nearly every read waits for a later pass of the
+// loop, so every body takes the deferred path (in order, with EOFs and backpressure) and must
+// still arrive intact.
+class LoopSliceTest : public LoopTest {
+ protected:
+  static Script body_for(const RecordedRequest& r) {
+    std::size_t n = std::stoul(r.target.substr(1));
+    std::string body = pattern_bytes(n, static_cast<uint32_t>(n));
+    if (n % 3 == 0) {
+      std::vector<std::string> chunks;
+      for (std::size_t at = 0; at < body.size(); at += 7000)
+        chunks.push_back(body.substr(at, 7000));
+      return Script().send(chunked_response(200, chunks));
+    }
+    if (n % 3 == 1) return Script().send(http_response(200, body));
+    // Close-delimited: the EOF ends the body and must come after every deferred byte.
+    return Script().send("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body).close();
+  }
+
+  void download_all(TestServer& server, ClientOptions o) {
+    o.loop_slice_us = 1;
+    o.max_connections = 16;
+    o.max_per_host = 16;
+    client(o);
+    std::vector<std::pair<std::size_t, std::shared_ptr<Outcome>>> all;
+    for (std::size_t i = 0; i < 120; ++i) {
+      std::size_t n = 1 + (i * 7919) % (i % 10 == 0 ? 900'000 : 20'000);
+      all.emplace_back(n, fetch(server.localhost_url("/" + std::to_string(n))));
+    }
+    run(60'000);
+    for (auto& [n, out] : all) {
+      ASSERT_TRUE(out->result.ok()) << n << ": " << out->result.error.message();
+      ASSERT_EQ(out->body.size(), n);
+      EXPECT_EQ(out->body, pattern_bytes(n, static_cast<uint32_t>(n))) << n;
+    }
+  }
+};
+
+TEST_F(LoopSliceTest, EveryBodyArrivesIntactWhenReadsWaitForLaterPasses) {
+  TestServer server(&LoopSliceTest::body_for);
+  download_all(server, {});
+}
+
+TEST_F(LoopSliceTest, OverTlsToo) {
+  const TestCerts& certs = shared_test_certs();
+  TestServer server(&LoopSliceTest::body_for, TlsServerFiles{certs.good_cert, certs.good_key});
+  ClientOptions o;
+  o.ca_file = certs.ca_cert;
+  download_all(server, o);
+}
+
+TEST_F(LoopSliceTest, FileSinkBackpressureWithDeferredReads) {
+  TestServer server(&LoopSliceTest::body_for);
+  std::string dir = make_temp_dir("uvget-slice");
+  ClientOptions o;
+  o.loop_slice_us = 1;
+  client(o);
+  std::vector<std::shared_ptr<Outcome>> all;
+  for (int i = 0; i < 6; ++i) {
+    Request req;
+    req.sink = make_file_sink(dir + "/f" + std::to_string(i));
+    all.push_back(fetch(server.url("/" + std::to_string(3'000'001 + i)), std::move(req)));
+  }
+  run(60'000);
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(all[i]->result.ok()) << all[i]->result.error.message();
+    std::size_t n = 3'000'001 + static_cast<std::size_t>(i);
+    EXPECT_EQ(read_file(dir + "/f" + std::to_string(i)),
+              pattern_bytes(n, static_cast<uint32_t>(n)));
+  }
+  remove_tree(dir);
 }
 
 }  // namespace
