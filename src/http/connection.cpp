@@ -8,6 +8,8 @@
 namespace uvget {
 namespace {
 
+constexpr std::size_t kDirectReadMin = 16 * 1024;  // smaller reads go through the shared buffer
+
 struct WriteReq {
   uv_write_t req{};
   std::string bytes;  // owned until the write callback
@@ -370,8 +372,25 @@ void Connection::on_write_done(int status) {
                   "sending the request: " + uv_words(status));
 }
 
+// In the middle of a plain Content-Length body, the socket is read straight into the sink's own
+// buffer when it offers one (Sink::reserve), never past the end of the body: no copy of the body
+// on the way to the file. Everything else goes through the shared read buffer.
 void Connection::on_alloc_cb(uv_handle_t* h, std::size_t, uv_buf_t* buf) noexcept {
-  *buf = static_cast<Connection*>(h->data)->owner_.read_buffer();
+  auto* self = static_cast<Connection*>(h->data);
+  if (self->state_ == State::busy && self->exchange_ && !self->tls_ && self->backlog_.empty() &&
+      !self->owner_.slice_spent()) {
+    std::uint64_t left = self->parser_.identity_body_left();
+    if (left >= kDirectReadMin) {
+      auto room = self->exchange_->body_space(
+          static_cast<std::size_t>(std::min<std::uint64_t>(left, self->owner_.read_buffer().len)));
+      if (room.size() >= kDirectReadMin) {
+        *buf =
+            uv_buf_init(reinterpret_cast<char*>(room.data()), static_cast<unsigned>(room.size()));
+        return;
+      }
+    }
+  }
+  *buf = self->owner_.read_buffer();
 }
 
 void Connection::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept {

@@ -55,6 +55,9 @@ struct ConnectionOwner {
 struct Exchange {
   virtual void on_exchange_head(Response& head) = 0;
   virtual void on_exchange_body(std::span<const std::byte> bytes) = 0;
+  /// Where the next up to `max` body bytes may be read to directly (see Sink::reserve); empty:
+  /// into the shared read buffer.
+  virtual std::span<std::byte> body_space(std::size_t max) = 0;
   /// Exactly once per exchange, last. `retry_safe`: the request went over a reused connection
   /// and no byte of a response came back, so it may be repeated on a fresh connection.
   virtual void on_exchange_done(const Error& error, bool retry_safe) = 0;
