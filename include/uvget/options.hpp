@@ -42,9 +42,11 @@ struct ClientOptions {
   /// Host names answered without DNS, in this order (like curl's --resolve), e.g.
   /// {"mirror.test", {"::1", "127.0.0.1"}}: the next address is tried when one fails.
   std::vector<std::pair<std::string, std::vector<std::string>>> resolve_overrides;
-  /// Time one pass of the loop may spend on this client's reads; what arrives after that waits
-  /// for the next pass, so the host's own timers and handles are never held for long (a pass over
-  /// many ready connections would otherwise decrypt and parse a response on each). 0: no limit.
+  /// Time one pass of the host's loop may spend on this client's reads; after that, sockets are
+  /// not read until the next pass (the bytes wait in the kernel), so the host's own timers and
+  /// handles are never held for long: a pass over many ready connections would otherwise decrypt
+  /// and parse a response on each. Costs some throughput; 0: no limit (the command line's choice,
+  /// and the Runner's for its worker loops).
   std::uint64_t loop_slice_us = 500;
   /// Entries kept in the per-client DNS cache, and for how long.
   std::size_t dns_cache_size = 256;

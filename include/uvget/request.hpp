@@ -45,15 +45,8 @@ class Sink {
   /// The final response arrived; `loop` is the client's loop. A returned error fails the transfer.
   virtual Error open(uv_loop_s* loop, const Response& head, Events events) = 0;
   /// Takes a copy of `data` or consumes it now. Returns false when the caller should stop reading
-  /// until Events::drained is called (backpressure). `data` may lie inside the space the last
-  /// reserve() returned: then it is already in place and needs no copy.
+  /// until Events::drained is called (backpressure).
   virtual bool write(std::span<const std::byte> data) = 0;
-  /// Optional: room for up to `max` body bytes, so that the client reads the socket straight into
-  /// the sink. Valid until the next call on the sink. Empty (the default): not supported.
-  virtual std::span<std::byte> reserve(std::size_t max) {
-    (void)max;
-    return {};
-  }
   /// The body is complete and verified: make it final (for a file: close, rename). `done` is called
   /// exactly once, possibly later; an error there fails the transfer.
   virtual void finish(std::function<void(Error)> done) = 0;

@@ -106,6 +106,8 @@ class App {
     o.timeout_ms = static_cast<std::uint64_t>(s_.timeout * 1000);
     o.tls_verify = !s_.insecure;
     o.allow_https_downgrade = s_.allow_downgrade;
+    // This loop runs nothing that needs sub-millisecond turns: read as much as arrives per pass.
+    o.loop_slice_us = 0;
     if (s_.insecure && !s_.quiet)
       std::fprintf(stderr, "uvget: warning: --insecure: TLS certificates are not verified\n");
     for (auto& h : s_.headers) {

@@ -105,13 +105,13 @@ void Client::Impl::defer(Connection& c) {
   wake();
 }
 
-// On the idle phase of the next pass (right after the host's timers), with a slice of its own.
+// On the idle phase of the next pass (right after the host's timers): reading restarts, and
+// the reads happen in that pass's poll phase under a fresh slice.
 void Client::Impl::run_deferred() {
-  pass_ns_ = 0;
-  while (!deferred_.empty() && !slice_spent()) {
+  while (!deferred_.empty()) {
     Connection* c = deferred_.front();
     deferred_.pop_front();
-    c->drain_backlog();  // connection_closing() removed it from deferred_ if it closed
+    c->resume_after_slice();  // connection_closing() removed it from deferred_ if it closed
   }
 }
 

@@ -225,6 +225,7 @@ Result<std::unique_ptr<Runner>> Runner::create(uv_loop_s* host, RunnerOptions op
     ClientOptions o = base;
     o.max_connections = base.max_connections / n + (i < base.max_connections % n ? 1 : 0);
     o.max_per_host = base.max_per_host / n + (i < base.max_per_host % n ? 1 : 0);
+    o.loop_slice_us = 0;  // a worker loop runs nothing but its client
     w->weight_total = o.max_connections;
     w->weight_host = o.max_per_host;
     uv_loop_init(&w->loop);

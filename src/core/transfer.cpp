@@ -96,11 +96,6 @@ void Transfer::on_exchange_body(std::span<const std::byte> bytes) {
   if (sink_ && !sink_->write(bytes) && conn_) conn_->pause_reading();
 }
 
-std::span<std::byte> Transfer::body_space(std::size_t max) {
-  if (!keep_body_ || !sink_ || !sink_opened_ || phase_ != Phase::running) return {};
-  return sink_->reserve(max);
-}
-
 void Transfer::on_exchange_done(const Error& error, bool retry_safe) {
   Connection* c = conn_;
   conn_ = nullptr;

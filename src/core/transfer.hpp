@@ -34,7 +34,6 @@ class Transfer final : public Exchange {
  private:
   void on_exchange_head(Response& head) override;
   void on_exchange_body(std::span<const std::byte> bytes) override;
-  std::span<std::byte> body_space(std::size_t max) override;
   void on_exchange_done(const Error& error, bool retry_safe) override;
   void follow_redirect();
   void complete(Error error);

@@ -8,8 +8,6 @@
 namespace uvget {
 namespace {
 
-constexpr std::size_t kDirectReadMin = 16 * 1024;  // smaller reads go through the shared buffer
-
 struct WriteReq {
   uv_write_t req{};
   std::string bytes;  // owned until the write callback
@@ -372,23 +370,11 @@ void Connection::on_write_done(int status) {
                   "sending the request: " + uv_words(status));
 }
 
-// In the middle of a plain Content-Length body, the socket is read straight into the sink's own
-// buffer when it offers one (Sink::reserve), never past the end of the body: no copy of the body
-// on the way to the file. Everything else goes through the shared read buffer.
 void Connection::on_alloc_cb(uv_handle_t* h, std::size_t, uv_buf_t* buf) noexcept {
   auto* self = static_cast<Connection*>(h->data);
-  if (self->state_ == State::busy && self->exchange_ && !self->tls_ && self->backlog_.empty() &&
-      !self->owner_.slice_spent()) {
-    std::uint64_t left = self->parser_.identity_body_left();
-    if (left >= kDirectReadMin) {
-      auto room = self->exchange_->body_space(
-          static_cast<std::size_t>(std::min<std::uint64_t>(left, self->owner_.read_buffer().len)));
-      if (room.size() >= kDirectReadMin) {
-        *buf =
-            uv_buf_init(reinterpret_cast<char*>(room.data()), static_cast<unsigned>(room.size()));
-        return;
-      }
-    }
+  if (self->state_ == State::busy && self->exchange_ && self->owner_.slice_spent()) {
+    *buf = uv_buf_init(nullptr, 0);  // not now: see on_read
+    return;
   }
   *buf = self->owner_.read_buffer();
 }
@@ -397,28 +383,19 @@ void Connection::on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) 
   static_cast<Connection*>(s->data)->on_read(nread, buf);
 }
 
-namespace {
-constexpr std::size_t kMaxBacklog = 256 * 1024;  // then reading stops until the next pass
-}
-
 // During an exchange, reads are timed against the owner's slice for this pass of the loop. Once
-// it is spent, what arrives is kept (in order) and processed on a later pass: a pass over many
-// ready connections (decrypting a response on each) cannot hold the host's loop for long.
+// it is spent, on_alloc_cb hands libuv no buffer, so the socket is not read at all (libuv reports
+// UV_ENOBUFS): the connection stops reading and the owner restarts it on the next pass. The bytes
+// wait in the kernel, in order, and no copy is made.
 void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
-  if (nread == 0) return;
-  if (state_ == State::busy && exchange_ && (!backlog_.empty() || owner_.slice_spent())) {
-    if (nread > 0)
-      backlog_.append(buf->base, static_cast<std::size_t>(nread));
-    else
-      backlog_eof_ = static_cast<int>(nread);
-    if (!backlog_queued_) {
-      backlog_queued_ = true;
-      owner_.defer(*this);
-    }
-    if ((backlog_.size() >= kMaxBacklog || nread < 0) && reading_ && tcp_) {
+  if (nread == UV_ENOBUFS) {
+    if (reading_ && tcp_) {
       uv_read_stop(as_stream(tcp_));
       reading_ = false;
-      stopped_for_backlog_ = nread > 0;
+    }
+    if (!slice_deferred_) {
+      slice_deferred_ = true;
+      owner_.defer(*this);
     }
     return;
   }
@@ -427,29 +404,11 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
   owner_.charge_slice(uv_hrtime() - t0);
 }
 
-void Connection::drain_backlog() {
-  backlog_queued_ = false;
-  if (state_ != State::busy || !exchange_) {
-    backlog_.clear();
-    backlog_eof_ = 0;
-    return;
-  }
-  std::string data = std::move(backlog_);
-  backlog_.clear();
-  int eof = backlog_eof_;
-  backlog_eof_ = 0;
-  std::uint64_t t0 = uv_hrtime();
-  if (!data.empty()) {
-    uv_buf_t b = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
-    on_read_now(static_cast<ssize_t>(data.size()), &b);
-  }
-  if (eof && state_ == State::busy && exchange_) on_read_now(eof, nullptr);
-  owner_.charge_slice(uv_hrtime() - t0);
-  if (stopped_for_backlog_ && state_ == State::busy && tcp_) {
-    stopped_for_backlog_ = false;
-    if (!paused_ && !reading_ && uv_read_start(as_stream(tcp_), &on_alloc_cb, &on_read_cb) == 0)
-      reading_ = true;
-  }
+void Connection::resume_after_slice() {
+  slice_deferred_ = false;
+  if (state_ == State::busy && tcp_ && !paused_ && !reading_ &&
+      uv_read_start(as_stream(tcp_), &on_alloc_cb, &on_read_cb) == 0)
+    reading_ = true;
 }
 
 void Connection::on_read_now(ssize_t nread, const uv_buf_t* buf) {
@@ -594,8 +553,6 @@ void Connection::resume_reading() {
 void Connection::park() {
   state_ = State::parked;
   paused_ = false;
-  backlog_.clear();  // bytes beyond the response: the server talked out of turn
-  backlog_eof_ = 0;
   parked_at_ = uv_now(loop_);
   if (!reading_ && uv_read_start(as_stream(tcp_), &on_alloc_cb, &on_read_cb) == 0) reading_ = true;
   // A parked connection must not keep the host's loop alive.
@@ -677,7 +634,6 @@ void Connection::close() {
   if (state_ == State::closing) return;
   state_ = State::closing;
   exchange_ = nullptr;
-  backlog_.clear();
   if (resolve_ticket_) {
     owner_.resolver().cancel(resolve_ticket_);
     resolve_ticket_ = 0;

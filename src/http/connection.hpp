@@ -44,7 +44,7 @@ struct ConnectionOwner {
   /// pass (defer), so the host's timers and handles get their turn.
   virtual bool slice_spent() const = 0;
   virtual void charge_slice(std::uint64_t ns) = 0;
-  /// Calls c.drain_backlog() on a later pass.
+  /// Calls c.resume_after_slice() on a later pass.
   virtual void defer(Connection& c) = 0;
 
  protected:
@@ -55,9 +55,6 @@ struct ConnectionOwner {
 struct Exchange {
   virtual void on_exchange_head(Response& head) = 0;
   virtual void on_exchange_body(std::span<const std::byte> bytes) = 0;
-  /// Where the next up to `max` body bytes may be read to directly (see Sink::reserve); empty:
-  /// into the shared read buffer.
-  virtual std::span<std::byte> body_space(std::size_t max) = 0;
   /// Exactly once per exchange, last. `retry_safe`: the request went over a reused connection
   /// and no byte of a response came back, so it may be repeated on a fresh connection.
   virtual void on_exchange_done(const Error& error, bool retry_safe) = 0;
@@ -83,8 +80,8 @@ class Connection final : private ResponseParser::Handler {
   void park();
   /// Closes now. The exchange, if any, is not called back.
   void close();
-  /// Processes the bytes read while the owner's slice was spent (see ConnectionOwner::defer).
-  void drain_backlog();
+  /// Reads again after the owner's slice for a pass was spent (see ConnectionOwner::defer).
+  void resume_after_slice();
 
   bool reusable() const noexcept { return reusable_; }
   State state() const noexcept { return state_; }
@@ -152,20 +149,17 @@ class Connection final : private ResponseParser::Handler {
   std::size_t next_address_ = 0;                  // index of the address to try next
   Error last_connect_error_;
   ResponseParser parser_;
-  std::unique_ptr<TlsSession> tls_;   // non-null from the TLS handshake on (https only)
-  std::string backlog_;               // read while the slice was spent, not yet processed
-  int backlog_eof_ = 0;               // EOF or error that came after the backlog
-  bool backlog_queued_ = false;       // the owner will call drain_backlog()
-  bool stopped_for_backlog_ = false;  // reading stopped because the backlog is full
-  HandshakeJob* tls_job_ = nullptr;   // a handshake step running on the threadpool
-  std::string tls_pending_;           // ciphertext that arrived while it ran
-  bool tls_again_ = false;            // and so the handshake must run once more
-  int tls_eof_ = 0;                   // the read error or EOF that came while it ran
-  bool tls_waiting_ = false;      // waiting for another connection's full handshake to resume it
-  bool tls_leading_ = false;      // this connection's full handshake is the one others wait for
-  bool tls_closed_ = false;       // the server sent close_notify
-  Exchange* exchange_ = nullptr;  // non-null from begin() until on_exchange_done
-  std::string pending_request_;   // waits here while connecting
+  std::unique_ptr<TlsSession> tls_;  // non-null from the TLS handshake on (https only)
+  bool slice_deferred_ = false;      // reading stopped until the owner's next pass
+  HandshakeJob* tls_job_ = nullptr;  // a handshake step running on the threadpool
+  std::string tls_pending_;          // ciphertext that arrived while it ran
+  bool tls_again_ = false;           // and so the handshake must run once more
+  int tls_eof_ = 0;                  // the read error or EOF that came while it ran
+  bool tls_waiting_ = false;         // waiting for another connection's full handshake to resume it
+  bool tls_leading_ = false;         // this connection's full handshake is the one others wait for
+  bool tls_closed_ = false;          // the server sent close_notify
+  Exchange* exchange_ = nullptr;     // non-null from begin() until on_exchange_done
+  std::string pending_request_;      // waits here while connecting
   bool head_request_ = false;
   bool reading_ = false;   // uv_read_start is in effect
   bool paused_ = false;    // the exchange asked to stop reading

@@ -21,40 +21,6 @@ namespace {
 // rename) instead of four round trips: the common case for many small files.
 constexpr std::size_t kSmallFile = 64 * 1024;
 
-// A byte buffer whose spare capacity can be handed out (Sink::reserve) without zero-filling it.
-class Bytes {
- public:
-  char* data() noexcept { return p_.get(); }
-  const char* data() const noexcept { return p_.get(); }
-  std::size_t size() const noexcept { return n_; }
-  bool empty() const noexcept { return n_ == 0; }
-  void clear() noexcept { n_ = 0; }
-  std::size_t spare() const noexcept { return cap_ - n_; }
-  char* end() noexcept { return p_.get() + n_; }
-  void grow_to(std::size_t cap) {
-    if (cap <= cap_) return;
-    std::unique_ptr<char[]> p(new char[cap]);
-    if (n_) std::memcpy(p.get(), p_.get(), n_);
-    p_ = std::move(p);
-    cap_ = cap;
-  }
-  void append(const char* d, std::size_t n) {
-    if (n > spare()) grow_to(std::max(n_ + n, cap_ * 2));
-    std::memcpy(p_.get() + n_, d, n);
-    n_ += n;
-  }
-  void commit(std::size_t n) noexcept { n_ += n; }
-  void swap(Bytes& o) noexcept {
-    std::swap(p_, o.p_);
-    std::swap(n_, o.n_);
-    std::swap(cap_, o.cap_);
-  }
-
- private:
-  std::unique_ptr<char[]> p_;
-  std::size_t n_ = 0, cap_ = 0;
-};
-
 class FileSink final : public Sink {
  public:
   FileSink(std::string path, FileSinkOptions o)
@@ -66,24 +32,9 @@ class FileSink final : public Sink {
     return {};
   }
 
-  // Room at the end of pending_, never moving what is there (growing only an empty buffer).
-  std::span<std::byte> reserve(std::size_t max) override {
-    if (error_ || aborting_ || paused_) return {};
-    if (pending_.empty()) pending_.grow_to(std::max(opts_.high_water, kSmallFile));
-    std::size_t n = std::min(max, pending_.spare());
-    return {reinterpret_cast<std::byte*>(pending_.end()), n};
-  }
-
   bool write(std::span<const std::byte> data) override {
     if (error_) return true;  // already failed: the transfer is stopping
-    auto* at = reinterpret_cast<const char*>(data.data());
-    if (at >= pending_.end() && at + data.size() <= pending_.end() + pending_.spare()) {
-      // Read straight into our spare room (reserve): in place, or moved down over the gap.
-      if (at != pending_.end()) std::memmove(pending_.end(), at, data.size());
-      pending_.commit(data.size());
-    } else {
-      pending_.append(at, data.size());
-    }
+    pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
     if (state_ == State::buffering && pending_.size() >= std::min(kSmallFile, opts_.high_water / 2))
       start_open();
     else if (state_ == State::open && !busy_)
@@ -325,8 +276,8 @@ class FileSink final : public Sink {
   bool busy_ = false;    // one fs request or job in flight; at most one at a time
   bool paused_ = false;  // write() returned false; drained() not yet called
   bool aborting_ = false;
-  Bytes pending_;   // body bytes not yet handed to a write
-  Bytes inflight_;  // bytes of the write in flight; stable while busy_
+  std::string pending_;   // body bytes not yet handed to a write
+  std::string inflight_;  // bytes of the write in flight; stable while busy_
   std::size_t inflight_done_ = 0;
   std::uint64_t offset_ = 0;  // file offset of inflight_[0] + inflight_done_
   Error error_;

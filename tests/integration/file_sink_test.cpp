@@ -172,65 +172,8 @@ TEST_F(SinkTest, PlantedSymlinkAtPartPathIsNotFollowed) {
 namespace uvget::test {
 namespace {
 
-// A sink that offers room (Sink::reserve) and records whether each write() arrived in it, i.e.
-// whether the socket was read straight into the sink without a copy.
-struct ReserveCounts {
-  std::size_t reserves = 0, in_place = 0, copied = 0;
-};
-
-class ReservingSink final : public Sink {
- public:
-  ReservingSink(std::string* out, ReserveCounts* counts) : out_(out), counts_(counts) {}
-  Error open(uv_loop_s*, const Response&, Events) override { return {}; }
-  std::span<std::byte> reserve(std::size_t max) override {
-    room_.resize(1 << 20);
-    last_ = {room_.data(), std::min(max, room_.size())};
-    ++counts_->reserves;
-    return last_;
-  }
-  bool write(std::span<const std::byte> data) override {
-    bool inside = !last_.empty() && data.data() >= last_.data() &&
-                  data.data() + data.size() <= last_.data() + last_.size();
-    (inside ? counts_->in_place : counts_->copied) += data.size();
-    out_->append(reinterpret_cast<const char*>(data.data()), data.size());
-    return true;
-  }
-  void finish(std::function<void(Error)> done) override { done({}); }
-  void abort(const Error&, std::function<void()> done) override { done(); }
-
- private:
-  std::string* out_;
-  ReserveCounts* counts_;
-  std::vector<std::byte> room_;
-  std::span<std::byte> last_;
-};
-
-TEST_F(SinkTest, LargeBodiesAreReadStraightIntoTheSink) {
-  std::string big = pattern_bytes(3'000'000, 5);
-  TestServer server;
-  server.route("/big", Script().send(http_response(200, big)));
-  server.route("/chunked",
-               Script().send(chunked_response(200, {big.substr(0, 500'000), big.substr(500'000)})));
-  client();
-  std::string a, b;
-  ReserveCounts ca, cb;
-  Request ra, rb;
-  ra.sink = std::make_unique<ReservingSink>(&a, &ca);
-  rb.sink = std::make_unique<ReservingSink>(&b, &cb);
-  auto oa = fetch(server.url("/big"), std::move(ra));
-  auto ob = fetch(server.url("/chunked"), std::move(rb));
-  run();
-  ASSERT_TRUE(oa->result.ok()) << oa->result.error.message();
-  ASSERT_TRUE(ob->result.ok()) << ob->result.error.message();
-  EXPECT_EQ(a, big);
-  EXPECT_EQ(b, big);
-  EXPECT_GT(ca.reserves, 0u);
-  EXPECT_GT(ca.in_place, big.size() / 2) << "most of a Content-Length body lands in place";
-  EXPECT_EQ(cb.in_place, 0u) << "chunked bodies go through the shared buffer";
-}
-
-TEST_F(SinkTest, FileSinkReadsInPlaceAndKeepsEveryByte) {
-  std::string dir = make_temp_dir("uvget-inplace");
+TEST_F(SinkTest, LargeFilesWithVariousWaterMarksKeepEveryByte) {
+  std::string dir = make_temp_dir("uvget-marks");
   std::vector<std::string> bodies;
   TestServer server;
   for (int i = 0; i < 8; ++i) {

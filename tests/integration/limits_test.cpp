@@ -154,9 +154,9 @@ TEST_F(LimitsTest, ConnectionCloseResponseIsNotReused) {
 namespace uvget::test {
 namespace {
 
-// The per-pass time slice: with a slice of 1 µs nearly every read waits for a later pass of the
-// loop, so every body takes the deferred path (in order, with EOFs and backpressure) and must
-// still arrive intact.
+// The per-pass time slice: with a slice of 1 µs nearly every socket waits for a later pass of the
+// loop before it is read again (reading stopped and restarted, EOFs and backpressure included),
+// and every body must still arrive intact.
 class LoopSliceTest : public LoopTest {
  protected:
   static Script body_for(const RecordedRequest& r) {
