@@ -2,6 +2,8 @@
 // response to the parser, and decide whether the connection can carry another request.
 #include "http/connection.hpp"
 
+#include <sys/socket.h>
+
 #include "trace.hpp"
 #include "uv/util.hpp"
 
@@ -460,6 +462,33 @@ void Connection::on_read_now(ssize_t nread, const uv_buf_t* buf) {
   } else {
     process(buf->base, static_cast<std::size_t>(nread));
   }
+  tune_wakeups(static_cast<std::size_t>(nread));
+}
+
+// While a large Content-Length body streams in fast, ask the kernel to wake us only once a good
+// amount is waiting (SO_RCVLOWAT), never more than what is left of the body: a reader woken for
+// every few kilobytes costs the sender (on loopback, nginx) a wake-up each time, and measured
+// 20 % of the rate on a 1 GiB file. A slow read (< 64 KiB) or anything else: back to 1 byte.
+void Connection::tune_wakeups(std::size_t last_read) {
+  constexpr std::size_t kFastRead = 64 * 1024, kWakeBytes = 128 * 1024;
+  int want = 1;
+  if (state_ == State::busy && exchange_ && !paused_ && last_read >= kFastRead) {
+    std::uint64_t left = parser_.identity_body_left();
+    // Over TLS, up to a record of it may already sit decrypted-to-be in the session: only what
+    // is surely still to come from the socket counts.
+    constexpr std::uint64_t kTlsMargin = 32 * 1024;
+    if (tls_) left = left > kTlsMargin ? left - kTlsMargin : 0;
+    if (left > 1) want = static_cast<int>(std::min<std::uint64_t>(left, kWakeBytes));
+  }
+  set_rcvlowat(want);
+}
+
+void Connection::set_rcvlowat(int bytes) {
+  if (bytes == rcvlowat_ || !tcp_) return;
+  uv_os_fd_t fd;
+  if (uv_fileno(as_handle(tcp_), &fd) == 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes) == 0)
+    rcvlowat_ = bytes;
 }
 
 void Connection::handle_eof() {
@@ -528,6 +557,7 @@ void Connection::on_response_body(std::span<const std::byte> bytes) {
 void Connection::pause_reading() {
   UVGET_TRACE("pause %p", static_cast<void*>(this));
   paused_ = true;
+  set_rcvlowat(1);
   if (reading_ && tcp_) {
     uv_read_stop(as_stream(tcp_));
     reading_ = false;
@@ -553,6 +583,7 @@ void Connection::resume_reading() {
 void Connection::park() {
   state_ = State::parked;
   paused_ = false;
+  set_rcvlowat(1);  // any byte or EOF on an idle connection must wake us
   parked_at_ = uv_now(loop_);
   if (!reading_ && uv_read_start(as_stream(tcp_), &on_alloc_cb, &on_read_cb) == 0) reading_ = true;
   // A parked connection must not keep the host's loop alive.

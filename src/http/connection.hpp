@@ -117,6 +117,8 @@ class Connection final : private ResponseParser::Handler {
   void on_write_done(int status);
   void on_read(ssize_t nread, const uv_buf_t* buf);
   void on_read_now(ssize_t nread, const uv_buf_t* buf);
+  void tune_wakeups(std::size_t last_read);
+  void set_rcvlowat(int bytes);
   void on_timer();
   void arm_timer(std::uint64_t ms);
   void finish_exchange(const Error& error);
@@ -150,6 +152,7 @@ class Connection final : private ResponseParser::Handler {
   Error last_connect_error_;
   ResponseParser parser_;
   std::unique_ptr<TlsSession> tls_;  // non-null from the TLS handshake on (https only)
+  int rcvlowat_ = 1;                 // SO_RCVLOWAT now set on the socket
   bool slice_deferred_ = false;      // reading stopped until the owner's next pass
   HandshakeJob* tls_job_ = nullptr;  // a handshake step running on the threadpool
   std::string tls_pending_;          // ciphertext that arrived while it ran

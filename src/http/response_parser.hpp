@@ -46,6 +46,13 @@ class ResponseParser {
   bool started() const noexcept { return started_; }
   bool head_done() const noexcept { return head_done_; }
   std::uint64_t body_bytes() const noexcept { return body_bytes_; }
+  /// Bytes still to come of a Content-Length body (not chunked, not close-delimited); else 0.
+  std::uint64_t identity_body_left() const noexcept {
+    if (!head_done_ || complete_ || (parser_.flags & F_CHUNKED) ||
+        !(parser_.flags & F_CONTENT_LENGTH))
+      return 0;
+    return parser_.content_length;
+  }
   /// Valid after failed.
   const Error& error() const noexcept { return error_; }
 
