@@ -1,6 +1,7 @@
 // End-to-end GETs against the scripted test server: every body framing, sinks, headers.
 #include <gtest/gtest.h>
 
+#include "support/certs.hpp"
 #include "support/loop_fixture.hpp"
 #include "support/nginx.hpp"
 #include "support/test_server.hpp"
@@ -246,6 +247,77 @@ TEST_F(GetTest, BadResolveOverrideIsRefusedAtCreate) {
   auto c = Client::create(&loop_, opts);
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().code, Errc::bad_request);
+}
+
+}  // namespace
+}  // namespace uvget::test
+
+namespace uvget::test {
+namespace {
+
+// While a large body streams in fast the client asks the kernel to wake it only for larger
+// amounts (SO_RCVLOWAT); the end of a body, a slow tail and a stall must still be seen at once.
+class WakeupTest : public LoopTest {
+ protected:
+  static Script fast_then_slow_tail(const std::string& body, std::size_t fast) {
+    Script s;
+    s.send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+           body.substr(0, fast));
+    for (std::size_t at = fast; at < body.size(); at += 700)
+      s.pause_ms(20).send(body.substr(at, 700));
+    return s;
+  }
+};
+
+TEST_F(WakeupTest, ASlowTailAfterAFastStartArrivesWithoutWaitingForTheIdleTimeout) {
+  std::string body = pattern_bytes(3'000'000 + 5'000, 9);
+  TestServer server;
+  server.route("/tail", fast_then_slow_tail(body, 3'000'000));
+  server.route("/again", Script().send(http_response(200, "next")));
+  ClientOptions o;
+  o.idle_timeout_ms = 2000;  // the tail takes ~150 ms; a missed wake-up would fail here
+  client(o);
+  auto t = fetch(server.url("/tail"));
+  run();
+  ASSERT_TRUE(t->result.ok()) << t->result.error.message();
+  EXPECT_EQ(t->body, body);
+  EXPECT_LT(t->result.seconds, 1.5);
+  // The connection goes back to the pool waking for any byte: the next response is seen.
+  auto n = fetch(server.url("/again"));
+  run();
+  ASSERT_TRUE(n->result.ok()) << n->result.error.message();
+  EXPECT_EQ(n->body, "next");
+  EXPECT_TRUE(n->result.reused_connection);
+}
+
+TEST_F(WakeupTest, OverTlsToo) {
+  const TestCerts& certs = shared_test_certs();
+  std::string body = pattern_bytes(3'000'000 + 5'000, 10);
+  TestServer server(TlsServerFiles{certs.good_cert, certs.good_key});
+  server.route("/tail", fast_then_slow_tail(body, 3'000'000));
+  ClientOptions o;
+  o.ca_file = certs.ca_cert;
+  o.idle_timeout_ms = 2000;
+  client(o);
+  auto t = fetch(server.localhost_url("/tail"));
+  run();
+  ASSERT_TRUE(t->result.ok()) << t->result.error.message();
+  EXPECT_EQ(t->body, body);
+  EXPECT_LT(t->result.seconds, 1.5);
+}
+
+TEST_F(WakeupTest, AStallAfterAFastStartIsAnIdleTimeout) {
+  std::string body = pattern_bytes(2'000'000, 11);
+  TestServer server;
+  server.route("/stall",
+               Script().send("HTTP/1.1 200 OK\r\nContent-Length: 3000000\r\n\r\n" + body).stall());
+  ClientOptions o;
+  o.idle_timeout_ms = 300;
+  client(o);
+  auto t = fetch(server.url("/stall"));
+  run();
+  EXPECT_EQ(t->result.error.code, Errc::idle_timeout) << t->result.error.message();
+  EXPECT_LT(t->result.seconds, 3.0);
 }
 
 }  // namespace
