@@ -53,6 +53,8 @@ class UvgetCategory final : public std::error_category {
         return "body too large";
       case Errc::client_closed:
         return "client closed";
+      case Errc::dns_temporary:
+        return "temporary DNS failure";
     }
     return "unknown uvget error";
   }

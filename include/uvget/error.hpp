@@ -31,6 +31,7 @@ enum class Errc {
   size_mismatch,       // the body is shorter or longer than announced
   body_too_large,      // the body is over a sink's limit
   client_closed,       // get() after close()
+  dns_temporary,       // DNS lookup failed for now (EAI_AGAIN, timed out): worth a retry
 };
 
 const std::error_category& uvget_category() noexcept;

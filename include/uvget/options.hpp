@@ -42,6 +42,17 @@ struct ClientOptions {
   /// Host names answered without DNS, in this order (like curl's --resolve), e.g.
   /// {"mirror.test", {"::1", "127.0.0.1"}}: the next address is tried when one fails.
   std::vector<std::pair<std::string, std::vector<std::string>>> resolve_overrides;
+  /// Retries after a failure that may pass: DNS temporary failure, connect failure or timeout,
+  /// reset, idle timeout, a body cut short, HTTP 408, 429 and 5xx (never another 4xx, never a
+  /// TLS verification or file error, never past timeout_ms). 0: none.
+  int retries = 0;
+  /// Before retry k (1, 2, ...) the transfer waits a random time in [0, min(retry_wait_ms *
+  /// 2^(k-1), retry_max_wait_ms)] (exponential backoff with full jitter), or longer when the
+  /// server sent Retry-After (seconds or an HTTP date), which is honoured up to
+  /// retry_after_max_ms; a longer Retry-After ends the transfer with the server's error.
+  std::uint64_t retry_wait_ms = 1000;
+  std::uint64_t retry_max_wait_ms = 30'000;
+  std::uint64_t retry_after_max_ms = 120'000;
   /// Time one pass of the host's loop may spend on this client's reads; after that, sockets are
   /// not read until the next pass (the bytes wait in the kernel), so the host's own timers and
   /// handles are never held for long: a pass over many ready connections would otherwise decrypt

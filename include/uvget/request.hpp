@@ -53,6 +53,14 @@ class Sink {
   /// The transfer failed (`why`; Errc::cancelled when cancelled or closed): release everything,
   /// call `done` exactly once. Called also when open() was never called.
   virtual void abort(const Error& why, std::function<void()> done) = 0;
+  /// A retry will download the body again from its first byte: drop what was written, and call
+  /// `done` once ready for open() again. Returns false when the sink cannot start over (the
+  /// default): the transfer then fails instead of retrying. After restart(), abort() may still
+  /// come instead of `done`; then `done` is never called.
+  virtual bool restart(std::function<void()> done) {
+    (void)done;
+    return false;
+  }
 };
 
 struct FileSinkOptions {
@@ -95,7 +103,7 @@ struct TransferResult {
   std::string final_url;    // after redirects
   int status = 0;           // of the final response; 0 when none arrived
   std::uint64_t bytes = 0;  // body bytes of the final response
-  int attempts = 0;         // requests sent for the final URL (1, or 2 after a stale keep-alive)
+  int attempts = 0;         // requests sent for the final URL, retries included
   int redirects = 0;
   bool reused_connection = false;  // the final response came over a kept-alive connection
   double seconds = 0;              // from get() to done
@@ -108,6 +116,9 @@ struct Callbacks {
   std::function<void(const Response&)> on_head{};             // final response only
   std::function<void(std::span<const std::byte>)> on_data{};  // valid during the call only
   std::function<void(const TransferResult&)> on_done{};       // exactly once, last
+  /// The transfer failed with `why` and will try again (`attempt`, 2 or more) after `delay_ms`.
+  /// on_head and on_data then start over with the new response.
+  std::function<void(const Error& why, int attempt, std::uint64_t delay_ms)> on_retry{};
 };
 
 enum class TransferId : std::uint64_t {};

@@ -26,8 +26,9 @@ struct RunnerOptions {
 };
 
 /// Owns `loops()` threads, each running its own uv loop and Client; one dispatcher on the host's
-/// loop feeds them. Call every method from the host loop's thread. `on_done` runs on the host
-/// loop; `on_head`, `on_data` and the request's Sink run on the worker loop that downloads it.
+/// loop feeds them. Call every method from the host loop's thread. `on_done` and `on_retry` run
+/// on the host loop; `on_head`, `on_data` and the request's Sink run on the worker loop that
+/// downloads it.
 /// Transfers to one origin are spread evenly over the loops.
 class Runner {
  public:

@@ -57,6 +57,8 @@ struct Settings {
   std::string shard;
   std::string progress = "auto";
   std::string loops = "1";
+  int retries = 3;
+  double retry_wait = 1;
 };
 
 // What the command drives: one Client on the main loop, or a Runner with a loop per thread.
@@ -108,6 +110,8 @@ class App {
     o.allow_https_downgrade = s_.allow_downgrade;
     // This loop runs nothing that needs sub-millisecond turns: read as much as arrives per pass.
     o.loop_slice_us = 0;
+    o.retries = s_.retries;
+    o.retry_wait_ms = static_cast<std::uint64_t>(s_.retry_wait * 1000);
     if (s_.insecure && !s_.quiet)
       std::fprintf(stderr, "uvget: warning: --insecure: TLS certificates are not verified\n");
     for (auto& h : s_.headers) {
@@ -281,6 +285,13 @@ class App {
         std::fwrite(b.data(), 1, b.size(), stdout);
       };
     cbs.on_done = [this, path](const TransferResult& r) { on_done(r, path); };
+    if (mode_ == Progress::lines || s_.verbose)
+      cbs.on_retry = [this](const Error& why, int attempt, std::uint64_t delay_ms) {
+        char secs[32];
+        std::snprintf(secs, sizeof secs, "%.1f", static_cast<double>(delay_ms) / 1000);
+        say(why.message() + " (retrying in " + secs + " s, attempt " + std::to_string(attempt) +
+            " of " + std::to_string(s_.retries + 1) + ")");
+      };
     auto id = client_->get(std::move(req), std::move(cbs));
     if (!id) {
       ++failed_;
@@ -494,6 +505,16 @@ int main(int argc, char** argv) {
                "Follow redirects from https to plain http (refused by default)");
   app.add_option("--timeout", s.timeout,
                  "Seconds a whole download may take, queueing included (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--retries", s.retries,
+                 "Retries after a failure that may pass (connect, reset, timeout, cut-short "
+                 "body, DNS temporary failure, HTTP 408/429/5xx)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--retry-wait", s.retry_wait,
+                 "Seconds before the first retry; doubled each time, with full jitter, up to 30 "
+                 "s; a server's Retry-After is honoured up to 120 s")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--json", s.json, "One JSON object per finished download to FILE ('-': stdout)");

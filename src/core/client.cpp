@@ -91,12 +91,107 @@ Client::Impl::Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_pt
   uv_timer_init(loop_, &deadline_timer_);
   deadline_timer_.data = this;
   uv_unref(as_handle(&deadline_timer_));  // a deadline alone must not keep the loop alive
+  uv_timer_init(loop_, &retry_timer_);
+  retry_timer_.data = this;
+  uv_timer_init(loop_, &quiet_timer_);
+  quiet_timer_.data = this;
   slice_ns_ = opts_.loop_slice_us * 1000;
   uv_prepare_init(loop_, &pass_start_);
   pass_start_.data = this;
   uv_prepare_start(&pass_start_,
                    [](uv_prepare_t* p) noexcept { static_cast<Impl*>(p->data)->pass_ns_ = 0; });
   uv_unref(as_handle(&pass_start_));
+}
+
+// ---- Retries and held origins ------------------------------------------------------------
+
+void Client::Impl::retry_later(Transfer* t, std::uint64_t delay_ms) {
+  retries_.emplace(uv_now(loop_) + delay_ms, t->id());
+  arm_retry_timer();
+}
+
+void Client::Impl::forget_retry(Transfer* t) {
+  std::erase_if(retries_, [id = t->id()](const auto& kv) { return kv.second == id; });
+  arm_retry_timer();
+}
+
+void Client::Impl::hold_origin(const std::string& origin, std::uint64_t delay_ms) {
+  std::uint64_t until = uv_now(loop_) + delay_ms;
+  Origin& o = origins_[origin];
+  if (until <= o.held_until) return;
+  o.held_until = until;
+  held_.emplace(until, origin);
+  arm_retry_timer();
+}
+
+// While transfers wait (for a retry, or in the queue of a held origin) the timer keeps the loop
+// alive: the host expects their on_done. A held origin with nothing waiting does not.
+void Client::Impl::arm_retry_timer() {
+  if (handles_closed_) return;
+  std::uint64_t at = UINT64_MAX;
+  if (!retries_.empty()) at = retries_.begin()->first;
+  if (!held_.empty()) at = std::min(at, held_.begin()->first);
+  if (at == UINT64_MAX) {
+    uv_timer_stop(&retry_timer_);
+    return;
+  }
+  std::uint64_t now = uv_now(loop_);
+  if (retries_.empty() && transfers_.empty())
+    uv_unref(as_handle(&retry_timer_));
+  else
+    uv_ref(as_handle(&retry_timer_));
+  uv_timer_start(
+      &retry_timer_, [](uv_timer_t* h) noexcept { static_cast<Impl*>(h->data)->run_retries(); },
+      at > now ? at - now : 0, 0);
+}
+
+void Client::Impl::run_retries() {
+  std::uint64_t now = uv_now(loop_);
+  while (!held_.empty() && held_.begin()->first <= now) {
+    std::string key = std::move(held_.begin()->second);
+    held_.erase(held_.begin());
+    if (auto it = origins_.find(key); it != origins_.end()) {
+      if (it->second.held_until <= now) it->second.held_until = 0;
+      mark_ready(key, it->second);
+    }
+  }
+  std::vector<std::uint64_t> due;
+  while (!retries_.empty() && retries_.begin()->first <= now) {
+    due.push_back(retries_.begin()->second);
+    retries_.erase(retries_.begin());
+  }
+  for (std::uint64_t id : due) {
+    auto it = transfers_.find(id);
+    if (it == transfers_.end() || it->second->phase() != Transfer::Phase::waiting) continue;
+    it->second->set_queued();
+    enqueue(it->second, true);
+  }
+  arm_retry_timer();
+  if (!closing_) pump();
+}
+
+// A connection that raised SO_RCVLOWAT and then read nothing for a while (the server slowed
+// down or stalled short of the mark) goes back to waking for every byte, so received bytes never
+// wait in the kernel for long: within 2 ticks of this timer.
+constexpr std::uint64_t kQuietMs = 20;
+
+void Client::Impl::watch_wakeups(Connection& c) {
+  lowat_.push_back(&c);
+  if (lowat_.size() > 1 || handles_closed_) return;
+  uv_timer_start(
+      &quiet_timer_,
+      [](uv_timer_t* h) noexcept {
+        auto* self = static_cast<Impl*>(h->data);
+        std::uint64_t now = uv_now(h->loop);
+        std::erase_if(self->lowat_, [now](Connection* c) {
+          if (now - c->last_activity() < kQuietMs) return false;
+          c->relax_wakeups();
+          return true;
+        });
+        if (self->lowat_.empty()) uv_timer_stop(h);
+      },
+      kQuietMs, kQuietMs);
+  uv_unref(as_handle(&quiet_timer_));
 }
 
 void Client::Impl::defer(Connection& c) {
@@ -247,6 +342,7 @@ void Client::Impl::pump() {
       Origin& o = oit->second;
       o.ready = false;
       if (o.queue.empty()) continue;
+      if (o.held_until > uv_now(loop_)) continue;  // run_retries() marks it ready again
       Transfer* t = o.queue.front();
       Connection* c = nullptr;
       if (!o.idle.empty() && !t->needs_fresh_connection()) {
@@ -315,6 +411,7 @@ void Client::Impl::release(Connection* c) {
 void Client::Impl::connection_closing(Connection& c) {
   UVGET_TRACE("closing %p", static_cast<void*>(&c));
   if (!deferred_.empty()) std::erase(deferred_, &c);
+  if (!lowat_.empty()) std::erase(lowat_, &c);
   auto it = conns_.find(&c);
   if (it == conns_.end()) return;
   remove_idle(&c, it->second);
@@ -331,7 +428,8 @@ void Client::Impl::connection_closing(Connection& c) {
 
 void Client::Impl::drop_origin_if_unused(const std::string& key) {
   auto it = origins_.find(key);
-  if (it != origins_.end() && it->second.open == 0 && it->second.queue.empty() && !it->second.ready)
+  if (it != origins_.end() && it->second.open == 0 && it->second.queue.empty() &&
+      !it->second.ready && it->second.held_until <= uv_now(loop_))
     origins_.erase(it);
 }
 
@@ -354,6 +452,8 @@ void Client::Impl::transfer_done(Transfer* t, const TransferResult& result, Call
     ++stats_.transfers_done;
   else
     ++stats_.transfers_failed;
+  if (transfers_.empty() && !handles_closed_)
+    uv_unref(as_handle(&retry_timer_));  // nothing waits any more (see arm_retry_timer)
   // on_done runs on the next tick, never inside a callback of ours that is still on the stack.
   posted_.push_back([this, t, result, cb = std::move(cbs.on_done)]() mutable {
     std::unique_ptr<Transfer> owned(t);
@@ -389,6 +489,8 @@ void Client::Impl::close(std::function<void()> on_closed) {
   if (closing_) return;
   closing_ = true;
   ready_.clear();
+  retries_.clear();
+  held_.clear();
   for (auto& [key, o] : origins_) {
     o.ready = false;
     queued_ -= o.queue.size();
@@ -412,6 +514,8 @@ void Client::Impl::maybe_closed() {
       !posted_.empty())
     return;
   handles_closed_ = true;
+  uv_close(as_handle(&retry_timer_), &on_handle_closed);
+  uv_close(as_handle(&quiet_timer_), &on_handle_closed);
   uv_close(as_handle(&pass_start_), &on_handle_closed);
   uv_close(as_handle(&deadline_timer_), &on_handle_closed);
   uv_close(as_handle(&poster_), &on_handle_closed);

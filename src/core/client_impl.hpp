@@ -46,6 +46,12 @@ struct Client::Impl final : ConnectionOwner {
     if (reused) ++stats_.requests_reused;
   }
   void count_body(std::uint64_t n) { stats_.body_bytes += n; }
+  bool closing() const noexcept { return closing_; }
+  /// Retries: `t` runs again (back in its origin's queue) after `delay_ms`.
+  void retry_later(Transfer* t, std::uint64_t delay_ms);
+  void forget_retry(Transfer* t);
+  /// No new request to `origin` starts for `delay_ms` (it answered 429 or 503).
+  void hold_origin(const std::string& origin, std::uint64_t delay_ms);
 
   // ConnectionOwner
   Resolver& resolver() override { return resolver_; }
@@ -69,12 +75,14 @@ struct Client::Impl final : ConnectionOwner {
   bool slice_spent() const override { return slice_ns_ > 0 && pass_ns_ >= slice_ns_; }
   void charge_slice(std::uint64_t ns) override { pass_ns_ += ns; }
   void defer(Connection& c) override;
+  void watch_wakeups(Connection& c) override;
 
  private:
   struct Origin {
     std::deque<Transfer*> queue;    // waiting for a connection, in order
     std::vector<Connection*> idle;  // parked, most recent last
     int open = 0;                   // connections open to this origin (any state)
+    std::uint64_t held_until = 0;   // uv_now ms: no new request before (429/503)
     bool ready = false;             // listed in ready_
   };
   struct ConnInfo {
@@ -99,6 +107,8 @@ struct Client::Impl final : ConnectionOwner {
   static void on_deadline_cb(uv_timer_t* t) noexcept;
   void arm_deadline_timer();
   void expire_deadlines();
+  void arm_retry_timer();
+  void run_retries();
 
   uv_loop_t* loop_;
   ClientOptions opts_;
@@ -112,9 +122,14 @@ struct Client::Impl final : ConnectionOwner {
   uv_prepare_t pass_start_{};         // before each poll: a fresh slice for the reads
   std::uint64_t slice_ns_ = 0;        // ClientOptions::loop_slice_us
   std::uint64_t pass_ns_ = 0;         // spent on reads in this phase of the pass
-  std::deque<Connection*> deferred_;  // connections with a backlog, in arrival order
+  std::deque<Connection*> deferred_;  // connections waiting for the next pass to read
+  uv_timer_t quiet_timer_{};          // while lowat_ is not empty: relaxes quiet connections
+  std::vector<Connection*> lowat_;    // connections with SO_RCVLOWAT raised
   std::multimap<std::uint64_t, std::uint64_t> deadlines_;  // uv_now ms -> transfer id
-  int open_handles_ = 3;  // poster_, deadline_timer_, pass_start_ until their close callbacks
+  uv_timer_t retry_timer_{};  // fires at the earliest of retries_ and held_
+  std::multimap<std::uint64_t, std::uint64_t> retries_;  // uv_now ms -> transfer id to requeue
+  std::multimap<std::uint64_t, std::string> held_;       // uv_now ms -> held origin to resume
+  int open_handles_ = 5;  // poster_, deadline_timer_, retry_timer_, pass_start_, quiet_timer_
   std::vector<std::function<void()>> posted_;
   bool pump_scheduled_ = false;
   bool pumping_ = false;  // re-entrancy guard for pump()

@@ -62,6 +62,8 @@ struct Runner::Impl {
   struct Done {
     std::uint64_t id;
     TransferResult result;
+    bool retry = false;  // not the end: an on_retry note (result.error, attempts, delay)
+    std::uint64_t delay_ms = 0;
   };
 
   struct Worker {
@@ -91,6 +93,7 @@ struct Runner::Impl {
 
   struct Pending {
     std::function<void(const TransferResult&)> on_done;
+    std::function<void(const Error&, int, std::uint64_t)> on_retry;
     std::size_t worker;
     std::string origin;
   };
@@ -104,7 +107,8 @@ struct Runner::Impl {
   ClientStats stats() const;
 
   void deliver(std::uint64_t id, TransferResult result);  // any worker thread
-  void worker_exited();                                   // any worker thread
+  void deliver_retry(std::uint64_t id, const Error& why, int attempt, std::uint64_t delay_ms);
+  void worker_exited();  // any worker thread
   static void on_host_wake(uv_async_t* a) noexcept;
   static void on_host_closed(uv_handle_t* h) noexcept;
   void drain_results();
@@ -174,6 +178,10 @@ void Runner::Impl::Worker::submit(Job job) {
     owner->deliver(id, r);
     publish_stats();
   };
+  if (cbs.on_retry)  // a marker: the host's on_retry is called on the host loop
+    cbs.on_retry = [this, id](const Error& why, int attempt, std::uint64_t delay_ms) {
+      owner->deliver_retry(id, why, attempt, delay_ms);
+    };
   auto tid = client->get(std::move(job.request), std::move(cbs));
   if (!tid) {
     TransferResult r;
@@ -196,6 +204,18 @@ void Runner::Impl::deliver(std::uint64_t id, TransferResult result) {
   {
     std::lock_guard lock(out_mu_);
     outbox_.push_back({id, std::move(result)});
+  }
+  uv_async_send(&host_wake_);
+}
+
+void Runner::Impl::deliver_retry(std::uint64_t id, const Error& why, int attempt,
+                                 std::uint64_t delay_ms) {
+  Done d{id, {}, true, delay_ms};
+  d.result.error = why;
+  d.result.attempts = attempt;
+  {
+    std::lock_guard lock(out_mu_);
+    outbox_.push_back(std::move(d));
   }
   uv_async_send(&host_wake_);
 }
@@ -298,8 +318,13 @@ Result<TransferId> Runner::Impl::get(Request request, Callbacks callbacks) {
   std::size_t w = pick(origin);
   ++per_origin_[origin][w];
   ++in_flight_[w];
-  pending_.emplace(id, Pending{std::move(callbacks.on_done), w, std::move(origin)});
+  bool wants_retries = static_cast<bool>(callbacks.on_retry);
+  pending_.emplace(id, Pending{std::move(callbacks.on_done), std::move(callbacks.on_retry), w,
+                               std::move(origin)});
   callbacks.on_done = nullptr;
+  callbacks.on_retry = nullptr;
+  if (wants_retries)  // the worker only needs to know that there is one
+    callbacks.on_retry = [](const Error&, int, std::uint64_t) {};
   Worker& worker = *workers_[w];
   {
     std::lock_guard lock(worker.mu);
@@ -377,6 +402,10 @@ void Runner::Impl::drain_results() {
     if (detached_) return;  // the Runner was destroyed by a callback
     auto it = pending_.find(d.id);
     if (it == pending_.end()) continue;
+    if (d.retry) {
+      if (it->second.on_retry) it->second.on_retry(d.result.error, d.result.attempts, d.delay_ms);
+      continue;
+    }
     Pending p = std::move(it->second);
     pending_.erase(it);
     --in_flight_[p.worker];

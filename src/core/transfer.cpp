@@ -1,6 +1,11 @@
 // A download's state machine: exchange, redirects, the sink, the result.
 #include "core/transfer.hpp"
 
+#include <algorithm>
+#include <ctime>
+#include <optional>
+#include <random>
+
 #include "core/client_impl.hpp"
 #include "http/request_writer.hpp"
 
@@ -9,6 +14,46 @@ namespace {
 
 bool is_redirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+// Failures that may pass on another try.
+bool retryable(const Error& e, int status) {
+  if (e.code == Errc::http_status) return status == 408 || status == 429 || status >= 500;
+  return e.code == Errc::dns_temporary || e.code == Errc::connect ||
+         e.code == Errc::connect_timeout || e.code == Errc::idle_timeout ||
+         e.code == Errc::connection_closed || e.code == Errc::connection_reset ||
+         e.code == Errc::size_mismatch;
+}
+
+// Retry-After: delay-seconds or an HTTP date (RFC 9110 10.2.3), in ms from now; nullopt if bad.
+std::optional<std::uint64_t> parse_retry_after(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  if (v.empty()) return std::nullopt;
+  if (v.find_first_not_of("0123456789") == std::string_view::npos) {
+    if (v.size() > 9) return std::uint64_t{999'999'999} * 1000;
+    return std::stoull(std::string(v)) * 1000;
+  }
+  std::tm tm{};
+  std::string text(v);
+  const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (!end || *end) return std::nullopt;
+  std::time_t at = timegm(&tm), now = std::time(nullptr);
+  return at > now ? static_cast<std::uint64_t>(at - now) * 1000 : 0;
+}
+
+// min(base * 2^(attempt-1), cap)
+std::uint64_t backoff_ceiling(int attempt, std::uint64_t base, std::uint64_t cap) {
+  std::uint64_t ceiling = base;
+  for (int i = 1; i < attempt && ceiling < cap; ++i) ceiling *= 2;
+  return std::min(ceiling, cap);
+}
+
+// Full jitter: a uniform random wait in [0, backoff_ceiling].
+std::uint64_t backoff_ms(int attempt, std::uint64_t base, std::uint64_t cap) {
+  std::uint64_t ceiling = backoff_ceiling(attempt, base, cap);
+  static thread_local std::minstd_rand rng(std::random_device{}());
+  return ceiling ? std::uniform_int_distribution<std::uint64_t>(0, ceiling)(rng) : 0;
 }
 
 }  // namespace
@@ -52,6 +97,14 @@ void Transfer::start(Connection* c) {
 void Transfer::on_exchange_head(Response& head) {
   status_ = head.status;
   first_byte_ns_ = uv_hrtime();
+  retry_after_ms_ = 0;
+  retry_after_too_long_ = false;
+  if (auto ra = head.header("Retry-After"); ra && (head.status == 429 || head.status >= 500)) {
+    if (auto ms = parse_retry_after(*ra)) {
+      retry_after_ms_ = *ms;
+      retry_after_too_long_ = *ms > client_.opts().retry_after_max_ms;
+    }
+  }
   if (is_redirect(head.status)) {
     auto location = head.header("Location");
     if (!location || location->empty()) {
@@ -99,6 +152,15 @@ void Transfer::on_exchange_body(std::span<const std::byte> bytes) {
 void Transfer::on_exchange_done(const Error& error, bool retry_safe) {
   Connection* c = conn_;
   conn_ = nullptr;
+  const ClientOptions& o = client_.opts();
+  if ((status_ == 429 || status_ == 503) && o.retries > 0 && phase_ == Phase::running) {
+    // The host says it is overloaded: it gets a rest from every transfer, not just this one,
+    // before the connection goes back to the pool for the next request.
+    client_.hold_origin(url_.origin(),
+                        retry_after_ms_
+                            ? std::min(retry_after_ms_, o.retry_after_max_ms)
+                            : backoff_ceiling(attempts_, o.retry_wait_ms, o.retry_max_wait_ms));
+  }
   if (c) client_.release(c);
   if (phase_ != Phase::running) return;
   if (error && retry_safe && !stale_retry_used_ && !sink_opened_) {
@@ -110,8 +172,8 @@ void Transfer::on_exchange_done(const Error& error, bool retry_safe) {
     client_.requeue(this);
     return;
   }
-  if (error) return fail(error);
-  if (deferred_error_) return fail(deferred_error_);
+  if (error) return fail_or_retry(error);
+  if (deferred_error_) return fail_or_retry(deferred_error_);
   if (!redirect_to_.empty()) return follow_redirect();
   phase_ = Phase::finishing;
   if (!sink_) return complete({});
@@ -141,8 +203,40 @@ void Transfer::follow_redirect() {
   client_.requeue(this);
 }
 
+void Transfer::fail_or_retry(Error error) {
+  const ClientOptions& o = client_.opts();
+  if (!retryable(error, status_) || attempts_ > o.retries || client_.closing())
+    return fail(std::move(error));
+  if (retry_after_too_long_) {
+    error.detail += " (Retry-After of " + std::to_string(retry_after_ms_ / 1000) +
+                    " s is over the limit: not retried)";
+    return fail(std::move(error));
+  }
+  std::uint64_t delay =
+      std::max(backoff_ms(attempts_, o.retry_wait_ms, o.retry_max_wait_ms), retry_after_ms_);
+  phase_ = Phase::waiting;
+  if (cbs_.on_retry) {
+    cbs_.on_retry(with_url(error), attempts_ + 1, delay);
+    if (phase_ != Phase::waiting) return;  // cancelled from the callback
+  }
+  auto again = [this, delay] {
+    if (phase_ == Phase::waiting) client_.retry_later(this, delay);
+  };
+  if (sink_ && sink_opened_) {
+    sink_opened_ = false;
+    if (!sink_->restart(again)) {
+      phase_ = Phase::running;  // so that fail() runs
+      error.detail += " (not retried: the sink cannot start over)";
+      return fail(std::move(error));
+    }
+    return;
+  }
+  again();
+}
+
 void Transfer::fail(Error error) {
   if (phase_ == Phase::done || phase_ == Phase::finishing) return;
+  if (phase_ == Phase::waiting) client_.forget_retry(this);
   phase_ = Phase::finishing;
   if (conn_) {
     Connection* c = conn_;

@@ -15,7 +15,9 @@ namespace uvget {
 
 class Transfer final : public Exchange {
  public:
-  enum class Phase { queued, running, finishing, done };
+  /// waiting: failed, and waiting (in the client's retry schedule, or for its sink to restart)
+  /// before running again.
+  enum class Phase { queued, running, waiting, finishing, done };
 
   Transfer(Client::Impl& client, std::uint64_t id, Request request, Url url, Callbacks callbacks);
 
@@ -30,12 +32,16 @@ class Transfer final : public Exchange {
   bool needs_fresh_connection() const noexcept { return needs_fresh_; }
   std::uint64_t timeout_ms() const noexcept { return timeout_ms_; }
   void set_timeout(std::uint64_t ms) noexcept { timeout_ms_ = ms; }
+  /// The retry delay is over: back to the queue.
+  void set_queued() noexcept { phase_ = Phase::queued; }
 
  private:
   void on_exchange_head(Response& head) override;
   void on_exchange_body(std::span<const std::byte> bytes) override;
   void on_exchange_done(const Error& error, bool retry_safe) override;
   void follow_redirect();
+  /// A failed exchange: retried when the error may pass and attempts are left, else failed.
+  void fail_or_retry(Error error);
   void complete(Error error);
   Error with_url(Error e) const;
 
@@ -58,6 +64,8 @@ class Transfer final : public Exchange {
   Error deferred_error_;     // reported once the current body is drained
   int status_ = 0;
   int attempts_ = 0;
+  std::uint64_t retry_after_ms_ = 0;  // the last response's Retry-After; 0: none
+  bool retry_after_too_long_ = false;
   int redirects_ = 0;
   bool reused_ = false;
   std::uint64_t bytes_ = 0;

@@ -67,8 +67,8 @@ void Connection::on_resolved(int status, std::shared_ptr<const AddressList> addr
   resolve_ticket_ = 0;
   if (state_ == State::closing) return;
   if (status < 0) {
-    connect_failed(
-        Error(Errc::resolve, "cannot resolve host '" + host_ + "': " + uv_words(status)));
+    connect_failed(Error(status == UV_EAI_AGAIN ? Errc::dns_temporary : Errc::resolve,
+                         "cannot resolve host '" + host_ + "': " + uv_words(status)));
     return;
   }
   addresses_ = std::move(addresses);
@@ -487,8 +487,13 @@ void Connection::set_rcvlowat(int bytes) {
   if (bytes == rcvlowat_ || !tcp_) return;
   uv_os_fd_t fd;
   if (uv_fileno(as_handle(tcp_), &fd) == 0 &&
-      setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes) == 0)
+      setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes) == 0) {
     rcvlowat_ = bytes;
+    if (bytes > 1 && !wake_watched_) {
+      wake_watched_ = true;
+      owner_.watch_wakeups(*this);
+    }
+  }
 }
 
 void Connection::handle_eof() {
@@ -606,8 +611,8 @@ void Connection::on_timer() {
     case State::resolving:
       owner_.resolver().cancel(resolve_ticket_);
       resolve_ticket_ = 0;
-      connect_failed(Error(Errc::resolve, "DNS lookup of '" + host_ + "' timed out after " +
-                                              std::to_string(timer_ms_) + " ms"));
+      connect_failed(Error(Errc::dns_temporary, "DNS lookup of '" + host_ + "' timed out after " +
+                                                    std::to_string(timer_ms_) + " ms"));
       break;
     case State::connecting:
       on_connect_timeout();

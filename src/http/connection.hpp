@@ -46,6 +46,8 @@ struct ConnectionOwner {
   virtual void charge_slice(std::uint64_t ns) = 0;
   /// Calls c.resume_after_slice() on a later pass.
   virtual void defer(Connection& c) = 0;
+  /// `c` raised its SO_RCVLOWAT: the owner calls c.relax_wakeups() if it then goes quiet.
+  virtual void watch_wakeups(Connection& c) = 0;
 
  protected:
   ~ConnectionOwner() = default;
@@ -87,6 +89,12 @@ class Connection final : private ResponseParser::Handler {
   State state() const noexcept { return state_; }
   const std::string& origin() const noexcept { return origin_; }
   std::uint64_t requests() const noexcept { return requests_; }
+  std::uint64_t last_activity() const noexcept { return last_activity_; }
+  /// Back to waking for every byte (a stream that went quiet must not keep bytes in the kernel).
+  void relax_wakeups() {
+    wake_watched_ = false;
+    set_rcvlowat(1);
+  }
   std::uint64_t parked_at() const noexcept { return parked_at_; }
 
  private:
@@ -153,6 +161,7 @@ class Connection final : private ResponseParser::Handler {
   ResponseParser parser_;
   std::unique_ptr<TlsSession> tls_;  // non-null from the TLS handshake on (https only)
   int rcvlowat_ = 1;                 // SO_RCVLOWAT now set on the socket
+  bool wake_watched_ = false;        // listed by the owner's watch_wakeups()
   bool slice_deferred_ = false;      // reading stopped until the owner's next pass
   HandshakeJob* tls_job_ = nullptr;  // a handshake step running on the threadpool
   std::string tls_pending_;          // ciphertext that arrived while it ran

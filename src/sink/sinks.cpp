@@ -59,18 +59,26 @@ class FileSink final : public Sink {
   void abort(const Error& why, std::function<void()> done) override {
     if (why.code == Errc::cancelled && opts_.keep_partial_on_cancel) keep_ = true;
     aborting_ = true;
-    if (state_ == State::buffering && !busy_) {
+    if (state_ == State::buffering && !busy_ && !part_on_disk_) {
       pending_.clear();  // nothing reached the disk
       done();
       return;
     }
     abort_cb_ = std::move(done);
+    restart_cb_ = nullptr;  // abort wins over a restart in progress
     if (!busy_) run_job(Job::discard);
+  }
+
+  bool restart(std::function<void()> done) override {
+    if (error_ || aborting_ || finish_cb_) return false;
+    restart_cb_ = std::move(done);
+    if (!busy_) do_restart();
+    return true;
   }
 
  private:
   enum class State { buffering, opening, open, closed };
-  enum class Job { whole, close_rename, discard };
+  enum class Job { whole, close_rename, discard, close_only };
 
  public:
   struct Work {
@@ -120,14 +128,34 @@ class FileSink final : public Sink {
       return;
     }
     self->fd_ = static_cast<uv_file>(result);
+    self->part_on_disk_ = true;
     self->state_ = State::open;
     self->next();
+  }
+
+  // Drops every byte so far; the file (if opened) is closed, and truncated by the next open.
+  void do_restart() {
+    pending_.clear();
+    inflight_.clear();
+    inflight_done_ = 0;
+    offset_ = 0;
+    paused_ = false;
+    if (fd_ >= 0) {
+      run_job(Job::close_only);  // after_work() finishes the restart
+      return;
+    }
+    state_ = State::buffering;
+    auto cb = std::move(restart_cb_);
+    restart_cb_ = nullptr;
+    cb();
   }
 
   // What to do once no operation is in flight.
   void next() {
     if (aborting_) {
       run_job(Job::discard);
+    } else if (restart_cb_) {
+      do_restart();
     } else if (error_) {
       // waiting for abort()
     } else if (!pending_.empty()) {
@@ -219,9 +247,13 @@ class FileSink final : public Sink {
         if (::close(s->fd_) < 0) return failed("close");
         if (::rename(s->part_.c_str(), s->path_.c_str()) < 0) return failed("rename");
         return;
+      case Job::close_only:
+        ::close(s->fd_);
+        return;
       case Job::discard:
         if (s->fd_ >= 0) ::close(s->fd_);
-        if (!s->keep_ && s->state_ != State::buffering) ::unlink(s->part_.c_str());
+        if (!s->keep_ && (s->state_ != State::buffering || s->part_on_disk_))
+          ::unlink(s->part_.c_str());
         return;
     }
   }
@@ -240,6 +272,14 @@ class FileSink final : public Sink {
     delete w;
     self->busy_ = false;
     self->fd_ = -1;
+    if (job == Job::close_only) {  // the end of a restart, unless abort() came meanwhile
+      self->state_ = State::buffering;
+      if (self->aborting_) return self->run_job(Job::discard);
+      auto cb = std::move(self->restart_cb_);
+      self->restart_cb_ = nullptr;
+      if (cb) cb();  // the owner may delete us here
+      return;
+    }
     self->state_ = State::closed;
     if (job == Job::discard) {
       auto cb = std::move(self->abort_cb_);
@@ -283,6 +323,8 @@ class FileSink final : public Sink {
   Error error_;
   std::function<void(Error)> finish_cb_;
   std::function<void()> abort_cb_;
+  std::function<void()> restart_cb_;  // restart() in progress
+  bool part_on_disk_ = false;         // NAME.part was created (by this or an earlier attempt)
 };
 
 // Threadpool jobs of every file sink on one loop go out in batches: at most kBatchesInFlight
@@ -359,6 +401,12 @@ class MemorySink final : public Sink {
   }
   void finish(std::function<void(Error)> done) override { done({}); }
   void abort(const Error&, std::function<void()> done) override { done(); }
+  bool restart(std::function<void()> done) override {
+    out_->clear();
+    failed_ = false;
+    done();
+    return true;
+  }
 
  private:
   std::string* out_;
@@ -373,6 +421,10 @@ class DiscardSink final : public Sink {
   bool write(std::span<const std::byte>) override { return true; }
   void finish(std::function<void(Error)> done) override { done({}); }
   void abort(const Error&, std::function<void()> done) override { done(); }
+  bool restart(std::function<void()> done) override {
+    done();
+    return true;
+  }
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <set>
@@ -518,6 +519,31 @@ TEST_F(CliTest, BadLoopsIsAUsageError) {
     EXPECT_EQ(r.status, 2) << bad << ": " << r.err;
     EXPECT_NE(r.err.find("--loops"), std::string::npos) << r.err;
   }
+}
+
+TEST_F(CliTest, RetriesRecoverAndAreCountedInTheReport) {
+  std::atomic<int> n{0};
+  TestServer server([&n](const RecordedRequest&) {
+    if (n++ < 2) return Script().send(http_response(503, "busy"));
+    return Script().send(http_response(200, "at last"));
+  });
+  auto r = uvget({"-v", "--progress", "none", "--retry-wait", "0.01", "-d", dir_, "--json",
+                  dir_ + "/report.json", server.url("/f")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/f"), "at last");
+  EXPECT_NE(r.err.find("retrying in"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("attempt 3 of 4"), std::string::npos) << r.err;
+  EXPECT_NE(read_file(dir_ + "/report.json").find("\"attempts\":3"), std::string::npos)
+      << read_file(dir_ + "/report.json");
+}
+
+TEST_F(CliTest, NoRetriesWhenAskedForNone) {
+  TestServer server([](const RecordedRequest&) { return Script().send(http_response(503, "no")); });
+  auto r = uvget({"--retries", "0", "-d", dir_, server.url("/f")});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(server.requests().size(), 1u);
+  EXPECT_FALSE(exists(dir_ + "/f"));
+  EXPECT_FALSE(exists(dir_ + "/f.part"));
 }
 
 TEST_F(CliTest, EmbedExampleRunsInAHostLoop) {

@@ -73,7 +73,14 @@ TEST_F(FailuresTest, ResetMidBodyIsAnError) {
                 .reset());
   auto o = fetch_to_file(server.url("/r"));
   run();
-  EXPECT_EQ(o->result.error.code, Errc::connection_reset) << o->result.error.message();
+  // Linux reports the reset itself only when nothing was left unread when it came; with bytes
+  // still queued (the client waits for larger reads while a body streams fast) the reads return
+  // them and then end of file. Either way the body is cut short, with the count in the message.
+  EXPECT_TRUE(o->result.error.code == Errc::connection_reset ||
+              o->result.error.code == Errc::connection_closed)
+      << o->result.error.message();
+  EXPECT_NE(o->result.error.message().find("300000"), std::string::npos)
+      << o->result.error.message();
   expect_no_file();
 }
 

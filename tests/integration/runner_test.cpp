@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <set>
 
 #include "support/certs.hpp"
@@ -163,6 +164,47 @@ TEST_F(RunnerTest, HttpsOverTwoLoopsResumesSessionsOnEach) {
   int full = server.tls_handshakes() - server.tls_resumed_handshakes();
   EXPECT_LE(full, 2) << "one full handshake per loop at most; the rest resume";
   EXPECT_GE(server.tls_resumed_handshakes(), server.tls_handshakes() - 2);
+}
+
+TEST_F(RunnerTest, RetriesRunOnTheLoopsAndReportOnTheHost) {
+  std::mutex mu;
+  std::set<std::string> failed_once;
+  TestServer server([&](const RecordedRequest& r) {
+    std::lock_guard lock(mu);
+    if (failed_once.insert(r.target).second) return Script().send(http_response(503, "busy"));
+    return Script().send(http_response(200, "ok " + r.target));
+  });
+  ClientOptions o;
+  o.retries = 2;
+  o.retry_wait_ms = 5;
+  o.retry_max_wait_ms = 10;
+  runner(2, o);
+  auto host = std::this_thread::get_id();
+  int notes = 0;
+  std::vector<std::shared_ptr<Outcome>> all;
+  for (int i = 0; i < 20; ++i) {
+    auto out = std::make_shared<Outcome>();
+    Request req;
+    req.url = server.url("/" + std::to_string(i));
+    req.sink = make_memory_sink(&out->body);
+    Callbacks cbs;
+    cbs.on_retry = [&notes, host](const Error& why, int attempt, std::uint64_t) {
+      EXPECT_EQ(std::this_thread::get_id(), host) << "on_retry runs on the host loop's thread";
+      EXPECT_EQ(attempt, 2);
+      EXPECT_NE(why.message().find("HTTP 503"), std::string::npos);
+      ++notes;
+    };
+    cbs.on_done = [out](const TransferResult& r) { out->result = r; };
+    ASSERT_TRUE(runner_->get(std::move(req), std::move(cbs)));
+    all.push_back(out);
+  }
+  run();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(all[i]->result.ok()) << all[i]->result.error.message();
+    EXPECT_EQ(all[i]->body, "ok /" + std::to_string(i));
+    EXPECT_EQ(all[i]->result.attempts, 2);
+  }
+  EXPECT_EQ(notes, 20);
 }
 
 TEST_F(RunnerTest, BadRequestsFailSynchronously) {

@@ -1,0 +1,274 @@
+// Retries: what is retried and what is not, Retry-After, hosts that ask for a rest, sinks that
+// start over, and the interplay with cancel and deadlines. Asserted from the server's side.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+
+#include "support/loop_fixture.hpp"
+#include "support/test_server.hpp"
+
+namespace uvget::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class RetryTest : public LoopTest {
+ protected:
+  ClientOptions fast(int retries) {
+    ClientOptions o;
+    o.retries = retries;
+    o.retry_wait_ms = 5;
+    o.retry_max_wait_ms = 20;
+    return o;
+  }
+};
+
+TEST_F(RetryTest, ServiceUnavailableThenOk) {
+  std::atomic<int> n{0};
+  TestServer server([&n](const RecordedRequest&) {
+    if (n++ == 0) return Script().send(http_response(503, "busy"));
+    return Script().send(http_response(200, "fine"));
+  });
+  client(fast(3));
+  std::vector<std::pair<int, std::uint64_t>> retries;
+  Request req;
+  req.url = server.url("/x");
+  std::string body;
+  req.sink = make_memory_sink(&body);
+  Callbacks cbs;
+  TransferResult result = not_finished();
+  cbs.on_retry = [&](const Error& why, int attempt, std::uint64_t delay) {
+    EXPECT_NE(why.message().find("HTTP 503"), std::string::npos) << why.message();
+    EXPECT_NE(why.message().find(server.url("/x")), std::string::npos) << why.message();
+    retries.emplace_back(attempt, delay);
+  };
+  cbs.on_done = [&](const TransferResult& r) { result = r; };
+  ASSERT_TRUE(client().get(std::move(req), std::move(cbs)));
+  run();
+  ASSERT_TRUE(result.ok()) << result.error.message();
+  EXPECT_EQ(body, "fine");
+  EXPECT_EQ(result.attempts, 2);
+  ASSERT_EQ(retries.size(), 1u);
+  EXPECT_EQ(retries[0].first, 2);
+  EXPECT_LE(retries[0].second, 5u) << "full jitter within the first wait";
+  EXPECT_EQ(server.requests().size(), 2u);
+}
+
+TEST_F(RetryTest, ABodyCutShortIsFetchedAgainFromZeroIntoTheFile) {
+  std::string body = pattern_bytes(300'000, 3);
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest&) {
+    if (n++ == 0)
+      return Script()
+          .send("HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + body.substr(0, 120'000))
+          .pause_ms(30)
+          .reset();
+    return Script().send(http_response(200, body));
+  });
+  std::string dir = make_temp_dir("uvget-retry");
+  client(fast(3));
+  Request req;
+  req.sink = make_file_sink(dir + "/f");
+  auto o = fetch(server.url("/f"), std::move(req));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(o->result.attempts, 2);
+  EXPECT_EQ(read_file(dir + "/f"), body) << "never the first attempt's bytes plus the second's";
+  EXPECT_FALSE(exists(dir + "/f.part"));
+  remove_tree(dir);
+}
+
+TEST_F(RetryTest, MemorySinkStartsOverToo) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest&) {
+    if (n++ == 0)
+      return Script().send("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcde").close();
+    return Script().send(http_response(200, "0123456789"));
+  });
+  client(fast(1));
+  auto o = fetch(server.url("/m"));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(o->body, "0123456789");
+  EXPECT_EQ(o->heads, 2) << "on_head again for the new response";
+}
+
+TEST_F(RetryTest, OtherClientErrorsAreNeverRetried) {
+  TestServer server;  // 404 for everything
+  server.route("/gone", Script().send(http_response(410, "gone")));
+  client(fast(5));
+  auto a = fetch(server.url("/missing"));
+  auto b = fetch(server.url("/gone"));
+  run();
+  EXPECT_EQ(a->result.status, 404);
+  EXPECT_EQ(a->result.attempts, 1);
+  EXPECT_EQ(b->result.status, 410);
+  EXPECT_EQ(server.requests().size(), 2u);
+}
+
+TEST_F(RetryTest, RetriesRunOutWithTheLastError) {
+  TestServer server(
+      [](const RecordedRequest&) { return Script().send(http_response(500, "broken")); });
+  client(fast(2));
+  auto o = fetch(server.url("/x"));
+  run();
+  EXPECT_EQ(o->result.error.code, Errc::http_status);
+  EXPECT_EQ(o->result.status, 500);
+  EXPECT_EQ(o->result.attempts, 3);
+  EXPECT_EQ(server.requests().size(), 3u);
+}
+
+TEST_F(RetryTest, RequestTimeoutAndTooManyRequestsAreRetried) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest&) {
+    int k = n++;
+    if (k == 0) return Script().send(http_response(408, "slow"));
+    if (k == 1) return Script().send(http_response(429, "slow down"));
+    return Script().send(http_response(200, "ok"));
+  });
+  client(fast(3));
+  auto o = fetch(server.url("/x"));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(o->result.attempts, 3);
+}
+
+TEST_F(RetryTest, RetryAfterSecondsIsHonoured) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest&) {
+    if (n++ == 0) return Script().send(http_response(429, "later", {{"Retry-After", "1"}}));
+    return Script().send(http_response(200, "ok"));
+  });
+  client(fast(2));
+  auto start = Clock::now();
+  auto o = fetch(server.url("/x"));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(950));
+}
+
+TEST_F(RetryTest, RetryAfterAsAnHttpDate) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest&) {
+    if (n++ == 0) {
+      std::time_t at = std::time(nullptr) + 2;
+      char date[64];
+      std::tm tm{};
+      gmtime_r(&at, &tm);
+      std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+      return Script().send(http_response(503, "later", {{"Retry-After", date}}));
+    }
+    return Script().send(http_response(200, "ok"));
+  });
+  client(fast(2));
+  auto start = Clock::now();
+  auto o = fetch(server.url("/x"));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(900));  // date has 1 s resolution
+}
+
+TEST_F(RetryTest, RetryAfterOverTheLimitIsNotWaitedFor) {
+  TestServer server([](const RecordedRequest&) {
+    return Script().send(http_response(503, "later", {{"Retry-After", "3600"}}));
+  });
+  ClientOptions o = fast(3);
+  o.retry_after_max_ms = 1000;
+  client(o);
+  auto t = fetch(server.url("/x"));
+  run();
+  EXPECT_EQ(t->result.status, 503);
+  EXPECT_NE(t->result.error.message().find("Retry-After"), std::string::npos)
+      << t->result.error.message();
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST_F(RetryTest, AHostThatSaysItIsBusyGetsARestFromEveryTransfer) {
+  std::mutex mu;
+  std::vector<std::pair<std::string, Clock::time_point>> seen;
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    {
+      std::lock_guard lock(mu);
+      seen.emplace_back(r.target, Clock::now());
+    }
+    if (n++ == 0) return Script().send(http_response(503, "busy", {{"Retry-After", "1"}}));
+    return Script().send(http_response(200, "ok " + r.target));
+  });
+  ClientOptions o = fast(2);
+  o.max_per_host = 1;  // /b waits in the queue while /a gets its 503
+  client(o);
+  auto a = fetch(server.url("/a"));
+  auto b = fetch(server.url("/b"));
+  run();
+  ASSERT_TRUE(a->result.ok()) << a->result.error.message();
+  ASSERT_TRUE(b->result.ok()) << b->result.error.message();
+  std::lock_guard lock(mu);
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].first, "/a");
+  EXPECT_GE(seen[1].second - seen[0].second, std::chrono::milliseconds(950))
+      << "the next request to that host waited for Retry-After";
+}
+
+TEST_F(RetryTest, ConnectFailuresAreRetriedThenReported) {
+  client(fast(2));
+  auto o = fetch("http://127.0.0.1:1/x");
+  run();
+  EXPECT_EQ(o->result.error.code, Errc::connect);
+  EXPECT_EQ(o->result.attempts, 3);
+}
+
+TEST_F(RetryTest, CancelWhileWaitingEndsAtOnce) {
+  TestServer server([](const RecordedRequest&) {
+    return Script().send(http_response(503, "later", {{"Retry-After", "30"}}));
+  });
+  client(fast(3));
+  Request req;
+  req.url = server.url("/x");
+  Callbacks cbs;
+  TransferResult result = not_finished();
+  TransferId id{};
+  cbs.on_retry = [&](const Error&, int, std::uint64_t) { client().cancel(id); };
+  cbs.on_done = [&](const TransferResult& r) { result = r; };
+  auto got = client().get(std::move(req), std::move(cbs));
+  ASSERT_TRUE(got);
+  id = *got;
+  auto start = Clock::now();
+  run(5000);
+  EXPECT_EQ(result.error.code, Errc::cancelled);
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(3));
+}
+
+TEST_F(RetryTest, TheDeadlineCoversTheWaits) {
+  TestServer server([](const RecordedRequest&) {
+    return Script().send(http_response(503, "later", {{"Retry-After", "30"}}));
+  });
+  ClientOptions o = fast(3);
+  o.timeout_ms = 300;
+  client(o);
+  auto t = fetch(server.url("/x"));
+  auto start = Clock::now();
+  run(5000);
+  EXPECT_EQ(t->result.error.code, Errc::timeout) << t->result.error.message();
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(3));
+}
+
+TEST_F(RetryTest, CloseWhileWaitingCancels) {
+  TestServer server([](const RecordedRequest&) {
+    return Script().send(http_response(503, "later", {{"Retry-After", "30"}}));
+  });
+  client(fast(3));
+  auto t = fetch(server.url("/x"));
+  run_for(200);
+  ASSERT_EQ(server.requests().size(), 1u);
+  bool closed = false;
+  client().close([&] { closed = true; });
+  run(5000);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(t->result.error.code, Errc::cancelled);
+}
+
+}  // namespace
+}  // namespace uvget::test
