@@ -183,9 +183,9 @@ void Client::Impl::watch_wakeups(Connection& c) {
       [](uv_timer_t* h) noexcept {
         auto* self = static_cast<Impl*>(h->data);
         std::uint64_t now = uv_now(h->loop);
-        std::erase_if(self->lowat_, [now](Connection* c) {
-          if (now - c->last_activity() < kQuietMs) return false;
-          c->relax_wakeups();
+        std::erase_if(self->lowat_, [now](Connection* conn) {
+          if (now - conn->last_activity() < kQuietMs) return false;
+          conn->relax_wakeups();
           return true;
         });
         if (self->lowat_.empty()) uv_timer_stop(h);
