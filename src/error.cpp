@@ -55,6 +55,8 @@ class UvgetCategory final : public std::error_category {
         return "client closed";
       case Errc::dns_temporary:
         return "temporary DNS failure";
+      case Errc::too_slow:
+        return "transfer too slow";
     }
     return "unknown uvget error";
   }

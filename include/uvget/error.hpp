@@ -32,6 +32,7 @@ enum class Errc {
   body_too_large,      // the body is over a sink's limit
   client_closed,       // get() after close()
   dns_temporary,       // DNS lookup failed for now (EAI_AGAIN, timed out): worth a retry
+  too_slow,            // slower than the lowest speed for the lowest-speed time
 };
 
 const std::error_category& uvget_category() noexcept;

@@ -53,6 +53,12 @@ struct ClientOptions {
   std::uint64_t retry_wait_ms = 1000;
   std::uint64_t retry_max_wait_ms = 30'000;
   std::uint64_t retry_after_max_ms = 120'000;
+  /// A transfer that moves fewer than low_speed_bytes_per_s for low_speed_time_ms in a row (from
+  /// its request on, measured each second; not while its own sink holds it back) fails with
+  /// Errc::too_slow, which is retried like a timeout. 0 in either: off. Catches a trickle that
+  /// the idle timeout, which needs a byte-free stretch, never sees.
+  std::uint64_t low_speed_bytes_per_s = 0;
+  std::uint64_t low_speed_time_ms = 0;
   /// Time one pass of the host's loop may spend on this client's reads; after that, sockets are
   /// not read until the next pass (the bytes wait in the kernel), so the host's own timers and
   /// handles are never held for long: a pass over many ready connections would otherwise decrypt

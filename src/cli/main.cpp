@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 
@@ -59,6 +60,8 @@ struct Settings {
   std::string loops = "1";
   int retries = 3;
   double retry_wait = 1;
+  std::string min_speed = "100";
+  double min_speed_time = 60;
 };
 
 // What the command drives: one Client on the main loop, or a Runner with a loop per thread.
@@ -83,6 +86,28 @@ class EngineOf final : public Engine {
  private:
   std::unique_ptr<T> impl_;
 };
+
+// "512", "100K", "2M", "1G" (powers of 1024) in bytes; nullopt when malformed.
+std::optional<std::uint64_t> parse_bytes(const std::string& text) {
+  if (text.empty() || text.size() > 15) return {};
+  std::size_t digits = text.find_first_not_of("0123456789");
+  if (digits == std::string::npos) return std::stoull(text);
+  if (digits == 0 || digits + 1 != text.size()) return {};
+  std::uint64_t n = std::stoull(text.substr(0, digits));
+  switch (text[digits]) {
+    case 'k':
+    case 'K':
+      return n << 10;
+    case 'm':
+    case 'M':
+      return n << 20;
+    case 'g':
+    case 'G':
+      return n << 30;
+    default:
+      return {};
+  }
+}
 
 // "auto": one loop per core this process may use; otherwise a count >= 1. 0 when invalid.
 int parse_loops(const std::string& text) {
@@ -111,6 +136,14 @@ class App {
     // This loop runs nothing that needs sub-millisecond turns: read as much as arrives per pass.
     o.loop_slice_us = 0;
     o.retries = s_.retries;
+    auto min_speed = parse_bytes(s_.min_speed);
+    if (!min_speed) {
+      std::fprintf(stderr, "uvget: bad --min-speed '%s' (expected bytes/s, e.g. 100, 10K, 1M)\n",
+                   s_.min_speed.c_str());
+      return kExitUsage;
+    }
+    o.low_speed_bytes_per_s = *min_speed;
+    o.low_speed_time_ms = static_cast<std::uint64_t>(s_.min_speed_time * 1000);
     o.retry_wait_ms = static_cast<std::uint64_t>(s_.retry_wait * 1000);
     if (s_.insecure && !s_.quiet)
       std::fprintf(stderr, "uvget: warning: --insecure: TLS certificates are not verified\n");
@@ -517,6 +550,13 @@ int main(int argc, char** argv) {
                  "s; a server's Retry-After is honoured up to 120 s")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--min-speed", s.min_speed,
+                 "Bytes/s (K, M, G suffixes) a download must keep up over --min-speed-time, or "
+                 "it fails and is retried (0: no lowest speed)")
+      ->capture_default_str();
+  app.add_option("--min-speed-time", s.min_speed_time, "Seconds below --min-speed before giving up")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--json", s.json, "One JSON object per finished download to FILE ('-': stdout)");
   app.add_option("--shard", s.shard,
                  "Take only the URLs whose hash falls in shard K of N (0 <= K < N), so N machines "

@@ -95,6 +95,23 @@ Client::Impl::Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_pt
   retry_timer_.data = this;
   uv_timer_init(loop_, &quiet_timer_);
   quiet_timer_.data = this;
+  uv_timer_init(loop_, &speed_timer_);
+  speed_timer_.data = this;
+  if (opts_.low_speed_bytes_per_s > 0 && opts_.low_speed_time_ms > 0) {
+    uv_timer_start(
+        &speed_timer_,
+        [](uv_timer_t* h) noexcept {
+          auto* self = static_cast<Impl*>(h->data);
+          std::vector<Transfer*> running;
+          for (auto& [id, t] : self->transfers_)
+            if (t->phase() == Transfer::Phase::running) running.push_back(t);
+          std::uint64_t now = uv_now(self->loop_);
+          for (Transfer* t : running)  // a failing transfer stays in transfers_ until on_done
+            t->check_speed(now, self->opts_.low_speed_bytes_per_s, self->opts_.low_speed_time_ms);
+        },
+        1000, 1000);
+    uv_unref(as_handle(&speed_timer_));
+  }
   slice_ns_ = opts_.loop_slice_us * 1000;
   uv_prepare_init(loop_, &pass_start_);
   pass_start_.data = this;
@@ -516,6 +533,7 @@ void Client::Impl::maybe_closed() {
   handles_closed_ = true;
   uv_close(as_handle(&retry_timer_), &on_handle_closed);
   uv_close(as_handle(&quiet_timer_), &on_handle_closed);
+  uv_close(as_handle(&speed_timer_), &on_handle_closed);
   uv_close(as_handle(&pass_start_), &on_handle_closed);
   uv_close(as_handle(&deadline_timer_), &on_handle_closed);
   uv_close(as_handle(&poster_), &on_handle_closed);

@@ -124,12 +124,13 @@ struct Client::Impl final : ConnectionOwner {
   std::uint64_t pass_ns_ = 0;         // spent on reads in this phase of the pass
   std::deque<Connection*> deferred_;  // connections waiting for the next pass to read
   uv_timer_t quiet_timer_{};          // while lowat_ is not empty: relaxes quiet connections
+  uv_timer_t speed_timer_{};          // every second when a lowest speed is set
   std::vector<Connection*> lowat_;    // connections with SO_RCVLOWAT raised
   std::multimap<std::uint64_t, std::uint64_t> deadlines_;  // uv_now ms -> transfer id
   uv_timer_t retry_timer_{};  // fires at the earliest of retries_ and held_
   std::multimap<std::uint64_t, std::uint64_t> retries_;  // uv_now ms -> transfer id to requeue
   std::multimap<std::uint64_t, std::string> held_;       // uv_now ms -> held origin to resume
-  int open_handles_ = 5;  // poster_, deadline_timer_, retry_timer_, pass_start_, quiet_timer_
+  int open_handles_ = 6;  // poster_, the deadline, retry, quiet and speed timers, pass_start_
   std::vector<std::function<void()>> posted_;
   bool pump_scheduled_ = false;
   bool pumping_ = false;  // re-entrancy guard for pump()

@@ -22,7 +22,7 @@ bool retryable(const Error& e, int status) {
   return e.code == Errc::dns_temporary || e.code == Errc::connect ||
          e.code == Errc::connect_timeout || e.code == Errc::idle_timeout ||
          e.code == Errc::connection_closed || e.code == Errc::connection_reset ||
-         e.code == Errc::size_mismatch;
+         e.code == Errc::size_mismatch || e.code == Errc::too_slow;
 }
 
 // Retry-After: delay-seconds or an HTTP date (RFC 9110 10.2.3), in ms from now; nullopt if bad.
@@ -86,6 +86,7 @@ void Transfer::start(Connection* c) {
   status_ = 0;
   bytes_ = 0;
   ++attempts_;
+  moved_ = speed_mark_ = speed_mark_ms_ = slow_since_ms_ = 0;
   std::string req;
   req.reserve(256);
   write_request(req, method_, url_, client_.opts().user_agent, client_.opts().headers, headers_);
@@ -139,6 +140,7 @@ void Transfer::on_exchange_head(Response& head) {
 }
 
 void Transfer::on_exchange_body(std::span<const std::byte> bytes) {
+  moved_ += bytes.size();
   if (!keep_body_) return;
   bytes_ += bytes.size();
   client_.count_body(bytes.size());
@@ -201,6 +203,34 @@ void Transfer::follow_redirect() {
   stale_retry_used_ = false;
   phase_ = Phase::queued;
   client_.requeue(this);
+}
+
+void Transfer::check_speed(std::uint64_t now_ms, std::uint64_t min_bytes_per_s,
+                           std::uint64_t for_ms) {
+  if (phase_ != Phase::running || !conn_) return;
+  if (conn_->paused() || speed_mark_ms_ == 0) {  // our own sink holds it back: not its fault
+    speed_mark_ = moved_;
+    speed_mark_ms_ = now_ms;
+    slow_since_ms_ = 0;
+    return;
+  }
+  std::uint64_t elapsed = now_ms - speed_mark_ms_;
+  if (elapsed == 0) return;
+  std::uint64_t rate = (moved_ - speed_mark_) * 1000 / elapsed;
+  speed_mark_ = moved_;
+  speed_mark_ms_ = now_ms;
+  if (rate >= min_bytes_per_s) {
+    slow_since_ms_ = 0;
+    return;
+  }
+  if (slow_since_ms_ == 0) slow_since_ms_ = now_ms - elapsed;
+  if (now_ms - slow_since_ms_ < for_ms) return;
+  Connection* c = conn_;
+  conn_ = nullptr;
+  c->close();  // the exchange is abandoned: its callbacks never come
+  fail_or_retry(Error(Errc::too_slow, "slower than " + std::to_string(min_bytes_per_s) +
+                                          " bytes/s for " + std::to_string(for_ms / 1000) + " s (" +
+                                          std::to_string(moved_) + " bytes so far)"));
 }
 
 void Transfer::fail_or_retry(Error error) {

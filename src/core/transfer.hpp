@@ -32,6 +32,9 @@ class Transfer final : public Exchange {
   bool needs_fresh_connection() const noexcept { return needs_fresh_; }
   std::uint64_t timeout_ms() const noexcept { return timeout_ms_; }
   void set_timeout(std::uint64_t ms) noexcept { timeout_ms_ = ms; }
+  /// Called every second by the client when a lowest speed is set: fails the transfer when it
+  /// has been too slow for too long.
+  void check_speed(std::uint64_t now_ms, std::uint64_t min_bytes_per_s, std::uint64_t for_ms);
   /// The retry delay is over: back to the queue.
   void set_queued() noexcept { phase_ = Phase::queued; }
 
@@ -65,6 +68,10 @@ class Transfer final : public Exchange {
   int status_ = 0;
   int attempts_ = 0;
   std::uint64_t retry_after_ms_ = 0;  // the last response's Retry-After; 0: none
+  std::uint64_t moved_ = 0;           // bytes received in this attempt (head and body)
+  std::uint64_t speed_mark_ = 0;      // moved_ at the last speed check
+  std::uint64_t speed_mark_ms_ = 0;   // when; 0: not measured yet in this attempt
+  std::uint64_t slow_since_ms_ = 0;   // below the lowest speed since; 0: not slow
   bool retry_after_too_long_ = false;
   int redirects_ = 0;
   bool reused_ = false;

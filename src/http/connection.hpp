@@ -86,6 +86,7 @@ class Connection final : private ResponseParser::Handler {
   void resume_after_slice();
 
   bool reusable() const noexcept { return reusable_; }
+  bool paused() const noexcept { return paused_; }
   State state() const noexcept { return state_; }
   const std::string& origin() const noexcept { return origin_; }
   std::uint64_t requests() const noexcept { return requests_; }

@@ -546,6 +546,19 @@ TEST_F(CliTest, NoRetriesWhenAskedForNone) {
   EXPECT_FALSE(exists(dir_ + "/f.part"));
 }
 
+TEST_F(CliTest, MinSpeedTakesSuffixesAndRefusesNonsense) {
+  TestServer server;
+  server.route("/a", Script().send(http_response(200, "a")));
+  for (std::string good : {"0", "100", "10K", "2m", "1G"}) {
+    auto r = uvget({"-q", "--min-speed", good, "--discard", server.url("/a")});
+    EXPECT_EQ(r.status, 0) << good << ": " << r.err;
+  }
+  for (std::string bad : {"x", "5KB", "-1", "K", ""}) {
+    auto r = uvget({"--min-speed", bad, "--discard", server.url("/a")});
+    EXPECT_EQ(r.status, 2) << bad << ": " << r.err;
+  }
+}
+
 TEST_F(CliTest, EmbedExampleRunsInAHostLoop) {
   const char* embed = std::getenv("UVGET_EMBED_BIN");
   ASSERT_NE(embed, nullptr);

@@ -212,6 +212,47 @@ TEST_F(RetryTest, AHostThatSaysItIsBusyGetsARestFromEveryTransfer) {
       << "the next request to that host waited for Retry-After";
 }
 
+Script trickle(std::size_t announced) {
+  Script s;
+  s.send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(announced) + "\r\n\r\n");
+  for (int i = 0; i < 100; ++i) s.pause_ms(100).send(std::string(10, 'x'));  // 100 bytes/s
+  return s;
+}
+
+TEST_F(RetryTest, ATrickleBelowTheLowestSpeedFails) {
+  TestServer server;
+  server.route("/slow", trickle(100'000));
+  ClientOptions o = fast(0);
+  o.low_speed_bytes_per_s = 1000;
+  o.low_speed_time_ms = 1000;
+  client(o);
+  auto start = Clock::now();
+  auto t = fetch(server.url("/slow"));
+  run(10'000);
+  EXPECT_EQ(t->result.error.code, Errc::too_slow) << t->result.error.message();
+  EXPECT_NE(t->result.error.message().find("1000 bytes/s"), std::string::npos)
+      << t->result.error.message();
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(4));
+}
+
+TEST_F(RetryTest, ATooSlowAttemptIsRetried) {
+  std::atomic<int> n{0};
+  std::string body = pattern_bytes(2'000'000, 4);
+  TestServer server([&](const RecordedRequest&) {
+    if (n++ == 0) return trickle(body.size());
+    return Script().send(http_response(200, body));
+  });
+  ClientOptions o = fast(1);
+  o.low_speed_bytes_per_s = 1000;
+  o.low_speed_time_ms = 1000;
+  client(o);
+  auto t = fetch(server.url("/x"));
+  run(10'000);
+  ASSERT_TRUE(t->result.ok()) << t->result.error.message();
+  EXPECT_EQ(t->result.attempts, 2);
+  EXPECT_EQ(t->body, body);
+}
+
 TEST_F(RetryTest, ConnectFailuresAreRetriedThenReported) {
   client(fast(2));
   auto o = fetch("http://127.0.0.1:1/x");
