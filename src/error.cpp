@@ -57,6 +57,8 @@ class UvgetCategory final : public std::error_category {
         return "temporary DNS failure";
       case Errc::too_slow:
         return "transfer too slow";
+      case Errc::checksum_mismatch:
+        return "checksum mismatch";
     }
     return "unknown uvget error";
   }

@@ -33,6 +33,7 @@ enum class Errc {
   client_closed,       // get() after close()
   dns_temporary,       // DNS lookup failed for now (EAI_AGAIN, timed out): worth a retry
   too_slow,            // slower than the lowest speed for the lowest-speed time
+  checksum_mismatch,   // the body does not hash to Request::checksum
 };
 
 const std::error_category& uvget_category() noexcept;

@@ -93,6 +93,10 @@ struct Request {
   std::unique_ptr<Sink> sink;
   /// A final status outside 2xx is an error (Errc::http_status) and the body is not kept.
   bool fail_on_http_error = true;
+  /// "sha-256=HEX" (also sha-1, md5): the body is hashed as it streams, and one that does not
+  /// match fails the transfer with Errc::checksum_mismatch before the sink finishes (a file sink
+  /// then leaves no file). Empty: none. A malformed value is an error from get().
+  std::string checksum;
   /// Whole-transfer deadline from get(), queueing and redirects included; 0: the client's
   /// ClientOptions::timeout_ms.
   std::uint64_t timeout_ms = 0;

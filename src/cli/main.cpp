@@ -60,6 +60,7 @@ struct Settings {
   std::string loops = "1";
   int retries = 3;
   double retry_wait = 1;
+  std::string checksum;
   std::string min_speed = "100";
   double min_speed_time = 60;
 };
@@ -217,7 +218,7 @@ class App {
       }
     }
     for (auto& u : s_.urls)
-      if (cli::in_shard(u, shard_)) pending_.push_back({u, 0});
+      if (cli::in_shard(u, shard_)) pending_.push_back({u, 0, s_.checksum});
     if (!s_.input_file.empty()) {
       uv_file fd = 0;
       bool owns = false;
@@ -266,15 +267,25 @@ class App {
  private:
   struct Item {
     std::string url;
-    std::uint64_t line;  // 0: from the command line
+    std::uint64_t line;    // 0: from the command line
+    std::string checksum;  // "sha-256=HEX" or empty
   };
 
   void on_line(std::string_view line, std::uint64_t n) {
     while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
     while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
     if (line.empty() || line.front() == '#') return;
+    // "URL<TAB>sha-256=HEX": the body must hash to that.
+    std::string_view checksum;
+    if (auto tab = line.find('\t'); tab != std::string_view::npos) {
+      checksum = line.substr(tab + 1);
+      line = line.substr(0, tab);
+      while (!checksum.empty() && (checksum.front() == ' ' || checksum.front() == '\t'))
+        checksum.remove_prefix(1);
+      while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+    }
     if (!cli::in_shard(line, shard_)) return;
-    pending_.push_back({std::string(line), n});
+    pending_.push_back({std::string(line), n, std::string(checksum)});
   }
 
   // Moves URLs into the client while fewer than window_ are in flight, and asks the reader for
@@ -297,6 +308,7 @@ class App {
     ++total_;
     Request req;
     req.url = it.url;
+    req.checksum = it.checksum;
     std::string path;
     if (!s_.discard) {
       auto url = Url::parse(it.url);
@@ -550,6 +562,9 @@ int main(int argc, char** argv) {
                  "s; a server's Retry-After is honoured up to 120 s")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--checksum", s.checksum,
+                 "ALGORITHM=HEX (sha-256, sha-1, md5) the single URL's body must hash to; with "
+                 "-i, after a tab on each line");
   app.add_option("--min-speed", s.min_speed,
                  "Bytes/s (K, M, G suffixes) a download must keep up over --min-speed-time, or "
                  "it fails and is retried (0: no lowest speed)")
@@ -585,6 +600,12 @@ int main(int argc, char** argv) {
   }
   if (s.output == "-" && s.json == "-") {
     std::fprintf(stderr, "uvget: -o - and --json - cannot both use stdout\n");
+    return kExitUsage;
+  }
+  if (!s.checksum.empty() && (s.urls.size() != 1 || !s.input_file.empty())) {
+    std::fprintf(stderr,
+                 "uvget: --checksum takes exactly one URL (with -i, put it after a tab on the "
+                 "URL's line)\n");
     return kExitUsage;
   }
   if (!s.output.empty() && (s.urls.size() != 1 || !s.input_file.empty())) {

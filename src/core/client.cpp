@@ -235,9 +235,20 @@ Result<TransferId> Client::Impl::get(Request request, Callbacks callbacks) {
     e.detail = request.url + ": " + e.detail;
     return e;
   }
+  std::unique_ptr<BodyHash> hash;
+  if (!request.checksum.empty()) {
+    auto h = BodyHash::parse(request.checksum);
+    if (!h) {
+      Error e = h.error();
+      e.detail = request.url + ": " + e.detail;
+      return e;
+    }
+    hash = std::move(*h);
+  }
   std::uint64_t id = next_id_++;
   std::uint64_t timeout = request.timeout_ms ? request.timeout_ms : opts_.timeout_ms;
-  auto* t = new Transfer(*this, id, std::move(request), std::move(*url), std::move(callbacks));
+  auto* t = new Transfer(*this, id, std::move(request), std::move(*url), std::move(callbacks),
+                         std::move(hash));
   transfers_.emplace(id, t);
   if (timeout) {
     deadlines_.emplace(uv_now(loop_) + timeout, id);

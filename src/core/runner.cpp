@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/checksum.hpp"
 #include "http/request_writer.hpp"
 #include "url.hpp"
 #include "uv/util.hpp"
@@ -313,6 +314,12 @@ Result<TransferId> Runner::Impl::get(Request request, Callbacks callbacks) {
     e.detail = request.url + ": " + e.detail;
     return e;
   }
+  if (!request.checksum.empty())
+    if (auto h = BodyHash::parse(request.checksum); !h) {
+      Error e = h.error();
+      e.detail = request.url + ": " + e.detail;
+      return e;
+    }
   std::uint64_t id = next_id_++;
   std::string origin = url->origin();
   std::size_t w = pick(origin);

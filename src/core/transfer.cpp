@@ -59,7 +59,7 @@ std::uint64_t backoff_ms(int attempt, std::uint64_t base, std::uint64_t cap) {
 }  // namespace
 
 Transfer::Transfer(Client::Impl& client, std::uint64_t id, Request request, Url url,
-                   Callbacks callbacks)
+                   Callbacks callbacks, std::unique_ptr<BodyHash> hash)
     : client_(client),
       id_(id),
       requested_url_(std::move(request.url)),
@@ -67,6 +67,7 @@ Transfer::Transfer(Client::Impl& client, std::uint64_t id, Request request, Url 
       method_(request.method),
       headers_(std::move(request.headers)),
       sink_(std::move(request.sink)),
+      hash_(std::move(hash)),
       fail_on_http_error_(request.fail_on_http_error),
       cbs_(std::move(callbacks)),
       started_ns_(uv_hrtime()) {}
@@ -126,6 +127,7 @@ void Transfer::on_exchange_head(Response& head) {
     return;
   }
   keep_body_ = true;
+  if (hash_) hash_->restart();  // this response's body is the one to check
   if (cbs_.on_head) cbs_.on_head(head);
   if (phase_ != Phase::running) return;  // cancelled from on_head
   if (sink_) {
@@ -143,6 +145,7 @@ void Transfer::on_exchange_body(std::span<const std::byte> bytes) {
   moved_ += bytes.size();
   if (!keep_body_) return;
   bytes_ += bytes.size();
+  if (hash_) hash_->update(bytes);
   client_.count_body(bytes.size());
   if (cbs_.on_data) {
     cbs_.on_data(bytes);
@@ -178,6 +181,12 @@ void Transfer::on_exchange_done(const Error& error, bool retry_safe) {
   if (deferred_error_) return fail_or_retry(deferred_error_);
   if (!redirect_to_.empty()) return follow_redirect();
   phase_ = Phase::finishing;
+  if (hash_ && keep_body_) {
+    if (Error e = hash_->verify()) {
+      phase_ = Phase::running;  // so that fail() aborts the sink: no final file
+      return fail(std::move(e));
+    }
+  }
   if (!sink_) return complete({});
   sink_->finish([this](Error e) { complete(std::move(e)); });
 }

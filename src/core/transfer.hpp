@@ -8,6 +8,7 @@
 
 #include <uvget/client.hpp>
 
+#include "core/checksum.hpp"
 #include "http/connection.hpp"
 #include "url.hpp"
 
@@ -19,7 +20,8 @@ class Transfer final : public Exchange {
   /// before running again.
   enum class Phase { queued, running, waiting, finishing, done };
 
-  Transfer(Client::Impl& client, std::uint64_t id, Request request, Url url, Callbacks callbacks);
+  Transfer(Client::Impl& client, std::uint64_t id, Request request, Url url, Callbacks callbacks,
+           std::unique_ptr<BodyHash> hash);
 
   /// Runs the current URL's request on `c` (fresh or parked).
   void start(Connection* c);
@@ -54,7 +56,8 @@ class Transfer final : public Exchange {
   Url url_;  // the URL being fetched now (changes on redirects)
   Method method_;
   HeaderList headers_;
-  std::unique_ptr<Sink> sink_;  // null: no sink
+  std::unique_ptr<Sink> sink_;      // null: no sink
+  std::unique_ptr<BodyHash> hash_;  // null: no checksum to verify
   const bool fail_on_http_error_;
   Callbacks cbs_;
   Phase phase_ = Phase::queued;

@@ -1,6 +1,7 @@
 // The uvget binary as a user runs it: exit codes, files on disk, messages, signals.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <mbedtls/md.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -557,6 +558,48 @@ TEST_F(CliTest, MinSpeedTakesSuffixesAndRefusesNonsense) {
     auto r = uvget({"--min-speed", bad, "--discard", server.url("/a")});
     EXPECT_EQ(r.status, 2) << bad << ": " << r.err;
   }
+}
+
+std::string sha256_hex(const std::string& data) {
+  unsigned char out[32];
+  mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256),
+             reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
+  std::string hex;
+  for (unsigned char c : out) {
+    char b[3];
+    std::snprintf(b, sizeof b, "%02x", c);
+    hex += b;
+  }
+  return hex;
+}
+
+TEST_F(CliTest, ChecksumOnTheCommandLineAndInTheList) {
+  TestServer server([](const RecordedRequest& r) {
+    return Script().send(http_response(200, "body" + r.target));
+  });
+  auto good = uvget(
+      {"-q", "-d", dir_, "--checksum", "sha-256=" + sha256_hex("body/one"), server.url("/one")});
+  EXPECT_EQ(good.status, 0) << good.err;
+  EXPECT_EQ(read_file(dir_ + "/one"), "body/one");
+  auto bad =
+      uvget({"-d", dir_, "--checksum", "sha-256=" + sha256_hex("other"), server.url("/two")});
+  EXPECT_EQ(bad.status, 1) << bad.err;
+  EXPECT_NE(bad.err.find("sha-256 mismatch"), std::string::npos) << bad.err;
+  EXPECT_FALSE(exists(dir_ + "/two"));
+  EXPECT_FALSE(exists(dir_ + "/two.part"));
+  std::string list = server.url("/three") + "\tsha-256=" + sha256_hex("body/three") + "\n" +
+                     server.url("/four") + "\tsha-256=" + sha256_hex("nope") + "\n" +
+                     server.url("/five") + "\n";
+  auto r = uvget({"-d", dir_, "-i", "-"}, list);
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/three"), "body/three");
+  EXPECT_FALSE(exists(dir_ + "/four"));
+  EXPECT_EQ(read_file(dir_ + "/five"), "body/five");
+  auto usage = uvget({"--checksum", "sha-256=00", server.url("/a"), server.url("/b")});
+  EXPECT_EQ(usage.status, 2) << usage.err;
+  auto malformed = uvget({"-d", dir_, "--checksum", "sha-256=00", server.url("/a")});
+  EXPECT_EQ(malformed.status, 1) << malformed.err;
+  EXPECT_NE(malformed.err.find("bad checksum"), std::string::npos) << malformed.err;
 }
 
 TEST_F(CliTest, EmbedExampleRunsInAHostLoop) {
