@@ -59,6 +59,10 @@ struct ClientOptions {
   /// the idle timeout, which needs a byte-free stretch, never sees.
   std::uint64_t low_speed_bytes_per_s = 0;
   std::uint64_t low_speed_time_ms = 0;
+  /// Caps the bytes read per second over all of this client's downloads together (a token
+  /// bucket; reads are sized to what is left and sockets wait, not read, when it is empty, so
+  /// the kernel's flow control slows the servers). 0: no cap. The Runner splits it between loops.
+  std::uint64_t limit_rate_bytes_per_s = 0;
   /// Time one pass of the host's loop may spend on this client's reads; after that, sockets are
   /// not read until the next pass (the bytes wait in the kernel), so the host's own timers and
   /// handles are never held for long: a pass over many ready connections would otherwise decrypt

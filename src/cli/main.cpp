@@ -62,6 +62,7 @@ struct Settings {
   double retry_wait = 1;
   std::string checksum;
   std::string min_speed = "100";
+  std::string limit_rate = "0";
   double min_speed_time = 60;
 };
 
@@ -144,6 +145,13 @@ class App {
       return kExitUsage;
     }
     o.low_speed_bytes_per_s = *min_speed;
+    auto limit_rate = parse_bytes(s_.limit_rate);
+    if (!limit_rate) {
+      std::fprintf(stderr, "uvget: bad --limit-rate '%s' (expected bytes/s, e.g. 500K, 2M)\n",
+                   s_.limit_rate.c_str());
+      return kExitUsage;
+    }
+    o.limit_rate_bytes_per_s = *limit_rate;
     o.low_speed_time_ms = static_cast<std::uint64_t>(s_.min_speed_time * 1000);
     o.retry_wait_ms = static_cast<std::uint64_t>(s_.retry_wait * 1000);
     if (s_.insecure && !s_.quiet)
@@ -565,6 +573,9 @@ int main(int argc, char** argv) {
   app.add_option("--checksum", s.checksum,
                  "ALGORITHM=HEX (sha-256, sha-1, md5) the single URL's body must hash to; with "
                  "-i, after a tab on each line");
+  app.add_option("--limit-rate", s.limit_rate,
+                 "Bytes/s (K, M, G suffixes) all downloads together may take (0: no cap)")
+      ->capture_default_str();
   app.add_option("--min-speed", s.min_speed,
                  "Bytes/s (K, M, G suffixes) a download must keep up over --min-speed-time, or "
                  "it fails and is retried (0: no lowest speed)")

@@ -97,6 +97,10 @@ Client::Impl::Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_pt
   quiet_timer_.data = this;
   uv_timer_init(loop_, &speed_timer_);
   speed_timer_.data = this;
+  uv_timer_init(loop_, &rate_timer_);
+  rate_timer_.data = this;
+  rate_ = opts_.limit_rate_bytes_per_s;
+  refilled_ns_ = uv_hrtime();
   if (opts_.low_speed_bytes_per_s > 0 && opts_.low_speed_time_ms > 0) {
     uv_timer_start(
         &speed_timer_,
@@ -219,7 +223,31 @@ void Client::Impl::defer(Connection& c) {
 
 // On the idle phase of the next pass (right after the host's timers): reading restarts, and
 // the reads happen in that pass's poll phase under a fresh slice.
+// Token bucket: refilled at rate_ bytes/s, holding at most a quarter second's worth (at least
+// 16 KiB), so the rate stays even rather than bursting after a pause.
+std::size_t Client::Impl::read_allowance() {
+  if (!rate_) return SIZE_MAX;
+  std::uint64_t now = uv_hrtime();
+  std::int64_t cap = static_cast<std::int64_t>(std::max<std::uint64_t>(rate_ / 4, 16 * 1024));
+  std::uint64_t gained = (now - refilled_ns_) * rate_ / 1'000'000'000;
+  if (gained > 0) {
+    tokens_ = std::min<std::int64_t>(tokens_ + static_cast<std::int64_t>(gained), cap);
+    refilled_ns_ = now;
+  }
+  // Reads of a few bytes would cost a syscall each: wait for a useful amount.
+  return tokens_ >= rate_min_read() ? static_cast<std::size_t>(tokens_) : 0;
+}
+
 void Client::Impl::run_deferred() {
+  if (rate_ && !deferred_.empty() && read_allowance() == 0) {
+    // Nothing may be read yet: sleep until a useful amount is back (not a busy idle loop).
+    auto want = static_cast<std::uint64_t>(rate_min_read() - tokens_);
+    std::uint64_t ms = std::max<std::uint64_t>(1, want * 1000 / rate_);
+    if (!handles_closed_)
+      uv_timer_start(
+          &rate_timer_, [](uv_timer_t* h) noexcept { static_cast<Impl*>(h->data)->wake(); }, ms, 0);
+    return;
+  }
   while (!deferred_.empty()) {
     Connection* c = deferred_.front();
     deferred_.pop_front();
@@ -508,7 +536,10 @@ void Client::Impl::run_posted() {
   auto tasks = std::move(posted_);
   posted_.clear();
   for (auto& task : tasks) task();
-  if (posted_.empty() && deferred_.empty() && !handles_closed_) uv_idle_stop(&poster_);
+  // Deferred reads waiting for rate tokens wait on rate_timer_, not on a busy idle handle.
+  bool waiting_for_tokens = rate_ && !deferred_.empty() && tokens_ < rate_min_read();
+  if (posted_.empty() && (deferred_.empty() || waiting_for_tokens) && !handles_closed_)
+    uv_idle_stop(&poster_);
   maybe_closed();
 }
 
@@ -545,6 +576,7 @@ void Client::Impl::maybe_closed() {
   uv_close(as_handle(&retry_timer_), &on_handle_closed);
   uv_close(as_handle(&quiet_timer_), &on_handle_closed);
   uv_close(as_handle(&speed_timer_), &on_handle_closed);
+  uv_close(as_handle(&rate_timer_), &on_handle_closed);
   uv_close(as_handle(&pass_start_), &on_handle_closed);
   uv_close(as_handle(&deadline_timer_), &on_handle_closed);
   uv_close(as_handle(&poster_), &on_handle_closed);

@@ -76,6 +76,14 @@ struct Client::Impl final : ConnectionOwner {
   void charge_slice(std::uint64_t ns) override { pass_ns_ += ns; }
   void defer(Connection& c) override;
   void watch_wakeups(Connection& c) override;
+  std::size_t read_allowance() override;
+  std::int64_t rate_min_read() const {  // smallest read worth making under the rate limit
+    return static_cast<std::int64_t>(
+        std::min<std::uint64_t>(4096, std::max<std::uint64_t>(rate_ / 20, 1)));
+  }
+  void charge_bytes(std::size_t n) override {
+    if (rate_) tokens_ -= static_cast<std::int64_t>(n);
+  }
 
  private:
   struct Origin {
@@ -125,12 +133,16 @@ struct Client::Impl final : ConnectionOwner {
   std::deque<Connection*> deferred_;  // connections waiting for the next pass to read
   uv_timer_t quiet_timer_{};          // while lowat_ is not empty: relaxes quiet connections
   uv_timer_t speed_timer_{};          // every second when a lowest speed is set
-  std::vector<Connection*> lowat_;    // connections with SO_RCVLOWAT raised
+  uv_timer_t rate_timer_{};           // --limit-rate: restarts deferred reads once tokens return
+  std::uint64_t rate_ = 0;            // ClientOptions::limit_rate_bytes_per_s
+  std::int64_t tokens_ = 0;           // bytes that may be read now (negative: owed)
+  std::uint64_t refilled_ns_ = 0;
+  std::vector<Connection*> lowat_;                         // connections with SO_RCVLOWAT raised
   std::multimap<std::uint64_t, std::uint64_t> deadlines_;  // uv_now ms -> transfer id
   uv_timer_t retry_timer_{};  // fires at the earliest of retries_ and held_
   std::multimap<std::uint64_t, std::uint64_t> retries_;  // uv_now ms -> transfer id to requeue
   std::multimap<std::uint64_t, std::string> held_;       // uv_now ms -> held origin to resume
-  int open_handles_ = 6;  // poster_, the deadline, retry, quiet and speed timers, pass_start_
+  int open_handles_ = 7;  // poster_, pass_start_, the deadline/retry/quiet/speed/rate timers
   std::vector<std::function<void()>> posted_;
   bool pump_scheduled_ = false;
   bool pumping_ = false;  // re-entrancy guard for pump()

@@ -246,7 +246,10 @@ Result<std::unique_ptr<Runner>> Runner::create(uv_loop_s* host, RunnerOptions op
     ClientOptions o = base;
     o.max_connections = base.max_connections / n + (i < base.max_connections % n ? 1 : 0);
     o.max_per_host = base.max_per_host / n + (i < base.max_per_host % n ? 1 : 0);
-    o.loop_slice_us = 0;  // a worker loop runs nothing but its client
+    o.loop_slice_us = 0;              // a worker loop runs nothing but its client
+    if (base.limit_rate_bytes_per_s)  // split like the connection limits
+      o.limit_rate_bytes_per_s =
+          std::max<std::uint64_t>(1, base.limit_rate_bytes_per_s / static_cast<std::uint64_t>(n));
     w->weight_total = o.max_connections;
     w->weight_host = o.max_per_host;
     uv_loop_init(&w->loop);

@@ -374,8 +374,14 @@ void Connection::on_write_done(int status) {
 
 void Connection::on_alloc_cb(uv_handle_t* h, std::size_t, uv_buf_t* buf) noexcept {
   auto* self = static_cast<Connection*>(h->data);
-  if (self->state_ == State::busy && self->exchange_ && self->owner_.slice_spent()) {
-    *buf = uv_buf_init(nullptr, 0);  // not now: see on_read
+  if (self->state_ == State::busy && self->exchange_) {
+    std::size_t allowed = self->owner_.read_allowance();
+    if (allowed == 0 || self->owner_.slice_spent()) {
+      *buf = uv_buf_init(nullptr, 0);  // not now: see on_read
+      return;
+    }
+    *buf = self->owner_.read_buffer();
+    if (allowed < buf->len) buf->len = static_cast<unsigned>(allowed);
     return;
   }
   *buf = self->owner_.read_buffer();
@@ -401,6 +407,7 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
     }
     return;
   }
+  if (nread > 0) owner_.charge_bytes(static_cast<std::size_t>(nread));
   std::uint64_t t0 = uv_hrtime();
   on_read_now(nread, buf);
   owner_.charge_slice(uv_hrtime() - t0);

@@ -46,6 +46,10 @@ struct ConnectionOwner {
   virtual void charge_slice(std::uint64_t ns) = 0;
   /// Calls c.resume_after_slice() on a later pass.
   virtual void defer(Connection& c) = 0;
+  /// Bytes a read may take now under the rate limit (SIZE_MAX without one; 0: wait), and the
+  /// bytes a read took.
+  virtual std::size_t read_allowance() = 0;
+  virtual void charge_bytes(std::size_t n) = 0;
   /// `c` raised its SO_RCVLOWAT: the owner calls c.relax_wakeups() if it then goes quiet.
   virtual void watch_wakeups(Connection& c) = 0;
 

@@ -1,6 +1,8 @@
 // Connection limits, keep-alive reuse and fairness, asserted from the server's side.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "support/certs.hpp"
 #include "support/loop_fixture.hpp"
 #include "support/test_server.hpp"
@@ -225,6 +227,41 @@ TEST_F(LoopSliceTest, FileSinkBackpressureWithDeferredReads) {
               pattern_bytes(n, static_cast<uint32_t>(n)));
   }
   remove_tree(dir);
+}
+
+}  // namespace
+}  // namespace uvget::test
+
+namespace uvget::test {
+namespace {
+
+using RateTest = LoopTest;
+
+// The cap holds for all downloads together, they share it, and nothing is lost. Only a loose
+// bound is asserted here (the machine is shared); bench/limit_rate.sh measures the accuracy.
+TEST_F(RateTest, AllDownloadsTogetherStayUnderTheCap) {
+  std::string body = pattern_bytes(512 * 1024, 12);
+  TestServer server;
+  server.route("/r", Script().send(http_response(200, body)));
+  ClientOptions o;
+  o.limit_rate_bytes_per_s = 1024 * 1024;
+  client(o);
+  std::vector<std::shared_ptr<Outcome>> all;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 4; ++i) all.push_back(fetch(server.url("/r")));
+  run(30'000);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double slowest = 0, fastest = 1e9;
+  for (auto& x : all) {
+    ASSERT_TRUE(x->result.ok()) << x->result.error.message();
+    EXPECT_EQ(x->body, body);
+    slowest = std::max(slowest, x->result.seconds);
+    fastest = std::min(fastest, x->result.seconds);
+  }
+  // 2 MiB at 1 MiB/s, less the bucket's quarter second: at least 1.5 s, whatever the machine.
+  EXPECT_GE(secs, 1.5);
+  EXPECT_LT(secs, 6.0);
+  EXPECT_GT(fastest, slowest * 0.5) << "the connections share the rate";
 }
 
 }  // namespace
