@@ -222,7 +222,7 @@ class App {
       if (ec) {
         std::fprintf(stderr, "uvget: cannot create directory '%s': %s\n", s_.dir.c_str(),
                      ec.message().c_str());
-        return kExitFailed;
+        return abandon(kExitFailed);
       }
     }
     for (auto& u : s_.urls)
@@ -235,7 +235,7 @@ class App {
         if (fd < 0) {
           std::fprintf(stderr, "uvget: cannot open input file '%s': %s\n", s_.input_file.c_str(),
                        std::strerror(errno));
-          return kExitFailed;
+          return abandon(kExitFailed);
         }
         owns = true;
       }
@@ -273,6 +273,15 @@ class App {
   }
 
  private:
+  // Gives up before any download started: the client's handles close and the loop ends empty.
+  int abandon(int code) {
+    client_.reset();
+    uv_run(loop_, UV_RUN_DEFAULT);
+    if (json_ && json_ != stdout) std::fclose(json_);
+    json_ = nullptr;
+    return code;
+  }
+
   struct Item {
     std::string url;
     std::uint64_t line;    // 0: from the command line

@@ -150,8 +150,10 @@ class FileSink final : public Sink {
     cb();
   }
 
-  // What to do once no operation is in flight.
+  // What to do once no operation is in flight. A callback run just before (a failure reported
+  // to the owner, which aborts) may already have started the next one.
   void next() {
+    if (busy_) return;
     if (aborting_) {
       run_job(Job::discard);
     } else if (restart_cb_) {

@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 #include <mbedtls/md.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <set>
 #include <sstream>
@@ -28,13 +30,21 @@ struct ProcessResult {
 };
 
 // Runs `bin args...` with `input` on stdin; sends `signal_after` (if set) after `delay_ms`.
+// `file_size_limit` > 0: the child runs under RLIMIT_FSIZE (writes past it fail with EFBIG, as
+// on a full disk, with SIGXFSZ ignored).
 ProcessResult run_bin(const std::string& bin, const std::vector<std::string>& args,
-                      const std::string& input = "", int signal_after = 0, int delay_ms = 0) {
+                      const std::string& input = "", int signal_after = 0, int delay_ms = 0,
+                      rlim_t file_size_limit = 0) {
   std::string dir = make_temp_dir("uvget-cli-io");
   std::string in = dir + "/in", out = dir + "/out", err = dir + "/err";
   { std::ofstream(in, std::ios::binary) << input; }
   pid_t pid = fork();
   if (pid == 0) {
+    if (file_size_limit > 0) {
+      std::signal(SIGXFSZ, SIG_IGN);
+      rlimit lim{file_size_limit, file_size_limit};
+      setrlimit(RLIMIT_FSIZE, &lim);
+    }
     int i = ::open(in.c_str(), O_RDONLY), o = ::open(out.c_str(), O_WRONLY | O_CREAT, 0644),
         e = ::open(err.c_str(), O_WRONLY | O_CREAT, 0644);
     dup2(i, 0);
@@ -600,6 +610,57 @@ TEST_F(CliTest, ChecksumOnTheCommandLineAndInTheList) {
   auto malformed = uvget({"-d", dir_, "--checksum", "sha-256=00", server.url("/a")});
   EXPECT_EQ(malformed.status, 1) << malformed.err;
   EXPECT_NE(malformed.err.find("bad checksum"), std::string::npos) << malformed.err;
+}
+
+TEST_F(CliTest, AFileTheDiskCannotHoldFailsAloneWithAClearMessage) {
+  TestServer server;
+  std::string big = pattern_bytes(3'000'000, 21), small = pattern_bytes(20'000, 22);
+  server.route("/big", Script().send(http_response(200, big)));
+  server.route("/small1", Script().send(http_response(200, small)));
+  server.route("/small2", Script().send(http_response(200, small)));
+  // Files may not grow past 1 MB here: the big one fails like on a full disk, the rest land.
+  auto r = run_bin(bin_,
+                   {"--retries", "0", "-d", dir_, server.url("/small1"), server.url("/big"),
+                    server.url("/small2")},
+                   "", 0, 0, 1'000'000);
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find(server.url("/big")), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cannot write"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("EFBIG"), std::string::npos) << r.err;
+  EXPECT_FALSE(exists(dir_ + "/big"));
+  EXPECT_FALSE(exists(dir_ + "/big.part"));
+  EXPECT_EQ(read_file(dir_ + "/small1"), small);
+  EXPECT_EQ(read_file(dir_ + "/small2"), small);
+  EXPECT_NE(r.err.find("2 files ok, 1 failed"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, AnUnwritableDirectoryFailsEachDownloadClearly) {
+  if (geteuid() == 0) {
+    // root ignores directory permissions: use a path under a regular file instead (ENOTDIR).
+    { std::ofstream(dir_ + "/plain") << "x"; }
+    TestServer server;
+    server.route("/a", Script().send(http_response(200, "a")));
+    auto r = uvget({"-d", dir_ + "/plain/sub", server.url("/a")});
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_NE(r.err.find("cannot create directory"), std::string::npos) << r.err;
+    return;
+  }
+  std::filesystem::create_directory(dir_ + "/ro");
+  std::filesystem::permissions(
+      dir_ + "/ro", std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
+  TestServer server;
+  server.route("/a", Script().send(http_response(200, "a")));
+  auto r = uvget({"-d", dir_ + "/ro", server.url("/a")});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("EACCES"), std::string::npos) << r.err;
+  std::filesystem::permissions(dir_ + "/ro", std::filesystem::perms::owner_all);
+}
+
+TEST_F(CliTest, AMissingInputFileIsReportedAndNothingLeaks) {
+  auto r = uvget({"-d", dir_, "-i", dir_ + "/no-such-list"});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot open input file"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
 }
 
 TEST_F(CliTest, EmbedExampleRunsInAHostLoop) {
