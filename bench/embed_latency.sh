@@ -33,15 +33,7 @@ cleanup() {
   rm -rf "$work" "$shm"
 }
 trap cleanup EXIT
-mkdir -p "$work/www"
-head -c "$size" /dev/urandom > "$work/www/seed"
-for i in $(seq 1 "$files"); do ln "$work/www/seed" "$work/www/f$i"; done
-port=$(free_port)
-make_certs
-listen="listen 127.0.0.1:$port;"
-[ "$proto" = https ] && listen=$(tls_listen "$port")
-start_nginx "$listen"
-for i in $(seq 1 "$files"); do echo "$proto://127.0.0.1:$port/f$i"; done > "$work/urls.txt"
+serve_files "$files" "$size" "$proto"
 
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }  # $1: a key of embed_latency's result line
 

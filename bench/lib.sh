@@ -46,6 +46,20 @@ stop_nginx() {
   sleep 0.2
 }
 
+# nginx serving $1 hard links to one $2-byte file as /f1../fN over $3 (http or https); sets
+# $port and writes the URLs to $work/urls.txt.
+serve_files() {
+  mkdir -p "$work/www"
+  head -c "$2" /dev/urandom > "$work/www/seed"
+  for i in $(seq 1 "$1"); do ln "$work/www/seed" "$work/www/f$i"; done
+  port=$(free_port)
+  make_certs
+  local listen="listen 127.0.0.1:$port;"
+  [ "$3" = https ] && listen=$(tls_listen "$port")
+  start_nginx "$listen"
+  for i in $(seq 1 "$1"); do echo "$3://127.0.0.1:$port/f$i"; done > "$work/urls.txt"
+}
+
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 human_size() {  # $1 bytes: 4KiB, 1MiB, 1GiB when exact, else the bytes with B

@@ -45,16 +45,8 @@ cleanup() {
   rm -rf "$work" "$shm"
 }
 trap cleanup EXIT
-mkdir -p "$work/www"
-head -c "$size" /dev/urandom > "$work/www/seed"
-for i in $(seq 1 "$files"); do ln "$work/www/seed" "$work/www/f$i"; done
-port=$(free_port)
-make_certs
-listen="listen 127.0.0.1:$port;"
-[ "$proto" = https ] && listen=$(tls_listen "$port")
 export REQUESTS_CA_BUNDLE=$work/ca.crt SSL_CERT_FILE=$work/ca.crt  # the Python clients
-start_nginx "$listen"
-for i in $(seq 1 "$files"); do echo "$proto://127.0.0.1:$port/f$i"; done > "$work/urls.txt"
+serve_files "$files" "$size" "$proto"
 sed 's/^/url = /' "$work/urls.txt" | awk -v d="$shm/out" '{print; sub(/.*\//, ""); print "output = " d "/" $0}' > "$work/curl.cfg"
 sed 's/^/url = /; a output = /dev/null' "$work/urls.txt" > "$work/curl-null.cfg"
 procs=$(( $(nproc) * 2 ))

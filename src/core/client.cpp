@@ -119,8 +119,9 @@ Client::Impl::Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_pt
   slice_ns_ = opts_.loop_slice_us * 1000;
   uv_prepare_init(loop_, &pass_start_);
   pass_start_.data = this;
-  uv_prepare_start(&pass_start_,
-                   [](uv_prepare_t* p) noexcept { static_cast<Impl*>(p->data)->pass_ns_ = 0; });
+  if (slice_ns_)  // without a slice, nothing to reset on each pass
+    uv_prepare_start(&pass_start_,
+                     [](uv_prepare_t* p) noexcept { static_cast<Impl*>(p->data)->pass_ns_ = 0; });
   uv_unref(as_handle(&pass_start_));
 }
 
@@ -221,8 +222,6 @@ void Client::Impl::defer(Connection& c) {
   wake();
 }
 
-// On the idle phase of the next pass (right after the host's timers): reading restarts, and
-// the reads happen in that pass's poll phase under a fresh slice.
 // Token bucket: refilled at rate_ bytes/s, holding at most a quarter second's worth (at least
 // 16 KiB), so the rate stays even rather than bursting after a pause.
 std::size_t Client::Impl::read_allowance() {
@@ -238,6 +237,8 @@ std::size_t Client::Impl::read_allowance() {
   return tokens_ >= rate_min_read() ? static_cast<std::size_t>(tokens_) : 0;
 }
 
+// On the idle phase of the next pass (right after the host's timers): reading restarts, and
+// the reads happen in that pass's poll phase under a fresh slice.
 void Client::Impl::run_deferred() {
   if (rate_ && !deferred_.empty() && read_allowance() == 0) {
     // Nothing may be read yet: sleep until a useful amount is back (not a busy idle loop).

@@ -73,6 +73,7 @@ struct Client::Impl final : ConnectionOwner {
   void connection_closing(Connection& c) override;
   void connection_freed(Connection& c) override;
   bool slice_spent() const override { return slice_ns_ > 0 && pass_ns_ >= slice_ns_; }
+  bool slicing() const override { return slice_ns_ > 0; }
   void charge_slice(std::uint64_t ns) override { pass_ns_ += ns; }
   void defer(Connection& c) override;
   void watch_wakeups(Connection& c) override;

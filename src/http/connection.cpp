@@ -408,6 +408,7 @@ void Connection::on_read(ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   if (nread > 0) owner_.charge_bytes(static_cast<std::size_t>(nread));
+  if (!owner_.slicing()) return on_read_now(nread, buf);  // no clock reads per read
   std::uint64_t t0 = uv_hrtime();
   on_read_now(nread, buf);
   owner_.charge_slice(uv_hrtime() - t0);

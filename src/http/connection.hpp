@@ -43,6 +43,7 @@ struct ConnectionOwner {
   /// This pass of the loop has spent its time slice on reads: later reads wait for the next
   /// pass (defer), so the host's timers and handles get their turn.
   virtual bool slice_spent() const = 0;
+  virtual bool slicing() const = 0;  // a slice is set at all
   virtual void charge_slice(std::uint64_t ns) = 0;
   /// Calls c.resume_after_slice() on a later pass.
   virtual void defer(Connection& c) = 0;
