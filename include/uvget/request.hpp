@@ -61,6 +61,39 @@ class Sink {
     (void)done;
     return false;
   }
+
+  // Resuming (optional). A sink that can keep the bytes it holds lets a retry, or a later run,
+  // ask the server for the rest only (Range, with If-Range when a validator is known). The client
+  // appends only to a 206 whose Content-Range starts exactly at held().bytes (and whose length
+  // matches held().total when known); on a 200 it calls open() and the body starts over.
+
+  /// What the sink holds of the body: its first `bytes`, from a response whose strong ETag (else
+  /// Last-Modified) was `validator` (empty: unknown, resume by size alone) and whose full length
+  /// was `total` (0: unknown).
+  struct Held {
+    std::uint64_t bytes = 0;
+    std::string validator;
+    std::uint64_t total = 0;
+  };
+  /// Called once, before the first request: find what is held (e.g. look on disk), then call
+  /// `done` (possibly later). abort() may come instead, and then `done` is never called.
+  virtual void prepare(uv_loop_s* loop, std::function<void()> done) {
+    (void)loop;
+    done();
+  }
+  virtual Held held() const { return {}; }
+  /// Instead of open(): the response continues the held bytes; append to them.
+  virtual Error open_continued(uv_loop_s* loop, const Response& head, Events events) {
+    (void)loop, (void)head, (void)events;
+    return Error(Errc::bad_request, "this sink cannot continue a partial body");
+  }
+  /// Instead of restart(): a retry follows; keep every byte written so far (flushed to where it
+  /// belongs, so that held() counts it) and call `done` once settled. Returns false when the
+  /// sink cannot (the default): restart() is used.
+  virtual bool suspend(std::function<void()> done) {
+    (void)done;
+    return false;
+  }
 };
 
 struct FileSinkOptions {
@@ -74,9 +107,16 @@ struct FileSinkOptions {
   std::size_t low_water = 64 * 1024;
   /// File mode for a new file.
   int mode = 0644;
+  /// Continue what an earlier run left (prepare() looks on disk): NAME.part with its sidecar
+  /// NAME.part.meta (validator and length of the response that started it), or NAME.part alone,
+  /// or a partial NAME written by another program (then NAME becomes NAME.part while it grows,
+  /// and is left alone when the server says it is already complete).
+  bool resume = false;
 };
 
 /// Writes the body to `path + ".part"` and renames it to `path` once the body is complete.
+/// While streaming it keeps `path + ".part.meta"` beside it (what a later resume needs), removed
+/// with the .part. A retry continues the .part when the server allows (see Sink::held).
 std::unique_ptr<Sink> make_file_sink(std::string path, FileSinkOptions options = {});
 /// Appends the body to `*out`; fails the transfer when it would grow over `max_bytes`.
 /// `out` must outlive the transfer.
@@ -106,7 +146,10 @@ struct TransferResult {
   std::string url;          // as requested
   std::string final_url;    // after redirects
   int status = 0;           // of the final response; 0 when none arrived
-  std::uint64_t bytes = 0;  // body bytes of the final response
+  std::uint64_t bytes = 0;  // body bytes of the final response received in this transfer
+  /// Bytes the sink already held that the final response continued (Range): the body is
+  /// resumed_from + bytes long. 0: received whole.
+  std::uint64_t resumed_from = 0;
   int attempts = 0;         // requests sent for the final URL, retries included
   int redirects = 0;
   bool reused_connection = false;  // the final response came over a kept-alive connection

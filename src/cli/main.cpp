@@ -43,6 +43,7 @@ struct Settings {
   int per_host = 16;
   bool discard = false;
   bool overwrite = false;
+  bool resume = false;  // -c
   double connect_timeout = 30;
   double idle_timeout = 60;
   int max_redirects = 10;
@@ -337,6 +338,7 @@ class App {
         if (!path.empty()) {
           FileSinkOptions fo;
           fo.keep_partial_on_cancel = true;  // Ctrl-C leaves NAME.part for a later resume
+          fo.resume = s_.resume;
           req.sink = make_file_sink(path, fo);
         }
       }
@@ -376,9 +378,11 @@ class App {
     if (s_.overwrite) return base;
     std::string candidate = base;
     for (int n = 1;; ++n) {
+      // With -c, a file on disk is the one to continue: only names in flight are taken.
       struct stat st;
-      bool taken = used_.count(candidate) || ::lstat(candidate.c_str(), &st) == 0 ||
-                   ::lstat((candidate + ".part").c_str(), &st) == 0;
+      bool taken = used_.count(candidate) ||
+                   (!s_.resume && (::lstat(candidate.c_str(), &st) == 0 ||
+                                   ::lstat((candidate + ".part").c_str(), &st) == 0));
       if (!taken) break;
       candidate = base + "." + std::to_string(n);
     }
@@ -397,7 +401,9 @@ class App {
       ++ok_;
       if (mode_ == Progress::lines)
         say(r.url + " -> " + (path.empty() ? "(discarded)" : path) + " (" +
-            std::to_string(r.bytes) + " bytes, HTTP " + std::to_string(r.status) + ")");
+            std::to_string(r.bytes) + " bytes" +
+            (r.resumed_from ? " after " + std::to_string(r.resumed_from) + " already there" : "") +
+            ", HTTP " + std::to_string(r.status) + ")");
     } else {
       ++failed_;
       if (!(interrupted_ && r.error.code == Errc::cancelled)) say(r.error.message());
@@ -549,6 +555,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   app.add_flag("--discard", s.discard, "Download and count bytes, write nothing");
   app.add_flag("--overwrite", s.overwrite, "Replace existing files instead of adding .1, .2, ...");
+  app.add_flag("-c,--continue", s.resume,
+               "Continue NAME.part (or a partial NAME) from an earlier run where the server allows");
   app.add_option("--connect-timeout", s.connect_timeout, "Seconds per connection attempt")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

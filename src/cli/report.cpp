@@ -78,7 +78,8 @@ std::string json_record(const TransferResult& r, std::string_view path) {
                     ",\"final_url\":" + (r.final_url.empty() ? "null" : json_string(r.final_url)) +
                     ",\"path\":" + (path.empty() ? "null" : json_string(path)) +
                     ",\"status\":" + std::to_string(r.status) +
-                    ",\"bytes\":" + std::to_string(r.bytes) + ",\"seconds\":" + secs +
+                    ",\"bytes\":" + std::to_string(r.bytes) +
+                    ",\"resumed_from\":" + std::to_string(r.resumed_from) + ",\"seconds\":" + secs +
                     ",\"attempts\":" + std::to_string(r.attempts) +
                     ",\"redirects\":" + std::to_string(r.redirects) +
                     ",\"error\":" + (r.ok() ? "null" : json_string(r.error.message())) + "}";

@@ -74,9 +74,11 @@ BodyHash::~BodyHash() {
 
 void BodyHash::restart() {
   mbedtls_md_starts(&ctx_);
+  bytes_ = 0;
 }
 
 void BodyHash::update(std::span<const std::byte> bytes) {
+  bytes_ += bytes.size();
   mbedtls_md_update(&ctx_, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
 }
 

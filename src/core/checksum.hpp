@@ -5,6 +5,7 @@
 #include <mbedtls/md.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -26,6 +27,8 @@ class BodyHash {
   /// A new body (the first, or a retry's).
   void restart();
   void update(std::span<const std::byte> bytes);
+  /// Body bytes hashed since the last restart().
+  std::uint64_t bytes() const noexcept { return bytes_; }
   /// Finishes the digest; an Errc::checksum_mismatch error naming both values, or none.
   Error verify();
 
@@ -34,6 +37,7 @@ class BodyHash {
   mbedtls_md_context_t ctx_{};
   std::string name_;      // "sha-256"
   std::string expected_;  // raw digest bytes
+  std::uint64_t bytes_ = 0;
   bool ready_ = false;
 };
 

@@ -284,8 +284,7 @@ Result<TransferId> Client::Impl::get(Request request, Callbacks callbacks) {
     t->set_timeout(timeout);
     arm_deadline_timer();
   }
-  enqueue(t, false);
-  schedule_pump();  // never start inline: on_done must not run before get() returns
+  t->admit();  // queued now, or once its sink has looked for an earlier run's bytes
   return TransferId{id};
 }
 
@@ -364,6 +363,12 @@ void Client::Impl::mark_ready(const std::string& key, Origin& o) {
   if (o.ready || o.queue.empty()) return;
   o.ready = true;
   ready_.push_back(key);
+}
+
+void Client::Impl::admit(Transfer* t) {
+  if (closing_) return t->fail(Error(Errc::cancelled, "cancelled: client closed"));
+  enqueue(t, false);
+  schedule_pump();  // never start inline: on_done must not run before get() returns
 }
 
 void Client::Impl::requeue(Transfer* t) {

@@ -42,6 +42,40 @@ std::optional<std::uint64_t> parse_retry_after(std::string_view v) {
   return at > now ? static_cast<std::uint64_t>(at - now) * 1000 : 0;
 }
 
+// Content-Range (RFC 9110 14.4): "bytes FIRST-LAST/LENGTH", "bytes FIRST-LAST/*" or
+// "bytes */LENGTH" (with 416). Absent numbers are nullopt.
+struct ContentRange {
+  std::optional<std::uint64_t> first, last, length;
+};
+std::optional<std::uint64_t> parse_u64(std::string_view v) {
+  if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  std::uint64_t n = 0;
+  for (char c : v) n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  return n;
+}
+std::optional<ContentRange> parse_content_range(std::optional<std::string_view> header) {
+  if (!header) return std::nullopt;
+  std::string_view v = *header;
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  if (v.size() < 6 || !iequals(v.substr(0, 6), "bytes ")) return std::nullopt;
+  v.remove_prefix(6);
+  auto slash = v.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  std::string_view range = v.substr(0, slash), length = v.substr(slash + 1);
+  ContentRange cr;
+  if (length != "*" && !(cr.length = parse_u64(length))) return std::nullopt;
+  if (range == "*") return cr.length ? std::optional(cr) : std::nullopt;
+  auto dash = range.find('-');
+  if (dash == std::string_view::npos) return std::nullopt;
+  cr.first = parse_u64(range.substr(0, dash));
+  cr.last = parse_u64(range.substr(dash + 1));
+  if (!cr.first || !cr.last || *cr.last < *cr.first) return std::nullopt;
+  if (cr.length && *cr.last >= *cr.length) return std::nullopt;
+  return cr;
+}
+
 // min(base * 2^(attempt-1), cap)
 std::uint64_t backoff_ceiling(int attempt, std::uint64_t base, std::uint64_t cap) {
   std::uint64_t ceiling = base;
@@ -70,7 +104,22 @@ Transfer::Transfer(Client::Impl& client, std::uint64_t id, Request request, Url 
       hash_(std::move(hash)),
       fail_on_http_error_(request.fail_on_http_error),
       cbs_(std::move(callbacks)),
-      started_ns_(uv_hrtime()) {}
+      started_ns_(uv_hrtime()) {
+  // The caller's own Range is theirs: never replaced by a resume.
+  for (auto& h : headers_)
+    if (iequals(h.first, "Range") || iequals(h.first, "If-Range")) ranges_off_ = true;
+  if (method_ != Method::get) ranges_off_ = true;
+}
+
+void Transfer::admit() {
+  if (!sink_) return client_.admit(this);
+  phase_ = Phase::preparing;
+  sink_->prepare(client_.loop(), [this] {
+    if (phase_ != Phase::preparing) return;
+    phase_ = Phase::queued;
+    client_.admit(this);
+  });
+}
 
 Error Transfer::with_url(Error e) const {
   if (e) e.detail = url_.str() + ": " + e.message();
@@ -88,9 +137,24 @@ void Transfer::start(Connection* c) {
   bytes_ = 0;
   ++attempts_;
   moved_ = speed_mark_ = speed_mark_ms_ = slow_since_ms_ = 0;
+  range_from_ = resumed_from_ = 0;
+  start_over_ = held_complete_ = false;
+  if (sink_ && !ranges_off_) {
+    held_ = sink_->held();
+    // A checksum must cover every byte: continue only what this transfer hashed itself.
+    if (held_.bytes > 0 && (!hash_ || hash_->bytes() == held_.bytes)) range_from_ = held_.bytes;
+  }
   std::string req;
   req.reserve(256);
-  write_request(req, method_, url_, client_.opts().user_agent, client_.opts().headers, headers_);
+  if (range_from_ == 0) {
+    write_request(req, method_, url_, client_.opts().user_agent, client_.opts().headers, headers_);
+  } else {
+    HeaderList with_range = headers_;
+    with_range.emplace_back("Range", "bytes=" + std::to_string(range_from_) + "-");
+    if (!held_.validator.empty()) with_range.emplace_back("If-Range", held_.validator);
+    write_request(req, method_, url_, client_.opts().user_agent, client_.opts().headers,
+                  with_range);
+  }
   client_.count_request(c->requests() > 0);
   reused_ = c->requests() > 0;
   c->begin(this, std::move(req), method_ == Method::head);
@@ -121,6 +185,22 @@ void Transfer::on_exchange_head(Response& head) {
     }
     return;  // the body of a redirect is drained, not kept
   }
+  if (range_from_ > 0 && (head.status == 206 || head.status == 416)) {
+    auto cr = parse_content_range(head.header("Content-Range"));
+    bool total_ok = cr && cr->length && (!held_.total || *cr->length == held_.total);
+    if (head.status == 206 && total_ok && cr->first == range_from_ && *cr->last + 1 == *cr->length)
+      return continue_held(head);
+    if (head.status == 416 && total_ok && !cr->first && *cr->length == range_from_) {
+      held_complete_ = true;  // finished in on_exchange_done, once this body is drained
+      return;
+    }
+    start_over_ = true;  // a range we did not ask for, or a changed length: drain, then again
+    return;
+  }
+  if (head.status == 206 && !ranges_off_) {
+    deferred_error_ = Error(Errc::http_status, "HTTP 206 to a request for the whole body");
+    return;
+  }
   if (fail_on_http_error_ && (head.status < 200 || head.status > 299)) {
     deferred_error_ = Error(Errc::http_status, "HTTP " + std::to_string(head.status) +
                                                    (head.reason.empty() ? "" : " " + head.reason));
@@ -139,6 +219,27 @@ void Transfer::on_exchange_head(Response& head) {
     sink_opened_ = true;
     if (Error e = sink_->open(client_.loop(), head, std::move(ev))) fail(std::move(e));
   }
+}
+
+void Transfer::continue_held(Response& head) {
+  keep_body_ = true;
+  resumed_from_ = range_from_;
+  if (cbs_.on_head) cbs_.on_head(head);
+  if (phase_ != Phase::running) return;  // cancelled from on_head
+  Sink::Events ev;
+  ev.drained = [this] {
+    if (conn_) conn_->resume_reading();
+  };
+  ev.failed = [this](Error e) { fail(std::move(e)); };
+  sink_opened_ = true;
+  if (Error e = sink_->open_continued(client_.loop(), head, std::move(ev))) fail(std::move(e));
+}
+
+void Transfer::start_over() {
+  ranges_off_ = true;
+  --attempts_;  // the server's answer to the range, not a failure
+  phase_ = Phase::queued;
+  client_.requeue(this);
 }
 
 void Transfer::on_exchange_body(std::span<const std::byte> bytes) {
@@ -180,6 +281,18 @@ void Transfer::on_exchange_done(const Error& error, bool retry_safe) {
   if (error) return fail_or_retry(error);
   if (deferred_error_) return fail_or_retry(deferred_error_);
   if (!redirect_to_.empty()) return follow_redirect();
+  if (start_over_) return start_over();
+  if (held_complete_) {
+    resumed_from_ = range_from_;
+    Sink::Events ev;
+    ev.failed = [this](Error e) { fail(std::move(e)); };
+    sink_opened_ = true;
+    Response head;
+    head.status = status_;
+    if (Error e = sink_->open_continued(client_.loop(), head, std::move(ev)))
+      return fail(std::move(e));
+    keep_body_ = true;  // so that the checksum below covers the held bytes
+  }
   phase_ = Phase::finishing;
   if (hash_ && keep_body_) {
     if (Error e = hash_->verify()) {
@@ -263,6 +376,8 @@ void Transfer::fail_or_retry(Error error) {
   };
   if (sink_ && sink_opened_) {
     sink_opened_ = false;
+    // Keep what arrived when the sink can (the next request asks for the rest), else drop it.
+    if (!ranges_off_ && sink_->suspend(again)) return;
     if (!sink_->restart(again)) {
       phase_ = Phase::running;  // so that fail() runs
       error.detail += " (not retried: the sink cannot start over)";
@@ -295,6 +410,7 @@ void Transfer::complete(Error error) {
   r.final_url = url_.str();
   r.status = status_;
   r.bytes = bytes_;
+  r.resumed_from = resumed_from_;
   r.attempts = attempts_;
   r.redirects = redirects_;
   r.reused_connection = reused_;

@@ -18,11 +18,14 @@ class Transfer final : public Exchange {
  public:
   /// waiting: failed, and waiting (in the client's retry schedule, or for its sink to restart)
   /// before running again.
-  enum class Phase { queued, running, waiting, finishing, done };
+  /// preparing: the sink looks for what an earlier run left (Sink::prepare) before queueing.
+  enum class Phase { preparing, queued, running, waiting, finishing, done };
 
   Transfer(Client::Impl& client, std::uint64_t id, Request request, Url url, Callbacks callbacks,
            std::unique_ptr<BodyHash> hash);
 
+  /// Right after get(): lets the sink prepare, then joins the client's queue.
+  void admit();
   /// Runs the current URL's request on `c` (fresh or parked).
   void start(Connection* c);
   /// Fails with `error`: closes the connection, aborts the sink, then completes.
@@ -45,6 +48,10 @@ class Transfer final : public Exchange {
   void on_exchange_body(std::span<const std::byte> bytes) override;
   void on_exchange_done(const Error& error, bool retry_safe) override;
   void follow_redirect();
+  /// The server refused or garbled the range: ask again for the whole body (not an attempt).
+  void start_over();
+  /// A 206 continuing the held bytes, or a 416 saying they are complete: the sink appends.
+  void continue_held(Response& head);
   /// A failed exchange: retried when the error may pass and attempts are left, else failed.
   void fail_or_retry(Error error);
   void complete(Error error);
@@ -76,6 +83,12 @@ class Transfer final : public Exchange {
   std::uint64_t speed_mark_ms_ = 0;   // when; 0: not measured yet in this attempt
   std::uint64_t slow_since_ms_ = 0;   // below the lowest speed since; 0: not slow
   bool retry_after_too_long_ = false;
+  Sink::Held held_;                  // what the sink held when the request went out
+  std::uint64_t range_from_ = 0;     // the request asked for bytes from here on; 0: the whole
+  std::uint64_t resumed_from_ = 0;   // the final response continued this many held bytes
+  bool ranges_off_ = false;          // never ask for a range again (refused, or the caller's own)
+  bool start_over_ = false;          // the range answer cannot be used: ask for the whole body
+  bool held_complete_ = false;       // 416: the held bytes are the whole body
   int redirects_ = 0;
   bool reused_ = false;
   std::uint64_t bytes_ = 0;

@@ -1,12 +1,14 @@
 // The built-in sinks. FileSink streams to NAME.part through the libuv threadpool with bounded
 // pending bytes, and renames to NAME only after finish(); memory and discard sinks are trivial.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -21,22 +23,102 @@ namespace {
 // rename) instead of four round trips: the common case for many small files.
 constexpr std::size_t kSmallFile = 64 * 1024;
 
+// The sidecar NAME.part.meta: what a later resume needs to ask for the rest safely.
+//   uvget-partial 1
+//   validator "etag" (or a Last-Modified date)
+//   length 1048576
+constexpr std::string_view kMetaMagic = "uvget-partial 1";
+
+std::string meta_text(const std::string& validator, std::uint64_t total) {
+  std::string t(kMetaMagic);
+  t += "\n";
+  if (!validator.empty()) t += "validator " + validator + "\n";
+  if (total) t += "length " + std::to_string(total) + "\n";
+  return t;
+}
+
+// Parses a sidecar; false when it is not one of ours.
+bool parse_meta(std::string_view text, std::string& validator, std::uint64_t& total) {
+  auto line = [&]() {
+    auto nl = text.find('\n');
+    std::string_view l = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    return l;
+  };
+  if (line() != kMetaMagic) return false;
+  while (!text.empty()) {
+    std::string_view l = line();
+    if (l.starts_with("validator ")) {
+      validator = std::string(l.substr(10));
+    } else if (l.starts_with("length ")) {
+      total = 0;
+      for (char c : l.substr(7)) {
+        if (c < '0' || c > '9' || total > UINT64_MAX / 10 - 10) return false;
+        total = total * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+    }
+  }
+  return true;
+}
+
+// The validator a resume sends in If-Range: the strong ETag, else Last-Modified.
+std::string validator_of(const Response& head) {
+  if (auto etag = head.header("ETag"); etag && !etag->empty() && !etag->starts_with("W/"))
+    return std::string(*etag);
+  if (auto lm = head.header("Last-Modified"); lm && !lm->empty()) return std::string(*lm);
+  return {};
+}
+
 class FileSink final : public Sink {
  public:
   FileSink(std::string path, FileSinkOptions o)
-      : path_(std::move(path)), part_(path_ + ".part"), opts_(o) {}
+      : path_(std::move(path)), part_(path_ + ".part"), meta_(part_ + ".meta"), opts_(o) {}
 
-  Error open(uv_loop_s* loop, const Response&, Events events) override {
+  void prepare(uv_loop_s* loop, std::function<void()> done) override {
+    if (!opts_.resume) return done();
+    loop_ = loop;
+    prepare_cb_ = std::move(done);
+    run_job(Job::probe);
+  }
+
+  Held held() const override {
+    if (error_ || aborting_) return {};
+    std::uint64_t bytes = state_ == State::held ? offset_ : pending_.size();
+    // Bytes of a response that gave neither a validator nor a length cannot be checked against
+    // a later one: resumed only when the caller asked to trust the size (a file found on disk).
+    if (bytes == 0 || (validator_.empty() && total_ == 0 && !trust_size_)) return {};
+    return {bytes, validator_, total_};
+  }
+
+  Error open(uv_loop_s* loop, const Response& head, Events events) override {
     loop_ = loop;
     events_ = std::move(events);
+    // The whole body comes: whatever was held goes (a .part on disk is truncated when opened).
+    pending_.clear();
+    offset_ = 0;
+    trust_size_ = foreign_ = false;
+    if (state_ == State::held) state_ = State::buffering;
+    validator_ = validator_of(head);
+    total_ = head.content_length().value_or(0);
     return {};
+  }
+
+  Error open_continued(uv_loop_s* loop, const Response& head, Events events) override {
+    loop_ = loop;
+    events_ = std::move(events);
+    if (validator_.empty()) validator_ = validator_of(head);
+    if (total_ == 0)
+      if (auto n = head.content_length()) total_ = held().bytes + *n;
+    return {};  // a held file is reopened with the first byte (or renamed by finish)
   }
 
   bool write(std::span<const std::byte> data) override {
     if (error_) return true;  // already failed: the transfer is stopping
     pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
     if (state_ == State::buffering && pending_.size() >= std::min(kSmallFile, opts_.high_water / 2))
-      start_open();
+      run_job(Job::open);
+    else if (state_ == State::held && !busy_)
+      run_job(Job::reopen);
     else if (state_ == State::open && !busy_)
       write_more();
     if (pending_.size() + inflight_.size() >= opts_.high_water) paused_ = true;
@@ -45,27 +127,33 @@ class FileSink final : public Sink {
 
   void finish(std::function<void(Error)> done) override {
     finish_cb_ = std::move(done);
+    if (busy_) return;  // the chain continues into close_rename when it drains
     if (state_ == State::buffering) {
       run_job(Job::whole);
-    } else if (state_ == State::open && !busy_) {
-      if (pending_.empty())
-        run_job(Job::close_rename);
-      else
-        write_more();
+    } else if (state_ == State::held) {
+      if (foreign_) {  // the file found under its final name was already complete
+        state_ = State::closed;
+        auto cb = std::move(finish_cb_);
+        return cb({});
+      }
+      run_job(Job::close_rename);
+    } else if (state_ == State::open) {
+      next();
     }
-    // else: opening or writing; the chain continues into close_rename when it drains
   }
 
   void abort(const Error& why, std::function<void()> done) override {
     if (why.code == Errc::cancelled && opts_.keep_partial_on_cancel) keep_ = true;
     aborting_ = true;
-    if (state_ == State::buffering && !busy_ && !part_on_disk_) {
-      pending_.clear();  // nothing reached the disk
+    prepare_cb_ = nullptr;
+    if ((state_ == State::buffering || state_ == State::held) && !busy_ &&
+        (keep_ || !part_on_disk_)) {
+      pending_.clear();  // nothing to close or remove
       done();
       return;
     }
     abort_cb_ = std::move(done);
-    restart_cb_ = nullptr;  // abort wins over a restart in progress
+    restart_cb_ = suspend_cb_ = nullptr;  // abort wins over a restart or suspend in progress
     if (!busy_) run_job(Job::discard);
   }
 
@@ -76,9 +164,19 @@ class FileSink final : public Sink {
     return true;
   }
 
+  bool suspend(std::function<void()> done) override {
+    if (error_ || aborting_ || finish_cb_) return false;
+    suspend_cb_ = std::move(done);
+    next();
+    return true;
+  }
+
  private:
-  enum class State { buffering, opening, open, closed };
-  enum class Job { whole, close_rename, discard, close_only };
+  // buffering: nothing of this body on disk yet (pending_ holds it from byte 0);
+  // opening: a job opens the .part; open: fd_ valid; held: fd_ closed, the first offset_ bytes
+  // are in the .part (or, when foreign_, in NAME itself); closed: finished or given up.
+  enum class State { buffering, opening, open, held, closed };
+  enum class Job { probe, open, reopen, whole, close_rename, discard, close_only };
 
  public:
   struct Work {
@@ -86,6 +184,12 @@ class FileSink final : public Sink {
     Job job;
     int err = 0;            // errno of the step that failed
     const char* step = "";  // which step failed
+    int fd = -1;            // opened by Job::open / Job::reopen
+    // Job::probe's findings
+    std::uint64_t size = 0;
+    bool found_part = false, found_final = false, found_meta = false;
+    std::string validator{};
+    std::uint64_t total = 0;
   };
 
  private:
@@ -95,20 +199,7 @@ class FileSink final : public Sink {
     FileSink* self;
   };
 
-  int open_flags() const { return O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW; }
-
-  void start_open() {
-    state_ = State::opening;
-    busy_ = true;
-    auto* f = new Fs{.self = this};
-    f->req.data = f;
-    if (int rc = uv_fs_open(loop_, &f->req, part_.c_str(), open_flags(), opts_.mode, &on_open);
-        rc < 0) {
-      delete f;
-      busy_ = false;
-      fail("cannot open '" + part_ + "': " + uv_words(rc));
-    }
-  }
+  static constexpr int kOpenFlags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
 
   // Frees a finished request; the sink is idle again. Returns the sink and the result.
   static std::pair<FileSink*, ssize_t> complete(uv_fs_t* req) {
@@ -121,18 +212,6 @@ class FileSink final : public Sink {
     return {self, result};
   }
 
-  static void on_open(uv_fs_t* req) {
-    auto [self, result] = complete(req);
-    if (result < 0) {
-      self->fail("cannot open '" + self->part_ + "': " + uv_words(static_cast<int>(result)));
-      return;
-    }
-    self->fd_ = static_cast<uv_file>(result);
-    self->part_on_disk_ = true;
-    self->state_ = State::open;
-    self->next();
-  }
-
   // Drops every byte so far; the file (if opened) is closed, and truncated by the next open.
   void do_restart() {
     pending_.clear();
@@ -140,6 +219,7 @@ class FileSink final : public Sink {
     inflight_done_ = 0;
     offset_ = 0;
     paused_ = false;
+    trust_size_ = false;
     if (fd_ >= 0) {
       run_job(Job::close_only);  // after_work() finishes the restart
       return;
@@ -160,9 +240,17 @@ class FileSink final : public Sink {
       do_restart();
     } else if (error_) {
       // waiting for abort()
-    } else if (!pending_.empty()) {
+    } else if (state_ == State::open && !pending_.empty()) {
       write_more();
-    } else if (finish_cb_) {
+    } else if (suspend_cb_) {
+      if (state_ == State::open) {
+        run_job(Job::close_only);  // flushed: close, and hold what is on disk
+      } else {
+        auto cb = std::move(suspend_cb_);  // buffering: held in memory; held: already
+        suspend_cb_ = nullptr;
+        cb();
+      }
+    } else if (finish_cb_ && state_ == State::open) {
       run_job(Job::close_rename);
     }
   }
@@ -211,85 +299,193 @@ class FileSink final : public Sink {
 
   void run_job(Job job) {
     busy_ = true;
-    if (job == Job::whole) state_ = State::opening;
-    submit(loop_, new Work{.self = this, .job = job});
+    if (job == Job::whole || job == Job::open || job == Job::reopen) state_ = State::opening;
+    auto* w = new Work{.self = this, .job = job};
+    if (job == Job::open || job == Job::reopen) meta_text_ = meta_text(validator_, total_);
+    submit(loop_, w);
+  }
+
+  static bool write_all(int fd, const char* p, std::size_t n) {
+    while (n > 0) {
+      ssize_t k = ::write(fd, p, n);
+      if (k < 0 && errno == EINTR) continue;
+      if (k < 0) return false;
+      p += k;
+      n -= static_cast<std::size_t>(k);
+    }
+    return true;
   }
 
  public:
-  // Runs on a threadpool thread: touches only the job's own fields and the sink's
-  // immutable paths and the buffers no loop-side code touches while busy_.
+  // Runs on a threadpool thread: touches only the job's own fields, the sink's immutable paths
+  // and the buffers and fields no loop-side code touches while busy_.
   static void work(Work* w) {
     FileSink* s = w->self;
     auto failed = [&](const char* step) {
       w->err = errno;
       w->step = step;
-      if (!s->keep_ && std::strcmp(step, "open") != 0) ::unlink(s->part_.c_str());
+      // Nothing to remove when the .part could not be opened, or NAME not renamed to it.
+      bool nothing = std::strcmp(step, "open") == 0 || w->job == Job::reopen;
+      if (!s->keep_ && !nothing) {
+        ::unlink(s->part_.c_str());
+        ::unlink(s->meta_.c_str());
+      }
     };
     switch (w->job) {
-      case Job::whole: {
-        int fd = ::open(s->part_.c_str(), s->open_flags(), s->opts_.mode);
-        if (fd < 0) return failed("open");
-        std::size_t done = 0;
-        while (done < s->pending_.size()) {
-          ssize_t n = ::write(fd, s->pending_.data() + done, s->pending_.size() - done);
-          if (n < 0 && errno == EINTR) continue;
-          if (n < 0) {
-            int e = errno;
+      case Job::probe: {
+        struct stat st;
+        if (::lstat(s->part_.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+          w->found_part = true;
+          w->size = static_cast<std::uint64_t>(st.st_size);
+          int fd = ::open(s->meta_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+          if (fd >= 0) {
+            char buf[4096];
+            ssize_t n = ::read(fd, buf, sizeof buf);
             ::close(fd);
-            errno = e;
-            return failed("write");
+            if (n > 0 && n < static_cast<ssize_t>(sizeof buf))
+              w->found_meta =
+                  parse_meta(std::string_view(buf, static_cast<std::size_t>(n)), w->validator,
+                             w->total);
           }
-          done += static_cast<std::size_t>(n);
+        } else if (::lstat(s->path_.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+          w->found_final = true;
+          w->size = static_cast<std::uint64_t>(st.st_size);
+        }
+        return;
+      }
+      case Job::open:
+      case Job::reopen: {
+        if (w->job == Job::reopen && s->foreign_ && ::rename(s->path_.c_str(), s->part_.c_str()) < 0)
+          return failed("rename");
+        int flags = w->job == Job::open ? kOpenFlags : O_WRONLY | O_CLOEXEC | O_NOFOLLOW;
+        int fd = ::open(s->part_.c_str(), flags, s->opts_.mode);
+        if (fd < 0) return failed("open");
+        if (w->job == Job::reopen && ::ftruncate(fd, static_cast<off_t>(s->offset_)) < 0) {
+          int e = errno;
+          ::close(fd);
+          errno = e;
+          return failed("truncate");
+        }
+        w->fd = fd;
+        // Best effort: without it a later resume goes by size alone.
+        int mfd = ::open(s->meta_.c_str(), kOpenFlags, s->opts_.mode);
+        if (mfd >= 0) {
+          write_all(mfd, s->meta_text_.data(), s->meta_text_.size());
+          ::close(mfd);
+        }
+        return;
+      }
+      case Job::whole: {
+        int fd = ::open(s->part_.c_str(), kOpenFlags, s->opts_.mode);
+        if (fd < 0) return failed("open");
+        if (!write_all(fd, s->pending_.data(), s->pending_.size())) {
+          int e = errno;
+          ::close(fd);
+          errno = e;
+          return failed("write");
         }
         if (::close(fd) < 0) return failed("close");
         if (::rename(s->part_.c_str(), s->path_.c_str()) < 0) return failed("rename");
+        if (s->meta_on_disk_) ::unlink(s->meta_.c_str());
         return;
       }
       case Job::close_rename:
-        if (::close(s->fd_) < 0) return failed("close");
+        if (s->fd_ >= 0 && ::close(s->fd_) < 0) return failed("close");
         if (::rename(s->part_.c_str(), s->path_.c_str()) < 0) return failed("rename");
+        ::unlink(s->meta_.c_str());
         return;
       case Job::close_only:
         ::close(s->fd_);
         return;
       case Job::discard:
         if (s->fd_ >= 0) ::close(s->fd_);
-        if (!s->keep_ && (s->state_ != State::buffering || s->part_on_disk_))
+        if (!s->keep_ && s->part_on_disk_) {
           ::unlink(s->part_.c_str());
+          ::unlink(s->meta_.c_str());
+        }
         return;
     }
   }
 
   static void after_work(Work* w) {
+    std::unique_ptr<Work> owned(w);
     FileSink* self = w->self;
-    Job job = w->job;
     Error err;
     if (w->err) {
       std::string target = std::strcmp(w->step, "rename") == 0
-                               ? "rename '" + self->part_ + "' to '" + self->path_ + "'"
+                               ? "rename '" + (w->job == Job::reopen ? self->path_ : self->part_) +
+                                     "' to '" + (w->job == Job::reopen ? self->part_ : self->path_) +
+                                     "'"
                                : std::string(w->step) + " '" + self->part_ + "'";
       err = Error(Errc::file_io,
                   "cannot " + target + ": " + uv_words(uv_translate_sys_error(w->err)));
     }
-    delete w;
     self->busy_ = false;
-    self->fd_ = -1;
-    if (job == Job::close_only) {  // the end of a restart, unless abort() came meanwhile
-      self->state_ = State::buffering;
-      if (self->aborting_) return self->run_job(Job::discard);
-      auto cb = std::move(self->restart_cb_);
-      self->restart_cb_ = nullptr;
-      if (cb) cb();  // the owner may delete us here
-      return;
+    switch (w->job) {
+      case Job::probe: {
+        if (w->found_part) {
+          self->part_on_disk_ = true;
+          self->meta_on_disk_ = w->found_meta;
+          self->validator_ = std::move(w->validator);
+          self->total_ = w->total;
+          self->trust_size_ = !w->found_meta;  // no sidecar: by size, like a foreign file
+        } else if (w->found_final) {
+          self->foreign_ = self->trust_size_ = true;
+        }
+        if ((w->found_part || w->found_final) && w->size > 0) {
+          self->offset_ = w->size;
+          self->state_ = State::held;
+        }
+        if (self->aborting_) return self->next();
+        auto cb = std::move(self->prepare_cb_);
+        self->prepare_cb_ = nullptr;
+        if (cb) cb();
+        return;
+      }
+      case Job::open:
+      case Job::reopen:
+        if (err) {
+          self->state_ = State::closed;
+          self->fail(err.detail);
+          return self->next();
+        }
+        if (w->job == Job::reopen) self->foreign_ = false;  // NAME is NAME.part now
+        self->fd_ = w->fd;
+        self->part_on_disk_ = self->meta_on_disk_ = true;
+        self->state_ = State::open;
+        return self->next();
+      case Job::close_only:
+        self->fd_ = -1;
+        if (self->aborting_) return self->next();
+        if (self->restart_cb_) {  // the end of a restart
+          self->state_ = State::buffering;
+          auto cb = std::move(self->restart_cb_);
+          self->restart_cb_ = nullptr;
+          return cb();  // the owner may delete us here
+        }
+        self->state_ = State::held;  // the end of a suspend
+        if (self->suspend_cb_) {
+          auto cb = std::move(self->suspend_cb_);
+          self->suspend_cb_ = nullptr;
+          return cb();  // the owner may delete us here
+        }
+        return;
+      case Job::discard: {
+        self->fd_ = -1;
+        self->state_ = State::closed;
+        auto cb = std::move(self->abort_cb_);
+        if (cb) cb();  // the owner may delete us here
+        return;
+      }
+      case Job::whole:
+      case Job::close_rename: {
+        self->fd_ = -1;
+        self->state_ = State::closed;
+        auto cb = std::move(self->finish_cb_);
+        cb(std::move(err));  // the owner may delete us here
+        return;
+      }
     }
-    self->state_ = State::closed;
-    if (job == Job::discard) {
-      auto cb = std::move(self->abort_cb_);
-      cb();  // the owner may delete us here
-      return;
-    }
-    auto cb = std::move(self->finish_cb_);
-    cb(std::move(err));  // the owner may delete us here
   }
 
  private:
@@ -308,9 +504,9 @@ class FileSink final : public Sink {
     if (events_.failed) events_.failed(error_);
   }
 
-  const std::string path_, part_;
+  const std::string path_, part_, meta_;
   const FileSinkOptions opts_;
-  bool keep_ = opts_.keep_partial;  // leave NAME.part behind when failing
+  bool keep_ = opts_.keep_partial || opts_.resume;  // leave NAME.part behind when failing
   uv_loop_t* loop_ = nullptr;
   Events events_;
   State state_ = State::buffering;
@@ -326,7 +522,15 @@ class FileSink final : public Sink {
   std::function<void(Error)> finish_cb_;
   std::function<void()> abort_cb_;
   std::function<void()> restart_cb_;  // restart() in progress
+  std::function<void()> suspend_cb_;  // suspend() in progress
+  std::function<void()> prepare_cb_;  // prepare() in progress
   bool part_on_disk_ = false;         // NAME.part was created (by this or an earlier attempt)
+  bool meta_on_disk_ = false;         // so was NAME.part.meta
+  std::string validator_;             // of the response the held bytes came from
+  std::uint64_t total_ = 0;           // its full length; 0: unknown
+  std::string meta_text_;             // the sidecar Job::open writes
+  bool trust_size_ = false;           // held bytes found without a sidecar: resume by size
+  bool foreign_ = false;              // the held bytes are in NAME itself (another program's)
 };
 
 // Threadpool jobs of every file sink on one loop go out in batches: at most kBatchesInFlight

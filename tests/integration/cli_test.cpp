@@ -285,6 +285,62 @@ TEST_F(CliTest, InterruptStopsLeavesNoFinalFileAndExits130) {
   EXPECT_NE(r.err.find("interrupted"), std::string::npos) << r.err;
 }
 
+// SIGKILL mid-download, then -c: the second run asks for the rest only and the bytes match.
+TEST_F(CliTest, KilledThenContinuedGivesTheSameBytes) {
+  std::string body = pattern_bytes(1'000'000, 21);
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    if (n++ == 0)
+      return Script()
+          .send("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nETag: \"e1\"\r\n\r\n" +
+                body.substr(0, 300'000))
+          .stall();
+    auto range = r.header("Range");
+    if (!range || r.header("If-Range").value_or("") != "\"e1\"")
+      return Script().send(http_response(200, body, {{"ETag", "\"e1\""}}));
+    std::uint64_t from = std::stoull(std::string(range->substr(6)));
+    return Script().send(http_response(
+        206, body.substr(from),
+        {{"ETag", "\"e1\""},
+         {"Content-Range", "bytes " + std::to_string(from) + "-999999/1000000"}}));
+  });
+  auto killed = run_bin(bin_, {"-d", dir_, server.url("/big")}, "", SIGKILL, 700);
+  EXPECT_EQ(killed.status, 128 + SIGKILL);
+  ASSERT_TRUE(exists(dir_ + "/big.part"));
+  EXPECT_FALSE(exists(dir_ + "/big"));
+  auto held = std::filesystem::file_size(dir_ + "/big.part");
+  ASSERT_GT(held, 0u);
+  EXPECT_EQ(read_file(dir_ + "/big.part"), body.substr(0, held));
+
+  auto again = uvget({"-c", "-d", dir_, "--json", "-", server.url("/big")});
+  EXPECT_EQ(again.status, 0) << again.err;
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[1].header("Range").value_or(""), "bytes=" + std::to_string(held) + "-");
+  EXPECT_EQ(read_file(dir_ + "/big"), body);
+  EXPECT_FALSE(exists(dir_ + "/big.part"));
+  EXPECT_FALSE(exists(dir_ + "/big.part.meta"));
+  EXPECT_NE(again.out.find("\"resumed_from\":" + std::to_string(held)), std::string::npos)
+      << again.out;
+}
+
+TEST_F(CliTest, ContinueLeavesACompleteFileAloneAndWithoutItANewNameIsTaken) {
+  std::string body = pattern_bytes(5000, 22);
+  TestServer server([&](const RecordedRequest& r) {
+    if (r.header("Range"))
+      return Script().send(http_response(416, "", {{"Content-Range", "bytes */5000"}}));
+    return Script().send(http_response(200, body));
+  });
+  { std::ofstream(dir_ + "/f", std::ios::binary) << body; }
+  auto kept = uvget({"-c", "-d", dir_, server.url("/f")});
+  EXPECT_EQ(kept.status, 0) << kept.err;
+  EXPECT_FALSE(exists(dir_ + "/f.1"));
+  auto fresh = uvget({"-d", dir_, server.url("/f")});
+  EXPECT_EQ(fresh.status, 0) << fresh.err;
+  EXPECT_EQ(read_file(dir_ + "/f.1"), body);
+  EXPECT_EQ(read_file(dir_ + "/f"), body);
+}
+
 TEST_F(CliTest, HttpsNeedsTrustAndCacertOrInsecureGivesIt) {
   if (find_program("openssl").empty()) GTEST_SKIP() << "openssl is not installed";
   const auto& certs = shared_test_certs();

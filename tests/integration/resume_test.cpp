@@ -1,0 +1,423 @@
+// Resume: a retry continues the .part with Range/If-Range, and a file sink with
+// FileSinkOptions::resume continues what an earlier run (or another program) left. Each rule is
+// checked against a server that breaks it: range ignored, ETag changed, a wrong Content-Range, 416.
+#include <gtest/gtest.h>
+#include <mbedtls/md.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+
+#include "support/loop_fixture.hpp"
+#include "support/test_server.hpp"
+
+namespace uvget::test {
+namespace {
+
+// "bytes=N-" -> N
+std::optional<std::uint64_t> range_start(const RecordedRequest& r) {
+  auto v = r.header("Range");
+  if (!v || !v->starts_with("bytes=") || !v->ends_with("-")) return std::nullopt;
+  return std::stoull(std::string(v->substr(6, v->size() - 7)));
+}
+
+// A resource served the way a good server does: 206 for a satisfiable range whose If-Range
+// matches, 416 past the end, 200 otherwise.
+Script serve(const RecordedRequest& r, const std::string& body, const std::string& etag) {
+  Headers h = {{"ETag", etag}, {"Accept-Ranges", "bytes"}};
+  auto from = range_start(r);
+  auto if_range = r.header("If-Range");
+  if (!from || (if_range && *if_range != etag)) return Script().send(http_response(200, body, h));
+  if (*from >= body.size()) {
+    h.emplace_back("Content-Range", "bytes */" + std::to_string(body.size()));
+    return Script().send(http_response(416, "", h));
+  }
+  h.emplace_back("Content-Range", "bytes " + std::to_string(*from) + "-" +
+                                      std::to_string(body.size() - 1) + "/" +
+                                      std::to_string(body.size()));
+  return Script().send(http_response(206, body.substr(*from), h));
+}
+
+// The first `n` bytes of a 200 response, then a reset: a connection dropped mid-body.
+Script dropped(const std::string& body, std::size_t n, const Headers& extra) {
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  for (auto& [k, v] : extra) head += k + ": " + v + "\r\n";
+  return Script().send(head + "\r\n" + body.substr(0, n)).pause_ms(30).reset();
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+std::string sha256(const std::string& data) {
+  unsigned char out[32];
+  mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256),
+             reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
+  std::string hex;
+  for (unsigned char c : out) {
+    char b[3];
+    std::snprintf(b, sizeof b, "%02x", c);
+    hex += b;
+  }
+  return hex;
+}
+
+class ResumeTest : public LoopTest {
+ protected:
+  void SetUp() override {
+    LoopTest::SetUp();
+    body_ = pattern_bytes(400'000, 11);
+    dir_ = make_temp_dir("uvget-resume");
+    path_ = dir_ + "/f";
+  }
+  void TearDown() override {
+    LoopTest::TearDown();
+    remove_tree(dir_);
+  }
+  ClientOptions retrying() {
+    ClientOptions o;
+    o.retries = 3;
+    o.retry_wait_ms = 5;
+    o.retry_max_wait_ms = 20;
+    return o;
+  }
+  std::shared_ptr<Outcome> get_file(const std::string& url, bool resume = false,
+                                    std::string checksum = {}) {
+    Request req;
+    FileSinkOptions fo;
+    fo.resume = resume;
+    req.sink = make_file_sink(path_, fo);
+    req.checksum = std::move(checksum);
+    return fetch(url, std::move(req));
+  }
+  void expect_only_the_file(const std::string& content) {
+    EXPECT_EQ(read_file(path_), content);
+    EXPECT_FALSE(exists(path_ + ".part"));
+    EXPECT_FALSE(exists(path_ + ".part.meta"));
+  }
+
+  std::string body_, dir_, path_;
+};
+
+TEST_F(ResumeTest, ARetryAsksForTheRestOnly) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    if (n++ == 0) return dropped(body_, 150'000, {{"ETag", "\"v1\""}});
+    return serve(r, body_, "\"v1\"");
+  });
+  client(retrying());
+  auto o = get_file(server.url("/f"));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  auto from = range_start(reqs[1]);
+  ASSERT_TRUE(from) << reqs[1].raw;
+  EXPECT_GT(*from, 0u);
+  EXPECT_LE(*from, 150'000u);
+  EXPECT_EQ(reqs[1].header("If-Range").value_or(""), "\"v1\"");
+  EXPECT_EQ(o->result.status, 206);
+  EXPECT_EQ(o->result.resumed_from, *from);
+  EXPECT_EQ(o->result.bytes, body_.size() - *from) << "only the rest came again";
+  EXPECT_EQ(o->result.attempts, 2);
+  expect_only_the_file(body_);
+}
+
+TEST_F(ResumeTest, ALastModifiedServesAsTheValidatorWithoutAnETag) {
+  const std::string date = "Wed, 21 Oct 2026 07:28:00 GMT";
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    if (n++ == 0) return dropped(body_, 100'000, {{"Last-Modified", date}, {"ETag", "W/\"weak\""}});
+    return serve(r, body_, "unused");
+  });
+  client(retrying());
+  auto o = get_file(server.url("/f"));
+  run();
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[1].header("If-Range").value_or(""), date) << "a weak ETag is never a validator";
+}
+
+TEST_F(ResumeTest, ARangeIgnoredStartsTheFileOver) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest&) {
+    if (n++ == 0) return dropped(body_, 150'000, {{"ETag", "\"v1\""}});
+    return Script().send(http_response(200, body_, {{"ETag", "\"v1\""}}));
+  });
+  client(retrying());
+  auto o = get_file(server.url("/f"));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_TRUE(range_start(server.requests().at(1)));
+  EXPECT_EQ(o->result.resumed_from, 0u);
+  EXPECT_EQ(o->result.bytes, body_.size());
+  expect_only_the_file(body_);  // never the partial bytes plus a whole body
+}
+
+TEST_F(ResumeTest, AChangedETagStartsTheFileOverWithTheNewVersion) {
+  std::string v2 = pattern_bytes(300'000, 12);
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    if (n++ == 0) return dropped(body_, 150'000, {{"ETag", "\"v1\""}});
+    return serve(r, v2, "\"v2\"");  // If-Range "v1" does not match: 200 with v2
+  });
+  client(retrying());
+  auto o = get_file(server.url("/f"));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(o->result.status, 200);
+  expect_only_the_file(v2);
+}
+
+TEST_F(ResumeTest, AWrongContentRangeStartIsNeverAppended) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    int k = n++;
+    if (k == 0) return dropped(body_, 150'000, {{"ETag", "\"v1\""}});
+    if (k == 1) {
+      auto from = range_start(r).value_or(0);
+      std::uint64_t wrong = from > 10 ? from - 10 : from + 10;
+      return Script().send(http_response(
+          206, body_.substr(wrong),
+          {{"ETag", "\"v1\""},
+           {"Content-Range", "bytes " + std::to_string(wrong) + "-" +
+                                 std::to_string(body_.size() - 1) + "/" +
+                                 std::to_string(body_.size())}}));
+    }
+    return serve(r, body_, "\"v1\"");
+  });
+  client(retrying());
+  auto o = get_file(server.url("/f"));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_FALSE(range_start(reqs[2])) << "after a bad range, the whole body is asked for";
+  EXPECT_EQ(o->result.attempts, 2) << "the range mix-up is not counted as a failed attempt";
+  expect_only_the_file(body_);
+}
+
+TEST_F(ResumeTest, A206ThatStopsShortOfTheEndIsNotAppended) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    int k = n++;
+    if (k == 0) return dropped(body_, 150'000, {{"ETag", "\"v1\""}});
+    if (k == 1) {
+      auto from = range_start(r).value_or(0);
+      return Script().send(http_response(
+          206, body_.substr(from, 1000),
+          {{"Content-Range", "bytes " + std::to_string(from) + "-" + std::to_string(from + 999) +
+                                 "/" + std::to_string(body_.size())}}));
+    }
+    return serve(r, body_, "\"v1\"");
+  });
+  client(retrying());
+  auto o = get_file(server.url("/f"));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  expect_only_the_file(body_);
+}
+
+TEST_F(ResumeTest, NoValidatorAndNoLengthMeansStartingOver) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest&) {
+    if (n++ == 0)
+      return Script()
+          .send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n30000\r\n" +
+                body_.substr(0, 0x30000) + "\r\n")
+          .pause_ms(30)
+          .reset();
+    return Script().send(http_response(200, body_));
+  });
+  client(retrying());
+  auto o = get_file(server.url("/f"));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_FALSE(range_start(server.requests().at(1))) << "nothing to check a range against";
+  expect_only_the_file(body_);
+}
+
+TEST_F(ResumeTest, AChecksumCoversTheWholeResumedBody) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    if (n++ == 0) return dropped(body_, 150'000, {{"ETag", "\"v1\""}});
+    return serve(r, body_, "\"v1\"");
+  });
+  client(retrying());
+  auto o = get_file(server.url("/f"), false, "sha-256=" + sha256(body_));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_GT(o->result.resumed_from, 0u);
+  expect_only_the_file(body_);
+}
+
+TEST_F(ResumeTest, ContinuesAPartLeftByAnEarlierRun) {
+  write_file(path_ + ".part", body_.substr(0, 123'456));
+  write_file(path_ + ".part.meta", "uvget-partial 1\nvalidator \"v1\"\nlength 400000\n");
+  TestServer server([&](const RecordedRequest& r) { return serve(r, body_, "\"v1\""); });
+  client();
+  auto o = get_file(server.url("/f"), true);
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].header("Range").value_or(""), "bytes=123456-");
+  EXPECT_EQ(reqs[0].header("If-Range").value_or(""), "\"v1\"");
+  EXPECT_EQ(o->result.resumed_from, 123'456u);
+  expect_only_the_file(body_);
+}
+
+TEST_F(ResumeTest, AnEarlierRunsPartOfAnotherVersionIsReplaced) {
+  write_file(path_ + ".part", std::string(123'456, 'x'));
+  write_file(path_ + ".part.meta", "uvget-partial 1\nvalidator \"old\"\nlength 999999\n");
+  TestServer server([&](const RecordedRequest& r) { return serve(r, body_, "\"v1\""); });
+  client();
+  auto o = get_file(server.url("/f"), true);
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(o->result.resumed_from, 0u);
+  expect_only_the_file(body_);
+}
+
+TEST_F(ResumeTest, A416ForACompletePartFinishesIt) {
+  write_file(path_ + ".part", body_);
+  write_file(path_ + ".part.meta", "uvget-partial 1\nvalidator \"v1\"\nlength 400000\n");
+  TestServer server([&](const RecordedRequest& r) { return serve(r, body_, "\"v1\""); });
+  client();
+  auto o = get_file(server.url("/f"), true);
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(o->result.status, 416);
+  EXPECT_EQ(o->result.bytes, 0u);
+  EXPECT_EQ(o->result.resumed_from, body_.size());
+  expect_only_the_file(body_);
+}
+
+TEST_F(ResumeTest, A416ForAnotherLengthStartsOver) {
+  write_file(path_ + ".part", std::string(500'000, 'x'));  // longer than the resource
+  TestServer server([&](const RecordedRequest& r) { return serve(r, body_, "\"v1\""); });
+  client();
+  auto o = get_file(server.url("/f"), true);
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].header("Range").value_or(""), "bytes=500000-");
+  EXPECT_FALSE(reqs[1].header("Range"));
+  expect_only_the_file(body_);
+}
+
+TEST_F(ResumeTest, ContinuesAPartialFileOfAnotherProgramBySize) {
+  write_file(path_, body_.substr(0, 50'000));  // e.g. an interrupted wget, no sidecar
+  TestServer server([&](const RecordedRequest& r) { return serve(r, body_, "\"v1\""); });
+  client();
+  auto o = get_file(server.url("/f"), true);
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].header("Range").value_or(""), "bytes=50000-");
+  EXPECT_FALSE(reqs[0].header("If-Range")) << "nothing known to validate with";
+  EXPECT_EQ(o->result.resumed_from, 50'000u);
+  expect_only_the_file(body_);
+}
+
+TEST_F(ResumeTest, LeavesACompleteFileAlone) {
+  write_file(path_, body_);
+  struct stat before {};
+  ASSERT_EQ(::stat(path_.c_str(), &before), 0);
+  TestServer server([&](const RecordedRequest& r) { return serve(r, body_, "\"v1\""); });
+  client();
+  auto o = get_file(server.url("/f"), true);
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(o->result.status, 416);
+  EXPECT_EQ(o->result.resumed_from, body_.size());
+  struct stat after {};
+  ASSERT_EQ(::stat(path_.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino) << "the same file, not rewritten";
+  expect_only_the_file(body_);
+}
+
+TEST_F(ResumeTest, AForeignFileIsReplacedOnlyByACompleteDownload) {
+  write_file(path_, "someone else's beginning");
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest&) {
+    if (n++ == 0) return Script().send(http_response(500, "down"));  // not retried here
+    return Script().send(http_response(200, body_));
+  });
+  client();
+  auto failed = get_file(server.url("/f"), true);
+  run();
+  EXPECT_EQ(failed->result.error.code, Errc::http_status);
+  EXPECT_EQ(read_file(path_), "someone else's beginning") << "a failure loses nothing";
+  auto o = get_file(server.url("/f"), true);  // range ignored: 200, the whole body
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  expect_only_the_file(body_);
+}
+
+TEST_F(ResumeTest, AFailureKeepsThePartAndItsSidecarForTheNextRun) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    if (n++ == 0) return dropped(body_, 200'000, {{"ETag", "\"v1\""}});
+    return serve(r, body_, "\"v1\"");
+  });
+  client();  // no retries: the first run fails
+  auto first = get_file(server.url("/f"), true);
+  run();
+  ASSERT_FALSE(first->result.ok());
+  ASSERT_TRUE(exists(path_ + ".part"));
+  EXPECT_NE(read_file(path_ + ".part.meta").find("validator \"v1\""), std::string::npos);
+  EXPECT_FALSE(exists(path_));
+  auto held = std::filesystem::file_size(path_ + ".part");
+  EXPECT_GT(held, 0u);
+  auto second = get_file(server.url("/f"), true);
+  run();
+  ASSERT_TRUE(second->result.ok()) << second->result.error.message();
+  EXPECT_EQ(second->result.resumed_from, held);
+  expect_only_the_file(body_);
+}
+
+TEST_F(ResumeTest, ARunWithAChecksumDownloadsAnEarlierPartAgainInFull) {
+  write_file(path_ + ".part", body_.substr(0, 100'000));
+  write_file(path_ + ".part.meta", "uvget-partial 1\nvalidator \"v1\"\nlength 400000\n");
+  TestServer server([&](const RecordedRequest& r) { return serve(r, body_, "\"v1\""); });
+  client();
+  auto o = get_file(server.url("/f"), true, "sha-256=" + sha256(body_));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_FALSE(server.requests().at(0).header("Range"))
+      << "the digest must cover bytes this run has not seen";
+  expect_only_the_file(body_);
+}
+
+TEST_F(ResumeTest, A206ToAPlainRequestIsAnError) {
+  TestServer server([&](const RecordedRequest&) {
+    return Script().send(
+        http_response(206, body_.substr(0, 1000), {{"Content-Range", "bytes 0-999/400000"}}));
+  });
+  client();
+  auto o = get_file(server.url("/f"));
+  run();
+  EXPECT_EQ(o->result.error.code, Errc::http_status);
+  EXPECT_FALSE(exists(path_));
+  EXPECT_FALSE(exists(path_ + ".part"));
+}
+
+TEST_F(ResumeTest, TheCallersOwnRangeIsLeftAlone) {
+  TestServer server([&](const RecordedRequest& r) { return serve(r, body_, "\"v1\""); });
+  client();
+  Request req;
+  req.headers = {{"Range", "bytes=100-"}};
+  req.fail_on_http_error = false;
+  auto o = fetch(server.url("/f"), std::move(req));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(o->result.status, 206);
+  EXPECT_EQ(o->body, body_.substr(100));
+}
+
+}  // namespace
+}  // namespace uvget::test
