@@ -137,6 +137,16 @@ struct Request {
   /// match fails the transfer with Errc::checksum_mismatch before the sink finishes (a file sink
   /// then leaves no file). Empty: none. A malformed value is an error from get().
   std::string checksum;
+  /// Segmented download: when the final response is at least min_split_size bytes long, the
+  /// server accepts byte ranges (Accept-Ranges: bytes, or a 206 to a resume) and the sink is a
+  /// file sink, the body comes over `split` connections at once: the response already streaming
+  /// keeps the first segment, Range requests fetch the others into the preallocated .part at
+  /// their offsets, and a segment that fails is retried alone (ClientOptions::retries). With
+  /// FileSinkOptions::resume the sidecar lists finished segments, so a later run fetches only
+  /// the rest. 0 or 1: one stream. Not with a checksum (the digest needs the bytes in order);
+  /// Callbacks::on_data then sees only the first segment's bytes.
+  int split = 1;
+  std::uint64_t min_split_size = 20 * 1024 * 1024;
   /// Whole-transfer deadline from get(), queueing and redirects included; 0: the client's
   /// ClientOptions::timeout_ms.
   std::uint64_t timeout_ms = 0;

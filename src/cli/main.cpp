@@ -44,6 +44,9 @@ struct Settings {
   bool discard = false;
   bool overwrite = false;
   bool resume = false;  // -c
+  int split = 1;
+  std::string min_split_size = "20M";
+  std::uint64_t min_split_bytes = 0;  // parsed
   double connect_timeout = 30;
   double idle_timeout = 60;
   int max_redirects = 10;
@@ -153,6 +156,13 @@ class App {
       return kExitUsage;
     }
     o.limit_rate_bytes_per_s = *limit_rate;
+    auto min_split = parse_bytes(s_.min_split_size);
+    if (!min_split) {
+      std::fprintf(stderr, "uvget: bad --min-split-size '%s' (expected bytes, e.g. 20M)\n",
+                   s_.min_split_size.c_str());
+      return kExitUsage;
+    }
+    s_.min_split_bytes = *min_split;
     o.low_speed_time_ms = static_cast<std::uint64_t>(s_.min_speed_time * 1000);
     o.retry_wait_ms = static_cast<std::uint64_t>(s_.retry_wait * 1000);
     if (s_.insecure && !s_.quiet)
@@ -327,6 +337,8 @@ class App {
     Request req;
     req.url = it.url;
     req.checksum = it.checksum;
+    req.split = s_.split;
+    req.min_split_size = s_.min_split_bytes;
     std::string path;
     if (!s_.discard) {
       auto url = Url::parse(it.url);
@@ -555,6 +567,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   app.add_flag("--discard", s.discard, "Download and count bytes, write nothing");
   app.add_flag("--overwrite", s.overwrite, "Replace existing files instead of adding .1, .2, ...");
+  app.add_option("-s,--split", s.split,
+                 "Connections for one large file (Range requests into the preallocated .part) "
+                 "when the server accepts ranges")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_option("--min-split-size", s.min_split_size,
+                 "Smallest file --split divides (K, M, G suffixes)")
+      ->capture_default_str();
   app.add_flag("-c,--continue", s.resume,
                "Continue NAME.part (or a partial NAME) from an earlier run where the server allows");
   app.add_option("--connect-timeout", s.connect_timeout, "Seconds per connection attempt")

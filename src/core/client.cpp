@@ -256,7 +256,7 @@ void Client::Impl::run_deferred() {
   }
 }
 
-Result<TransferId> Client::Impl::get(Request request, Callbacks callbacks) {
+Result<TransferId> Client::Impl::get(Request request, Callbacks callbacks, bool front) {
   if (closing_) return Error(Errc::client_closed, request.url + ": the client is closed");
   auto url = Url::parse(request.url);
   if (!url) return url.error();
@@ -284,7 +284,7 @@ Result<TransferId> Client::Impl::get(Request request, Callbacks callbacks) {
     t->set_timeout(timeout);
     arm_deadline_timer();
   }
-  t->admit();  // queued now, or once its sink has looked for an earlier run's bytes
+  t->admit(front);  // queued now, or once its sink has looked for an earlier run's bytes
   return TransferId{id};
 }
 
@@ -365,9 +365,9 @@ void Client::Impl::mark_ready(const std::string& key, Origin& o) {
   ready_.push_back(key);
 }
 
-void Client::Impl::admit(Transfer* t) {
+void Client::Impl::admit(Transfer* t, bool front) {
   if (closing_) return t->fail(Error(Errc::cancelled, "cancelled: client closed"));
-  enqueue(t, false);
+  enqueue(t, front);
   schedule_pump();  // never start inline: on_done must not run before get() returns
 }
 

@@ -26,7 +26,9 @@ namespace uvget {
 struct Client::Impl final : ConnectionOwner {
   Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_ptr<TlsContext>> tls);
 
-  Result<TransferId> get(Request request, Callbacks callbacks);
+  /// `front`: ahead of the transfers already queued for its origin (a segment of a download
+  /// that is already running).
+  Result<TransferId> get(Request request, Callbacks callbacks, bool front = false);
   void cancel(std::uint64_t id);
   void close(std::function<void()> on_closed);
   void detach();  // the Client is gone: free this once closed
@@ -38,7 +40,7 @@ struct Client::Impl final : ConnectionOwner {
   /// The exchange on `c` is over: keep it for reuse if it allows, else close it.
   void release(Connection* c);
   /// A new transfer joins its origin's queue (at the back).
-  void admit(Transfer* t);
+  void admit(Transfer* t, bool front);
   /// Back into the queue (retry on a fresh connection, or a redirect), at the front of its origin.
   void requeue(Transfer* t);
   /// `t` is done; called once, right before its on_done. Deletes `t` after the callback.

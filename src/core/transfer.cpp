@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <ctime>
+#include <deque>
+#include <map>
 #include <optional>
 #include <random>
 
@@ -10,7 +12,24 @@
 #include "http/request_writer.hpp"
 
 namespace uvget {
+
+struct Transfer::Split {
+  SplitFile* file = nullptr;
+  std::uint64_t total = 0;
+  std::string validator;               // If-Range of every segment request
+  std::deque<ByteRange> queue;         // segments not started
+  ByteRange stream;                    // the segment this transfer's own response covers
+  std::uint64_t stream_pos = 0;        // of it, bytes written so far
+  std::unique_ptr<Sink> stream_sink;   // null once the stream's segment ended
+  std::map<std::uint64_t, std::uint64_t> children;  // segment start -> transfer id
+  bool stopping = false;               // failing: waiting for every segment to end
+  Error error;                         // why, when stopping
+};
+
 namespace {
+
+// Segments are never smaller than this (a Range request costs a round trip, maybe a handshake).
+constexpr std::uint64_t kMinSegment = 1 << 20;
 
 bool is_redirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
@@ -104,6 +123,8 @@ Transfer::Transfer(Client::Impl& client, std::uint64_t id, Request request, Url 
       hash_(std::move(hash)),
       fail_on_http_error_(request.fail_on_http_error),
       cbs_(std::move(callbacks)),
+      split_n_(request.split),
+      min_split_(request.min_split_size),
       started_ns_(uv_hrtime()) {
   // The caller's own Range is theirs: never replaced by a resume.
   for (auto& h : headers_)
@@ -111,13 +132,15 @@ Transfer::Transfer(Client::Impl& client, std::uint64_t id, Request request, Url 
   if (method_ != Method::get) ranges_off_ = true;
 }
 
-void Transfer::admit() {
-  if (!sink_) return client_.admit(this);
+Transfer::~Transfer() = default;
+
+void Transfer::admit(bool front) {
+  if (!sink_) return client_.admit(this, front);
   phase_ = Phase::preparing;
-  sink_->prepare(client_.loop(), [this] {
+  sink_->prepare(client_.loop(), [this, front] {
     if (phase_ != Phase::preparing) return;
     phase_ = Phase::queued;
-    client_.admit(this);
+    client_.admit(this, front);
   });
 }
 
@@ -138,15 +161,20 @@ void Transfer::start(Connection* c) {
   ++attempts_;
   moved_ = speed_mark_ = speed_mark_ms_ = slow_since_ms_ = 0;
   range_from_ = resumed_from_ = 0;
-  start_over_ = held_complete_ = false;
+  start_over_ = held_complete_ = ranged_ = false;
   if (sink_ && !ranges_off_) {
     held_ = sink_->held();
-    // A checksum must cover every byte: continue only what this transfer hashed itself.
-    if (held_.bytes > 0 && (!hash_ || hash_->bytes() == held_.bytes)) range_from_ = held_.bytes;
+    // Something held (a prefix, or a segmented .part's ranges). A checksum must cover every
+    // byte: continue only what this transfer hashed itself.
+    bool some = held_.bytes > 0 || held_.total > 0 || !held_.validator.empty();
+    if (some && (!hash_ || hash_->bytes() == held_.bytes)) {
+      ranged_ = true;
+      range_from_ = held_.bytes;
+    }
   }
   std::string req;
   req.reserve(256);
-  if (range_from_ == 0) {
+  if (!ranged_) {
     write_request(req, method_, url_, client_.opts().user_agent, client_.opts().headers, headers_);
   } else {
     HeaderList with_range = headers_;
@@ -185,11 +213,11 @@ void Transfer::on_exchange_head(Response& head) {
     }
     return;  // the body of a redirect is drained, not kept
   }
-  if (range_from_ > 0 && (head.status == 206 || head.status == 416)) {
+  if (ranged_ && (head.status == 206 || head.status == 416)) {
     auto cr = parse_content_range(head.header("Content-Range"));
     bool total_ok = cr && cr->length && (!held_.total || *cr->length == held_.total);
     if (head.status == 206 && total_ok && cr->first == range_from_ && *cr->last + 1 == *cr->length)
-      return continue_held(head);
+      return continue_held(head, *cr->length);
     if (head.status == 416 && total_ok && !cr->first && *cr->length == range_from_) {
       held_complete_ = true;  // finished in on_exchange_done, once this body is drained
       return;
@@ -197,7 +225,7 @@ void Transfer::on_exchange_head(Response& head) {
     start_over_ = true;  // a range we did not ask for, or a changed length: drain, then again
     return;
   }
-  if (head.status == 206 && !ranges_off_) {
+  if (head.status == 206 && !ranges_off_ && !ranged_) {
     deferred_error_ = Error(Errc::http_status, "HTTP 206 to a request for the whole body");
     return;
   }
@@ -211,6 +239,7 @@ void Transfer::on_exchange_head(Response& head) {
   if (cbs_.on_head) cbs_.on_head(head);
   if (phase_ != Phase::running) return;  // cancelled from on_head
   if (sink_) {
+    if (head.status == 200 && try_split(head, head.content_length(), false)) return;
     Sink::Events ev;
     ev.drained = [this] {
       if (conn_) conn_->resume_reading();
@@ -221,11 +250,12 @@ void Transfer::on_exchange_head(Response& head) {
   }
 }
 
-void Transfer::continue_held(Response& head) {
+void Transfer::continue_held(Response& head, std::uint64_t total) {
   keep_body_ = true;
   resumed_from_ = range_from_;
   if (cbs_.on_head) cbs_.on_head(head);
   if (phase_ != Phase::running) return;  // cancelled from on_head
+  if (try_split(head, total, true)) return;
   Sink::Events ev;
   ev.drained = [this] {
     if (conn_) conn_->resume_reading();
@@ -245,6 +275,7 @@ void Transfer::start_over() {
 void Transfer::on_exchange_body(std::span<const std::byte> bytes) {
   moved_ += bytes.size();
   if (!keep_body_) return;
+  if (split_) return split_body(bytes);
   bytes_ += bytes.size();
   if (hash_) hash_->update(bytes);
   client_.count_body(bytes.size());
@@ -269,6 +300,12 @@ void Transfer::on_exchange_done(const Error& error, bool retry_safe) {
   }
   if (c) client_.release(c);
   if (phase_ != Phase::running) return;
+  if (split_) {
+    // The stream ended before its segment did (a segment that ends with the body ends the
+    // exchange itself, in split_body): the rest becomes a segment request of its own.
+    if (split_->stream_sink) end_stream();
+    return;
+  }
   if (error && retry_safe && !stale_retry_used_ && !sink_opened_) {
     // The server dropped a kept-alive connection as the request went out: repeat once.
     stale_retry_used_ = true;
@@ -398,9 +435,160 @@ void Transfer::fail(Error error) {
     c->close();
   }
   Error e = std::move(error);
+  if (split_) {
+    // Every segment ends first: they write into the file the sink is about to close.
+    split_->stopping = true;
+    split_->error = std::move(e);
+    for (auto& [from, id] : split_->children) client_.cancel(id);
+    if (split_->stream_sink)
+      split_->stream_sink->abort(split_->error, [this] {
+        split_->stream_sink.reset();
+        split_progress();
+      });
+    else
+      split_progress();
+    return;
+  }
   if (!sink_) return complete(std::move(e));
   Sink* sink = sink_.get();
   sink->abort(e, [this, e]() mutable { complete(std::move(e)); });
+}
+
+bool Transfer::try_split(const Response& head, std::optional<std::uint64_t> total,
+                         bool continuing) {
+  if (split_n_ < 2 || hash_ || !total || *total < min_split_ || *total == 0) return false;
+  auto* file = dynamic_cast<SplitFile*>(sink_.get());
+  if (!file) return false;
+  if (!continuing) {
+    auto ranges = head.header("Accept-Ranges");
+    if (!ranges || ranges->find("bytes") == std::string_view::npos) return false;
+  }
+  std::vector<ByteRange> done;
+  if (continuing) {
+    done = file->done_ranges();
+    add_range(done, {0, range_from_});
+  }
+  auto tasks = plan_segments(*total, done, range_from_, split_n_, kMinSegment);
+  if (tasks.empty() || tasks[0].from != range_from_) return false;
+  // A fresh body in one piece needs no split; a segmented .part stays one (its holes).
+  if (tasks.size() < 2 && done.empty()) return false;
+  split_ = std::make_unique<Split>();
+  Split& sp = *split_;
+  sp.file = file;
+  sp.total = *total;
+  sp.validator = continuing && !held_.validator.empty() ? held_.validator : validator_of(head);
+  sp.stream = tasks[0];
+  sp.queue.assign(tasks.begin() + 1, tasks.end());
+  resumed_from_ = 0;
+  for (const ByteRange& d : done) resumed_from_ += d.size();
+  Sink::Events ev;
+  ev.failed = [this](Error e) { fail(std::move(e)); };
+  sink_opened_ = true;
+  if (Error e = file->open_split(client_.loop(), head, *total, continuing, std::move(ev))) {
+    fail(std::move(e));
+    return true;
+  }
+  sp.stream_sink = file->segment(sp.stream, false);
+  Sink::Events sev;
+  sev.drained = [this] {
+    if (conn_) conn_->resume_reading();
+  };
+  sev.failed = [this](Error e) { fail(std::move(e)); };
+  if (Error e = sp.stream_sink->open(client_.loop(), head, std::move(sev))) {
+    fail(std::move(e));
+    return true;
+  }
+  spawn_segments();
+  return true;
+}
+
+void Transfer::split_body(std::span<const std::byte> bytes) {
+  Split& sp = *split_;
+  if (!sp.stream_sink) return;
+  std::uint64_t room = sp.stream.size() - sp.stream_pos;
+  auto mine = bytes.first(static_cast<std::size_t>(std::min<std::uint64_t>(room, bytes.size())));
+  sp.stream_pos += mine.size();
+  bytes_ += mine.size();
+  client_.count_body(mine.size());
+  if (cbs_.on_data) {
+    cbs_.on_data(mine);
+    if (phase_ != Phase::running) return;
+  }
+  bool more = sp.stream_sink->write(mine);
+  if (phase_ != Phase::running) return;  // the write failed
+  if (sp.stream_pos == sp.stream.size()) return end_stream();
+  if (!more && conn_) conn_->pause_reading();
+}
+
+void Transfer::end_stream() {
+  Split& sp = *split_;
+  if (conn_) {  // the segment is complete: the rest of this response belongs to other segments
+    Connection* c = conn_;
+    conn_ = nullptr;
+    c->close();  // the exchange is abandoned: its callbacks never come
+  }
+  auto done = [this] {
+    split_->stream_sink.reset();
+    split_progress();
+  };
+  if (sp.stream_pos == sp.stream.size()) {
+    sp.stream_sink->finish([this, done](Error e) {
+      if (e) fail(std::move(e));
+      done();
+    });
+  } else {
+    sp.queue.push_front({sp.stream.from + sp.stream_pos, sp.stream.to});
+    sp.stream_sink->abort(Error(Errc::connection_closed, "stream ended"), done);
+  }
+}
+
+void Transfer::spawn_segments() {
+  Split& sp = *split_;
+  while (!sp.stopping && !sp.queue.empty() &&
+         static_cast<int>(sp.children.size()) + (sp.stream_sink ? 1 : 0) < split_n_) {
+    ByteRange r = sp.queue.front();
+    sp.queue.pop_front();
+    Request req;
+    req.url = url_.str();
+    req.headers = headers_;
+    req.headers.emplace_back("Range", "bytes=" + std::to_string(r.from) + "-" +
+                                          std::to_string(r.to - 1));
+    if (!sp.validator.empty()) req.headers.emplace_back("If-Range", sp.validator);
+    req.sink = sp.file->segment(r, true);
+    Callbacks cbs;
+    cbs.on_done = [this, from = r.from](const TransferResult& res) { segment_done(from, res); };
+    auto id = client_.get(std::move(req), std::move(cbs), true);
+    if (!id) return fail(id.error());
+    sp.children.emplace(r.from, static_cast<std::uint64_t>(*id));
+  }
+}
+
+void Transfer::segment_done(std::uint64_t from, const TransferResult& r) {
+  split_->children.erase(from);
+  if (r.ok()) {
+    bytes_ += r.bytes;
+  } else if (!split_->stopping) {
+    std::string why = r.error.message();
+    if (why.starts_with(r.final_url + ": ")) why.erase(0, r.final_url.size() + 2);
+    fail(Error(r.error.code, "segment from byte " + std::to_string(from) + ": " + why));
+    return;
+  }
+  split_progress();
+}
+
+void Transfer::split_progress() {
+  Split& sp = *split_;
+  if (!sp.stopping) spawn_segments();
+  if (!sp.children.empty() || sp.stream_sink) return;
+  if (sp.stopping) {
+    if (phase_ == Phase::done) return;
+    Error e = sp.error;
+    sink_->abort(e, [this, e]() mutable { complete(std::move(e)); });
+    return;
+  }
+  if (!sp.queue.empty() || phase_ != Phase::running) return;
+  phase_ = Phase::finishing;
+  sink_->finish([this](Error e) { complete(std::move(e)); });
 }
 
 void Transfer::complete(Error error) {

@@ -9,6 +9,7 @@
 #include <uvget/client.hpp>
 
 #include "core/checksum.hpp"
+#include "sink/split_file.hpp"
 #include "http/connection.hpp"
 #include "url.hpp"
 
@@ -23,9 +24,11 @@ class Transfer final : public Exchange {
 
   Transfer(Client::Impl& client, std::uint64_t id, Request request, Url url, Callbacks callbacks,
            std::unique_ptr<BodyHash> hash);
+  ~Transfer();
 
-  /// Right after get(): lets the sink prepare, then joins the client's queue.
-  void admit();
+  /// Right after get(): lets the sink prepare, then joins the client's queue (at its front
+  /// when `front`: a segment of a download already running).
+  void admit(bool front);
   /// Runs the current URL's request on `c` (fresh or parked).
   void start(Connection* c);
   /// Fails with `error`: closes the connection, aborts the sink, then completes.
@@ -51,7 +54,19 @@ class Transfer final : public Exchange {
   /// The server refused or garbled the range: ask again for the whole body (not an attempt).
   void start_over();
   /// A 206 continuing the held bytes, or a 416 saying they are complete: the sink appends.
-  void continue_held(Response& head);
+  void continue_held(Response& head, std::uint64_t total);
+  // Segmented download (Request::split).
+  struct Split;
+  /// Splits this response's body when the request, the sink and the server allow; true if so.
+  bool try_split(const Response& head, std::optional<std::uint64_t> total, bool continuing);
+  void split_body(std::span<const std::byte> bytes);
+  /// This transfer's own stream stops: its segment is complete, or the rest of it (when the
+  /// stream broke) goes back to the queue for a segment request of its own.
+  void end_stream();
+  void spawn_segments();
+  void segment_done(std::uint64_t from, const TransferResult& r);
+  /// Every segment over: finish (or, when stopping, abort) the sink.
+  void split_progress();
   /// A failed exchange: retried when the error may pass and attempts are left, else failed.
   void fail_or_retry(Error error);
   void complete(Error error);
@@ -89,6 +104,10 @@ class Transfer final : public Exchange {
   bool ranges_off_ = false;          // never ask for a range again (refused, or the caller's own)
   bool start_over_ = false;          // the range answer cannot be used: ask for the whole body
   bool held_complete_ = false;       // 416: the held bytes are the whole body
+  bool ranged_ = false;              // the request asked for a range (from range_from_)
+  const int split_n_;
+  const std::uint64_t min_split_;
+  std::unique_ptr<Split> split_;     // non-null once the body is fetched in segments
   int redirects_ = 0;
   bool reused_ = false;
   std::uint64_t bytes_ = 0;

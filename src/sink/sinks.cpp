@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -14,6 +15,7 @@
 
 #include <uvget/request.hpp>
 
+#include "sink/split_file.hpp"
 #include "uv/util.hpp"
 
 namespace uvget {
@@ -29,16 +31,33 @@ constexpr std::size_t kSmallFile = 64 * 1024;
 //   length 1048576
 constexpr std::string_view kMetaMagic = "uvget-partial 1";
 
-std::string meta_text(const std::string& validator, std::uint64_t total) {
+//   split                      (a segmented download: the .part has its full size)
+//   done 0-1048576             (ranges [from, to) complete on disk)
+std::string meta_text(const std::string& validator, std::uint64_t total, bool split,
+                      const std::vector<ByteRange>& done) {
   std::string t(kMetaMagic);
   t += "\n";
   if (!validator.empty()) t += "validator " + validator + "\n";
   if (total) t += "length " + std::to_string(total) + "\n";
+  if (split) t += "split\n";
+  for (const ByteRange& r : done)
+    t += "done " + std::to_string(r.from) + "-" + std::to_string(r.to) + "\n";
   return t;
 }
 
+bool parse_number(std::string_view v, std::uint64_t& n) {
+  n = 0;
+  if (v.empty() || v.size() > 19) return false;
+  for (char c : v) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return true;
+}
+
 // Parses a sidecar; false when it is not one of ours.
-bool parse_meta(std::string_view text, std::string& validator, std::uint64_t& total) {
+bool parse_meta(std::string_view text, std::string& validator, std::uint64_t& total, bool& split,
+                std::vector<ByteRange>& done) {
   auto line = [&]() {
     auto nl = text.find('\n');
     std::string_view l = text.substr(0, nl);
@@ -51,25 +70,26 @@ bool parse_meta(std::string_view text, std::string& validator, std::uint64_t& to
     if (l.starts_with("validator ")) {
       validator = std::string(l.substr(10));
     } else if (l.starts_with("length ")) {
-      total = 0;
-      for (char c : l.substr(7)) {
-        if (c < '0' || c > '9' || total > UINT64_MAX / 10 - 10) return false;
-        total = total * 10 + static_cast<std::uint64_t>(c - '0');
-      }
+      if (!parse_number(l.substr(7), total)) return false;
+    } else if (l == "split") {
+      split = true;
+    } else if (l.starts_with("done ")) {
+      auto dash = l.find('-', 5);
+      ByteRange r;
+      if (dash == std::string_view::npos || !parse_number(l.substr(5, dash - 5), r.from) ||
+          !parse_number(l.substr(dash + 1), r.to))
+        return false;
+      add_range(done, r);
     }
   }
+  // Done ranges past the end, or a split file without a length, cannot be trusted.
+  if (split && (total == 0 || (!done.empty() && done.back().to > total))) return false;
   return true;
 }
 
-// The validator a resume sends in If-Range: the strong ETag, else Last-Modified.
-std::string validator_of(const Response& head) {
-  if (auto etag = head.header("ETag"); etag && !etag->empty() && !etag->starts_with("W/"))
-    return std::string(*etag);
-  if (auto lm = head.header("Last-Modified"); lm && !lm->empty()) return std::string(*lm);
-  return {};
-}
+class SegmentSink;
 
-class FileSink final : public Sink {
+class FileSink final : public Sink, public SplitFile {
  public:
   FileSink(std::string path, FileSinkOptions o)
       : path_(std::move(path)), part_(path_ + ".part"), meta_(part_ + ".meta"), opts_(o) {}
@@ -84,11 +104,51 @@ class FileSink final : public Sink {
   Held held() const override {
     if (error_ || aborting_) return {};
     std::uint64_t bytes = state_ == State::held ? offset_ : pending_.size();
+    if (bytes == 0 && done_.empty()) return {};
     // Bytes of a response that gave neither a validator nor a length cannot be checked against
     // a later one: resumed only when the caller asked to trust the size (a file found on disk).
-    if (bytes == 0 || (validator_.empty() && total_ == 0 && !trust_size_)) return {};
+    if (validator_.empty() && total_ == 0 && !trust_size_) return {};
     return {bytes, validator_, total_};
   }
+
+  // SplitFile
+  std::vector<ByteRange> done_ranges() const override { return done_; }
+  Error open_split(uv_loop_s* loop, const Response& head, std::uint64_t total, bool continuing,
+                   Events events) override {
+    loop_ = loop;
+    events_ = std::move(events);
+    if (continuing) {
+      add_range(done_, {0, offset_});  // the held prefix (NAME.part or another program's NAME)
+    } else {
+      done_.clear();
+      validator_ = validator_of(head);
+      foreign_ = false;
+    }
+    if (validator_.empty()) validator_ = validator_of(head);
+    total_ = total;
+    split_ = true;
+    split_continuing_ = continuing;
+    trust_size_ = false;
+    pending_.clear();
+    offset_ = 0;
+    run_job(Job::open_split);
+    return {};
+  }
+  std::unique_ptr<Sink> segment(ByteRange r, bool check_range) override;
+
+  // For segments.
+  int split_fd() const noexcept { return split_ && state_ == State::open ? fd_ : -1; }
+  uv_loop_t* loop() const noexcept { return loop_; }
+  const std::string& part() const noexcept { return part_; }
+  const FileSinkOptions& options() const noexcept { return opts_; }
+  std::uint64_t total() const noexcept { return total_; }
+  void range_done(ByteRange r) {
+    add_range(done_, r);
+    meta_dirty_ = true;
+    next();
+  }
+  void add_segment(SegmentSink* s) { segments_.push_back(s); }
+  void remove_segment(SegmentSink* s) { std::erase(segments_, s); }
 
   Error open(uv_loop_s* loop, const Response& head, Events events) override {
     loop_ = loop;
@@ -96,7 +156,8 @@ class FileSink final : public Sink {
     // The whole body comes: whatever was held goes (a .part on disk is truncated when opened).
     pending_.clear();
     offset_ = 0;
-    trust_size_ = foreign_ = false;
+    trust_size_ = foreign_ = split_ = false;
+    done_.clear();
     if (state_ == State::held) state_ = State::buffering;
     validator_ = validator_of(head);
     total_ = head.content_length().value_or(0);
@@ -109,6 +170,9 @@ class FileSink final : public Sink {
     if (validator_.empty()) validator_ = validator_of(head);
     if (total_ == 0)
       if (auto n = head.content_length()) total_ = held().bytes + *n;
+    // A segmented .part continued as one stream: it is cut back to the held prefix on reopen.
+    split_ = false;
+    done_.clear();
     return {};  // a held file is reopened with the first byte (or renamed by finish)
   }
 
@@ -176,7 +240,7 @@ class FileSink final : public Sink {
   // opening: a job opens the .part; open: fd_ valid; held: fd_ closed, the first offset_ bytes
   // are in the .part (or, when foreign_, in NAME itself); closed: finished or given up.
   enum class State { buffering, opening, open, held, closed };
-  enum class Job { probe, open, reopen, whole, close_rename, discard, close_only };
+  enum class Job { probe, open, reopen, whole, close_rename, discard, close_only, open_split, meta };
 
  public:
   struct Work {
@@ -190,6 +254,8 @@ class FileSink final : public Sink {
     bool found_part = false, found_final = false, found_meta = false;
     std::string validator{};
     std::uint64_t total = 0;
+    bool split = false;
+    std::vector<ByteRange> done{};
   };
 
  private:
@@ -250,10 +316,14 @@ class FileSink final : public Sink {
         suspend_cb_ = nullptr;
         cb();
       }
+    } else if (meta_dirty_ && split_ && state_ == State::open) {
+      run_job(Job::meta);
     } else if (finish_cb_ && state_ == State::open) {
       run_job(Job::close_rename);
     }
   }
+
+  void kick_segments();
 
   void write_more() {
     inflight_.swap(pending_);
@@ -299,10 +369,26 @@ class FileSink final : public Sink {
 
   void run_job(Job job) {
     busy_ = true;
-    if (job == Job::whole || job == Job::open || job == Job::reopen) state_ = State::opening;
+    if (job == Job::whole || job == Job::open || job == Job::reopen || job == Job::open_split)
+      state_ = State::opening;
     auto* w = new Work{.self = this, .job = job};
-    if (job == Job::open || job == Job::reopen) meta_text_ = meta_text(validator_, total_);
+    if (job == Job::open || job == Job::reopen || job == Job::open_split || job == Job::meta ||
+        (job == Job::discard && split_)) {
+      meta_text_ = meta_text(validator_, total_, split_, done_);
+      meta_dirty_ = false;
+    }
     submit(loop_, w);
+  }
+
+  // The sidecar, replaced whole (a crash never leaves half of one). Best effort: without it a
+  // later resume goes by size alone.
+  static void write_meta(FileSink* s) {
+    std::string tmp = s->meta_ + ".tmp";
+    int fd = ::open(tmp.c_str(), kOpenFlags, s->opts_.mode);
+    if (fd < 0) return;
+    bool ok = write_all(fd, s->meta_text_.data(), s->meta_text_.size());
+    ::close(fd);
+    if (!ok || ::rename(tmp.c_str(), s->meta_.c_str()) < 0) ::unlink(tmp.c_str());
   }
 
   static bool write_all(int fd, const char* p, std::size_t n) {
@@ -345,7 +431,8 @@ class FileSink final : public Sink {
             if (n > 0 && n < static_cast<ssize_t>(sizeof buf))
               w->found_meta =
                   parse_meta(std::string_view(buf, static_cast<std::size_t>(n)), w->validator,
-                             w->total);
+                             w->total, w->split, w->done);
+            if (!w->found_meta) w->split = false, w->done.clear();
           }
         } else if (::lstat(s->path_.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
           w->found_final = true;
@@ -367,14 +454,37 @@ class FileSink final : public Sink {
           return failed("truncate");
         }
         w->fd = fd;
-        // Best effort: without it a later resume goes by size alone.
-        int mfd = ::open(s->meta_.c_str(), kOpenFlags, s->opts_.mode);
-        if (mfd >= 0) {
-          write_all(mfd, s->meta_text_.data(), s->meta_text_.size());
-          ::close(mfd);
-        }
+        write_meta(s);
         return;
       }
+      case Job::open_split: {
+        if (s->foreign_ && ::rename(s->path_.c_str(), s->part_.c_str()) < 0)
+          return failed("rename");
+        int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (s->split_continuing_ ? 0 : O_TRUNC);
+        int fd = ::open(s->part_.c_str(), flags, s->opts_.mode);
+        if (fd < 0) return failed("open");
+        // The whole size now: a full disk shows before any segment starts (fallocate), and
+        // every segment writes inside the file. Where fallocate is not supported, a sparse file.
+        auto size = static_cast<off_t>(s->total_);
+        if (::fallocate(fd, 0, 0, size) < 0 && errno != EOPNOTSUPP && errno != ENOSYS) {
+          int e = errno;
+          ::close(fd);
+          errno = e;
+          return failed("allocate");
+        }
+        if (::ftruncate(fd, size) < 0) {
+          int e = errno;
+          ::close(fd);
+          errno = e;
+          return failed("truncate");
+        }
+        w->fd = fd;
+        write_meta(s);
+        return;
+      }
+      case Job::meta:
+        write_meta(s);
+        return;
       case Job::whole: {
         int fd = ::open(s->part_.c_str(), kOpenFlags, s->opts_.mode);
         if (fd < 0) return failed("open");
@@ -399,6 +509,7 @@ class FileSink final : public Sink {
         return;
       case Job::discard:
         if (s->fd_ >= 0) ::close(s->fd_);
+        if (s->keep_ && s->split_ && s->part_on_disk_) write_meta(s);  // the ranges done so far
         if (!s->keep_ && s->part_on_disk_) {
           ::unlink(s->part_.c_str());
           ::unlink(s->meta_.c_str());
@@ -432,6 +543,13 @@ class FileSink final : public Sink {
         } else if (w->found_final) {
           self->foreign_ = self->trust_size_ = true;
         }
+        if (w->split) {
+          // A segmented .part has its full size: what counts is the ranges its sidecar lists.
+          self->split_ = true;
+          self->done_ = std::move(w->done);
+          w->size = !self->done_.empty() && self->done_[0].from == 0 ? self->done_[0].to : 0;
+          if (!self->done_.empty()) self->state_ = State::held;
+        }
         if ((w->found_part || w->found_final) && w->size > 0) {
           self->offset_ = w->size;
           self->state_ = State::held;
@@ -442,8 +560,11 @@ class FileSink final : public Sink {
         if (cb) cb();
         return;
       }
+      case Job::meta:
+        return self->next();
       case Job::open:
       case Job::reopen:
+      case Job::open_split:
         if (err) {
           self->state_ = State::closed;
           self->fail(err.detail);
@@ -453,6 +574,10 @@ class FileSink final : public Sink {
         self->fd_ = w->fd;
         self->part_on_disk_ = self->meta_on_disk_ = true;
         self->state_ = State::open;
+        if (w->job == Job::open_split) {
+          self->foreign_ = false;
+          self->kick_segments();
+        }
         return self->next();
       case Job::close_only:
         self->fd_ = -1;
@@ -531,7 +656,175 @@ class FileSink final : public Sink {
   std::string meta_text_;             // the sidecar Job::open writes
   bool trust_size_ = false;           // held bytes found without a sidecar: resume by size
   bool foreign_ = false;              // the held bytes are in NAME itself (another program's)
+  bool split_ = false;                // a segmented download: full-size .part, done_ ranges
+  bool split_continuing_ = false;     // Job::open_split keeps what the .part holds
+  bool meta_dirty_ = false;           // done_ changed since the sidecar was last written
+  std::vector<ByteRange> done_;       // split_: ranges complete on disk
+  std::vector<SegmentSink*> segments_;  // live segment sinks, kicked when the file opens
 };
+
+// One segment of a split download: its bytes go to their offsets in the FileSink's .part
+// through uv_fs_write, with the same backpressure as the file sink. Writes wait until the file
+// is open; what was written is recorded as done when the segment finishes or is aborted.
+class SegmentSink final : public Sink {
+ public:
+  SegmentSink(FileSink* file, ByteRange r, bool check) : file_(file), r_(r), check_(check) {
+    file_->add_segment(this);
+  }
+  ~SegmentSink() override { file_->remove_segment(this); }
+
+  Error open(uv_loop_s*, const Response& head, Events events) override {
+    events_ = std::move(events);
+    if (!check_) return {};
+    std::string want = "bytes " + std::to_string(r_.from) + "-" + std::to_string(r_.to - 1) + "/" +
+                       std::to_string(file_->total());
+    auto got = head.header("Content-Range");
+    if (head.status == 206 && got && *got == want) return {};
+    return Error(Errc::http_status,
+                 "asked for bytes " + std::to_string(r_.from) + "-" + std::to_string(r_.to - 1) +
+                     ", got HTTP " + std::to_string(head.status) +
+                     (got ? " with Content-Range " + std::string(*got) : "") +
+                     " (the file changed on the server, or it stopped serving ranges)");
+  }
+
+  bool write(std::span<const std::byte> data) override {
+    if (failed_) return true;
+    pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    next();
+    if (pending_.size() + inflight_.size() >= file_->options().high_water) paused_ = true;
+    return !paused_;
+  }
+
+  void finish(std::function<void(Error)> done) override {
+    finish_cb_ = std::move(done);
+    next();
+  }
+
+  void abort(const Error&, std::function<void()> done) override {
+    aborting_ = true;
+    pending_.clear();
+    abort_cb_ = std::move(done);
+    restart_cb_ = nullptr;
+    next();
+  }
+
+  bool restart(std::function<void()> done) override {
+    if (aborting_ || finish_cb_) return false;
+    restart_cb_ = std::move(done);
+    next();
+    return true;
+  }
+
+  void next() {
+    if (busy_) return;
+    if (aborting_) {
+      record();
+      auto cb = std::move(abort_cb_);
+      abort_cb_ = nullptr;
+      if (cb) cb();  // the owner may delete us here
+      return;
+    }
+    if (restart_cb_) {  // bytes at the same offsets are simply written again
+      pending_.clear();
+      written_ = 0;
+      paused_ = failed_ = false;
+      auto cb = std::move(restart_cb_);
+      restart_cb_ = nullptr;
+      cb();
+      return;
+    }
+    if (failed_) return;
+    int fd = file_->split_fd();
+    if (fd < 0) return;  // kicked once the file is open
+    if (!pending_.empty()) {
+      inflight_.swap(pending_);
+      pending_.clear();
+      return issue_write(fd);
+    }
+    if (finish_cb_) {
+      Error e;
+      if (written_ != r_.size())
+        e = Error(Errc::size_mismatch, "segment " + std::to_string(r_.from) + "-" +
+                                           std::to_string(r_.to - 1) + " got " +
+                                           std::to_string(written_) + " bytes");
+      record();
+      auto cb = std::move(finish_cb_);
+      finish_cb_ = nullptr;
+      cb(std::move(e));  // the owner may delete us here
+    }
+  }
+
+ private:
+  void record() {
+    if (written_ > 0) file_->range_done({r_.from, r_.from + written_});
+    written_ = 0;
+  }
+
+  void issue_write(int fd) {
+    busy_ = true;
+    req_.data = this;
+    uv_buf_t b = uv_buf_init(inflight_.data() + inflight_done_,
+                             static_cast<unsigned>(inflight_.size() - inflight_done_));
+    auto at = static_cast<int64_t>(r_.from + written_);
+    if (int rc = uv_fs_write(file_->loop(), &req_, fd, &b, 1, at, &on_write); rc < 0) {
+      busy_ = false;
+      write_failed(rc);
+    }
+  }
+
+  void write_failed(int rc) {
+    failed_ = true;
+    inflight_.clear();
+    inflight_done_ = 0;
+    pending_.clear();
+    if (events_.failed)
+      events_.failed(Error(Errc::file_io, "cannot write '" + file_->part() + "': " + uv_words(rc)));
+  }
+
+  static void on_write(uv_fs_t* req) {
+    auto* self = static_cast<SegmentSink*>(req->data);
+    ssize_t result = req->result;
+    uv_fs_req_cleanup(req);
+    self->busy_ = false;
+    if (result < 0) {
+      self->write_failed(static_cast<int>(result));
+      return self->next();
+    }
+    self->written_ += static_cast<std::uint64_t>(result);
+    self->inflight_done_ += static_cast<std::size_t>(result);
+    if (self->inflight_done_ < self->inflight_.size() && !self->aborting_ && !self->restart_cb_)
+      return self->issue_write(self->file_->split_fd());  // short write
+    self->inflight_.clear();
+    self->inflight_done_ = 0;
+    if (self->paused_ && self->pending_.size() < self->file_->options().low_water) {
+      self->paused_ = false;
+      if (self->events_.drained) self->events_.drained();  // may write more into pending_
+    }
+    self->next();
+  }
+
+  FileSink* file_;
+  const ByteRange r_;
+  const bool check_;
+  Events events_;
+  uv_fs_t req_{};
+  bool busy_ = false, paused_ = false, failed_ = false, aborting_ = false;
+  std::string pending_, inflight_;
+  std::size_t inflight_done_ = 0;
+  std::uint64_t written_ = 0;  // bytes of this segment on disk (from r_.from)
+  std::function<void(Error)> finish_cb_;
+  std::function<void()> abort_cb_, restart_cb_;
+};
+
+std::unique_ptr<Sink> FileSink::segment(ByteRange r, bool check_range) {
+  return std::make_unique<SegmentSink>(this, r, check_range);
+}
+
+void FileSink::kick_segments() {
+  std::vector<SegmentSink*> now = segments_;  // a kick may end (and delete) a segment
+  for (SegmentSink* s : now)
+    if (std::find(segments_.begin(), segments_.end(), s) != segments_.end()) s->next();
+}
 
 // Threadpool jobs of every file sink on one loop go out in batches: at most kBatchesInFlight
 // uv_queue_work requests per loop, the rest waiting to leave together when one returns. Many

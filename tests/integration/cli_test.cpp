@@ -324,6 +324,18 @@ TEST_F(CliTest, KilledThenContinuedGivesTheSameBytes) {
       << again.out;
 }
 
+TEST_F(CliTest, SplitDownloadsOneFileOverSeveralConnections) {
+  std::string body = pattern_bytes(4 << 20, 23);
+  TestServer server([&](const RecordedRequest& r) { return serve_ranges(r, body, "\"x\""); });
+  auto r = uvget({"-s", "3", "--min-split-size", "1M", "-d", dir_, server.url("/big")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(read_file(dir_ + "/big") == body);
+  EXPECT_EQ(server.requests().size(), 3u);
+  EXPECT_FALSE(exists(dir_ + "/big.part"));
+  EXPECT_EQ(uvget({"-s", "0", server.url("/big")}).status, 2);
+  EXPECT_EQ(uvget({"--min-split-size", "lots", server.url("/big")}).status, 2);
+}
+
 TEST_F(CliTest, ContinueLeavesACompleteFileAloneAndWithoutItANewNameIsTaken) {
   std::string body = pattern_bytes(5000, 22);
   TestServer server([&](const RecordedRequest& r) {

@@ -17,26 +17,13 @@ namespace {
 
 // "bytes=N-" -> N
 std::optional<std::uint64_t> range_start(const RecordedRequest& r) {
-  auto v = r.header("Range");
-  if (!v || !v->starts_with("bytes=") || !v->ends_with("-")) return std::nullopt;
-  return std::stoull(std::string(v->substr(6, v->size() - 7)));
+  auto range = requested_range(r);
+  if (!range || range->second) return std::nullopt;
+  return range->first;
 }
 
-// A resource served the way a good server does: 206 for a satisfiable range whose If-Range
-// matches, 416 past the end, 200 otherwise.
 Script serve(const RecordedRequest& r, const std::string& body, const std::string& etag) {
-  Headers h = {{"ETag", etag}, {"Accept-Ranges", "bytes"}};
-  auto from = range_start(r);
-  auto if_range = r.header("If-Range");
-  if (!from || (if_range && *if_range != etag)) return Script().send(http_response(200, body, h));
-  if (*from >= body.size()) {
-    h.emplace_back("Content-Range", "bytes */" + std::to_string(body.size()));
-    return Script().send(http_response(416, "", h));
-  }
-  h.emplace_back("Content-Range", "bytes " + std::to_string(*from) + "-" +
-                                      std::to_string(body.size() - 1) + "/" +
-                                      std::to_string(body.size()));
-  return Script().send(http_response(206, body.substr(*from), h));
+  return serve_ranges(r, body, etag);
 }
 
 // The first `n` bytes of a 200 response, then a reset: a connection dropped mid-body.

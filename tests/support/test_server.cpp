@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -821,6 +822,35 @@ std::string chunked_response(int status, const std::vector<std::string>& chunks,
   }
   out += "0\r\n\r\n";
   return out;
+}
+
+std::optional<std::pair<uint64_t, std::optional<uint64_t>>> requested_range(
+    const RecordedRequest& request) {
+  auto v = request.header("Range");
+  if (!v || !v->starts_with("bytes=")) return std::nullopt;
+  std::string spec(v->substr(6));
+  auto dash = spec.find('-');
+  if (dash == std::string::npos || dash == 0) return std::nullopt;
+  uint64_t first = std::stoull(spec.substr(0, dash));
+  if (dash + 1 == spec.size()) return std::pair{first, std::optional<uint64_t>{}};
+  return std::pair{first, std::optional<uint64_t>{std::stoull(spec.substr(dash + 1))}};
+}
+
+Script serve_ranges(const RecordedRequest& request, const std::string& body,
+                    const std::string& etag) {
+  Headers h = {{"ETag", etag}, {"Accept-Ranges", "bytes"}};
+  auto range = requested_range(request);
+  auto if_range = request.header("If-Range");
+  if (!range || (if_range && *if_range != etag)) return Script().send(http_response(200, body, h));
+  uint64_t first = range->first;
+  if (first >= body.size()) {
+    h.emplace_back("Content-Range", "bytes */" + std::to_string(body.size()));
+    return Script().send(http_response(416, "", h));
+  }
+  uint64_t last = std::min<uint64_t>(range->second.value_or(body.size() - 1), body.size() - 1);
+  h.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) +
+                                      "/" + std::to_string(body.size()));
+  return Script().send(http_response(206, body.substr(first, last - first + 1), h));
 }
 
 std::string pattern_bytes(std::size_t n, uint32_t seed) {

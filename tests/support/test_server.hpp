@@ -161,6 +161,16 @@ std::string http_response(int status, std::string_view body, const Headers& extr
 // Transfer-Encoding: chunked, one chunk per non-empty element, then the terminating 0 chunk.
 std::string chunked_response(int status, const std::vector<std::string>& chunks,
                              const Headers& extra = {});
+// A resource served as a good server does: "Range: bytes=A-" or "bytes=A-B" with an If-Range
+// equal to `etag` (or none) gets 206 with its Content-Range, a range past the end 416, anything
+// else 200 with the whole body. ETag and Accept-Ranges: bytes on every answer.
+Script serve_ranges(const RecordedRequest& request, const std::string& body,
+                    const std::string& etag);
+// The [first, last] of "Range: bytes=first-last" ("bytes=first-": last is nullopt); nullopt when
+// the request has no such header.
+std::optional<std::pair<uint64_t, std::optional<uint64_t>>> requested_range(
+    const RecordedRequest& request);
+
 // Deterministic pseudo-random printable bytes; pattern_bytes(m, s) is a prefix of
 // pattern_bytes(n, s) for m <= n, so a range [a, b) is pattern_bytes(b, s).substr(a).
 std::string pattern_bytes(std::size_t n, uint32_t seed = 0);

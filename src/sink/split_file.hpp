@@ -1,0 +1,51 @@
+// SplitFile: what a segmented download needs from its sink beyond Sink: one preallocated file
+// written at offsets by several streams, and a record of the ranges already on disk. The file
+// sink implements it; a transfer splits only when its sink does.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <uvget/request.hpp>
+
+namespace uvget {
+
+struct ByteRange {
+  std::uint64_t from = 0, to = 0;  // [from, to)
+  std::uint64_t size() const noexcept { return to - from; }
+  bool operator==(const ByteRange&) const = default;
+};
+
+class SplitFile {
+ public:
+  /// Ranges complete on disk from an earlier run (sorted, disjoint, merged); empty when fresh.
+  virtual std::vector<ByteRange> done_ranges() const = 0;
+  /// Instead of open()/open_continued(): the body (`total` bytes) is fetched in segments. Opens
+  /// the .part at its full size; keeps the done ranges when `continuing`, else starts empty.
+  virtual Error open_split(uv_loop_s* loop, const Response& head, std::uint64_t total,
+                           bool continuing, Sink::Events events) = 0;
+  /// A sink for the bytes of `r`, written at their offsets into the same file, its written part
+  /// recorded as done when it finishes or is aborted. With `check_range`, its open() accepts only
+  /// a 206 whose Content-Range is exactly `r` of the same total. Must not outlive this sink, and
+  /// every segment ends (finish or abort done) before finish() or abort() of this sink.
+  virtual std::unique_ptr<Sink> segment(ByteRange r, bool check_range) = 0;
+
+ protected:
+  ~SplitFile() = default;
+};
+
+/// Segments for the parts of [0, total) not in `done`: at least `n` when the gaps allow pieces of
+/// `min_piece` bytes or more (largest gap halved first), sorted by offset. The task starting at
+/// `stream_from` (the first gap, which the response already streaming covers) comes first.
+std::vector<ByteRange> plan_segments(std::uint64_t total, const std::vector<ByteRange>& done,
+                                     std::uint64_t stream_from, int n, std::uint64_t min_piece);
+
+/// The validator a resume sends in If-Range: the strong ETag, else Last-Modified; "" if none.
+std::string validator_of(const Response& head);
+
+/// Inserts `r` into sorted, disjoint `ranges`, merging what touches or overlaps.
+void add_range(std::vector<ByteRange>& ranges, ByteRange r);
+
+}  // namespace uvget

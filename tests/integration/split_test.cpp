@@ -1,0 +1,263 @@
+// Segmented downloads (Request::split): one file over several connections with Range requests into
+// a preallocated .part, byte-identical to the source; a failing segment retried alone; the
+// sidecar's finished segments used by a later run; every case where the split must not happen.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+
+#include "support/loop_fixture.hpp"
+#include "support/test_server.hpp"
+
+namespace uvget::test {
+namespace {
+
+constexpr std::size_t kSize = 6 << 20;  // 6 MiB: four segments of 1.5 MiB
+
+class SplitTest : public LoopTest {
+ protected:
+  void SetUp() override {
+    LoopTest::SetUp();
+    body_ = pattern_bytes(kSize, 31);
+    dir_ = make_temp_dir("uvget-split");
+    path_ = dir_ + "/big";
+  }
+  void TearDown() override {
+    LoopTest::TearDown();
+    remove_tree(dir_);
+  }
+  ClientOptions retrying(int retries) {
+    ClientOptions o;
+    o.retries = retries;
+    o.retry_wait_ms = 5;
+    o.retry_max_wait_ms = 20;
+    return o;
+  }
+  std::shared_ptr<Outcome> get_split(const std::string& url, int split, bool resume = false,
+                                     std::string checksum = {}) {
+    Request req;
+    FileSinkOptions fo;
+    fo.resume = resume;
+    req.sink = make_file_sink(path_, fo);
+    req.split = split;
+    req.min_split_size = 1 << 20;
+    req.checksum = std::move(checksum);
+    return fetch(url, std::move(req));
+  }
+  // The ranges asked for, by segment requests ("bytes=A-B"), in arrival order.
+  static std::vector<std::pair<std::uint64_t, std::uint64_t>> segments(const TestServer& s) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+    for (auto& r : s.requests())
+      if (auto range = requested_range(r); range && range->second)
+        out.emplace_back(range->first, *range->second);
+    return out;
+  }
+  void expect_only_the_file() {
+    EXPECT_TRUE(read_file(path_) == body_) << "the file differs from the source";
+    EXPECT_FALSE(exists(path_ + ".part"));
+    EXPECT_FALSE(exists(path_ + ".part.meta"));
+  }
+
+  std::string body_, dir_, path_;
+};
+
+TEST_F(SplitTest, FourConnectionsGiveTheSameBytes) {
+  TestServer server([&](const RecordedRequest& r) { return serve_ranges(r, body_, "\"s1\""); });
+  client();
+  auto o = get_split(server.url("/big"), 4);
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  expect_only_the_file();
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 4u) << "the first request and three segments";
+  EXPECT_FALSE(reqs[0].header("Range"));
+  auto segs = segments(server);
+  ASSERT_EQ(segs.size(), 3u);
+  std::set<std::uint64_t> starts;
+  for (auto& [first, last] : segs) {
+    starts.insert(first);
+    EXPECT_GE(last - first + 1, 1u << 20) << "no segment under the smallest piece";
+  }
+  EXPECT_EQ(starts.size(), 3u);
+  EXPECT_EQ(*starts.begin(), kSize / 4) << "the first request keeps the first quarter";
+  for (auto& r : reqs)
+    if (r.header("Range")) {
+      EXPECT_EQ(r.header("If-Range").value_or(""), "\"s1\"");
+    }
+  EXPECT_GE(server.peak_connections(), 2) << "segments ran at the same time";
+  EXPECT_EQ(o->result.bytes, kSize);
+  EXPECT_EQ(o->result.status, 200);
+}
+
+TEST_F(SplitTest, AFailingSegmentIsRetriedAlone) {
+  std::atomic<int> broken{0};
+  TestServer server([&](const RecordedRequest& r) {
+    auto range = requested_range(r);
+    // The segment at the middle breaks once, after 100 kB.
+    if (range && range->first == kSize / 2 && broken++ == 0) {
+      std::string head = "HTTP/1.1 206 Partial Content\r\nContent-Length: " +
+                         std::to_string(*range->second - range->first + 1) +
+                         "\r\nContent-Range: bytes " + std::to_string(range->first) + "-" +
+                         std::to_string(*range->second) + "/" + std::to_string(kSize) + "\r\n\r\n";
+      return Script().send(head + body_.substr(range->first, 100'000)).pause_ms(20).reset();
+    }
+    return serve_ranges(r, body_, "\"s1\"");
+  });
+  client(retrying(2));
+  auto o = get_split(server.url("/big"), 4);
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  expect_only_the_file();
+  std::map<std::uint64_t, int> asked;
+  for (auto& [first, last] : segments(server)) ++asked[first];
+  EXPECT_EQ(asked[kSize / 2], 2) << "the broken segment asked for twice";
+  for (auto& [first, n] : asked)
+    if (first != kSize / 2) {
+      EXPECT_EQ(n, 1) << "segment at " << first << " asked for again";
+    }
+  EXPECT_EQ(server.requests().size(), 5u);
+}
+
+TEST_F(SplitTest, ASegmentThatKeepsFailingFailsTheDownloadAndLeavesNoFile) {
+  TestServer server([&](const RecordedRequest& r) {
+    auto range = requested_range(r);
+    if (range && range->first == kSize / 2) return Script().send(http_response(500, "no"));
+    return serve_ranges(r, body_, "\"s1\"");
+  });
+  client(retrying(1));
+  auto o = get_split(server.url("/big"), 4);
+  run();
+  ASSERT_FALSE(o->result.ok());
+  EXPECT_EQ(o->result.error.code, Errc::http_status);
+  EXPECT_NE(o->result.error.message().find("segment from byte " + std::to_string(kSize / 2)),
+            std::string::npos)
+      << o->result.error.message();
+  EXPECT_NE(o->result.error.message().find("HTTP 500"), std::string::npos);
+  EXPECT_FALSE(exists(path_));
+  EXPECT_FALSE(exists(path_ + ".part"));
+  EXPECT_FALSE(exists(path_ + ".part.meta"));
+  EXPECT_EQ(client().stats().active, 0u) << "no segment left behind";
+}
+
+TEST_F(SplitTest, ARangeAnsweredWithTheWholeBodyFailsClearly) {
+  TestServer server([&](const RecordedRequest& r) {
+    auto range = requested_range(r);
+    if (range && range->first == kSize / 4)  // this one ignores the range
+      return Script().send(http_response(200, body_, {{"Accept-Ranges", "bytes"}}));
+    return serve_ranges(r, body_, "\"s1\"");
+  });
+  client();
+  auto o = get_split(server.url("/big"), 4);
+  run();
+  ASSERT_FALSE(o->result.ok());
+  EXPECT_NE(o->result.error.message().find("got HTTP 200"), std::string::npos)
+      << o->result.error.message();
+  EXPECT_FALSE(exists(path_));
+  EXPECT_FALSE(exists(path_ + ".part"));
+}
+
+TEST_F(SplitTest, NoSplitWithoutAcceptRangesBelowTheSizeOrWithAChecksum) {
+  TestServer server([&](const RecordedRequest& r) {
+    if (r.target == "/plain") return Script().send(http_response(200, body_));
+    return serve_ranges(r, body_, "\"s1\"");
+  });
+  client();
+  auto plain = get_split(server.url("/plain"), 4);
+  run();
+  ASSERT_TRUE(plain->result.ok()) << plain->result.error.message();
+  expect_only_the_file();
+  std::filesystem::remove(path_);
+
+  Request small;
+  small.sink = make_file_sink(path_);
+  small.split = 4;
+  small.min_split_size = kSize + 1;
+  auto big_minimum = fetch(server.url("/ranged"), std::move(small));
+  run();
+  ASSERT_TRUE(big_minimum->result.ok()) << big_minimum->result.error.message();
+  expect_only_the_file();
+  std::filesystem::remove(path_);
+
+  auto hashed = get_split(server.url("/ranged"), 4, false,
+                          "md5=00000000000000000000000000000000");
+  run();
+  EXPECT_EQ(hashed->result.error.code, Errc::checksum_mismatch);
+  EXPECT_EQ(server.requests().size(), 3u) << "one request each, no segment";
+  EXPECT_TRUE(segments(server).empty());
+}
+
+TEST_F(SplitTest, ALaterRunFetchesOnlyTheSegmentsNotDone) {
+  std::atomic<bool> fail_last{true};
+  TestServer server([&](const RecordedRequest& r) {
+    auto range = requested_range(r);
+    if (fail_last && range && range->second && *range->second == kSize - 1)
+      return Script().pause_ms(300).send(http_response(503, "later"));  // after the others
+    return serve_ranges(r, body_, "\"s1\"");
+  });
+  client();  // no retries: the first run fails on its last segment
+  auto first = get_split(server.url("/big"), 4, true);
+  run();
+  ASSERT_FALSE(first->result.ok());
+  ASSERT_TRUE(exists(path_ + ".part"));
+  EXPECT_EQ(std::filesystem::file_size(path_ + ".part"), kSize) << "preallocated";
+  std::string meta = read_file(path_ + ".part.meta");
+  EXPECT_NE(meta.find("split"), std::string::npos) << meta;
+  EXPECT_NE(meta.find("done 0-"), std::string::npos) << meta;
+  std::size_t before = server.requests().size();
+
+  fail_last = false;
+  auto second = get_split(server.url("/big"), 4, true);
+  run();
+  ASSERT_TRUE(second->result.ok()) << second->result.error.message();
+  expect_only_the_file();
+  auto reqs = server.requests();
+  std::uint64_t asked = 0;
+  for (std::size_t i = before; i < reqs.size(); ++i) {
+    auto range = requested_range(reqs[i]);
+    ASSERT_TRUE(range) << "every request of the second run asks for a range";
+    EXPECT_EQ(reqs[i].header("If-Range").value_or(""), "\"s1\"");
+    asked += (range->second ? *range->second + 1 : kSize) - range->first;
+  }
+  EXPECT_GT(second->result.resumed_from, 0u);
+  EXPECT_EQ(second->result.resumed_from + second->result.bytes, kSize);
+  EXPECT_LT(second->result.bytes, kSize / 2) << "only what was missing came again";
+  (void)asked;
+}
+
+TEST_F(SplitTest, CancelStopsEverySegmentAndLeavesNothing) {
+  TestServer server([&](const RecordedRequest& r) {
+    auto range = requested_range(r);
+    std::string head = "HTTP/1.1 " + std::string(range ? "206 Partial Content" : "200 OK") +
+                       "\r\nAccept-Ranges: bytes\r\nETag: \"s1\"\r\n";
+    std::uint64_t from = range ? range->first : 0, to = range ? *range->second + 1 : kSize;
+    if (range)
+      head += "Content-Range: bytes " + std::to_string(from) + "-" + std::to_string(to - 1) + "/" +
+              std::to_string(kSize) + "\r\n";
+    head += "Content-Length: " + std::to_string(to - from) + "\r\n\r\n";
+    return Script().send(head + body_.substr(from, 50'000)).stall();
+  });
+  client();
+  Request req;
+  req.sink = make_file_sink(path_);
+  req.split = 4;
+  req.min_split_size = 1 << 20;
+  req.url = server.url("/big");
+  TransferResult result = not_finished();
+  Callbacks cbs;
+  cbs.on_done = [&](const TransferResult& r) { result = r; };
+  auto id = client().get(std::move(req), std::move(cbs));
+  ASSERT_TRUE(id);
+  run_for(500);
+  ASSERT_EQ(server.requests().size(), 4u);
+  client().cancel(*id);
+  run(5000);
+  EXPECT_EQ(result.error.code, Errc::cancelled);
+  EXPECT_FALSE(exists(path_));
+  EXPECT_FALSE(exists(path_ + ".part"));
+  EXPECT_TRUE(server.wait_for_current_connections(0, 5000));
+  EXPECT_EQ(client().stats().active, 0u) << "no segment left behind";
+}
+
+}  // namespace
+}  // namespace uvget::test
