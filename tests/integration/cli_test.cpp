@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <mbedtls/md.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -700,6 +701,47 @@ TEST_F(CliTest, AFileTheDiskCannotHoldFailsAloneWithAClearMessage) {
   EXPECT_EQ(read_file(dir_ + "/small1"), small);
   EXPECT_EQ(read_file(dir_ + "/small2"), small);
   EXPECT_NE(r.err.find("2 files ok, 1 failed"), std::string::npos) << r.err;
+}
+
+// A real full disk: a 1 MiB tmpfs (root only; mount(2) is not allowed otherwise).
+TEST_F(CliTest, AFullDiskFailsTheFileThatDoesNotFitAndTheRestLand) {
+  std::string mnt = dir_ + "/small-disk";
+  std::filesystem::create_directory(mnt);
+  if (geteuid() != 0 || ::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=1m") != 0)
+    GTEST_SKIP() << "cannot mount a small tmpfs here (needs root)";
+  std::string big = pattern_bytes(3'000'000, 24), small = pattern_bytes(20'000, 25);
+  TestServer server([&](const RecordedRequest& r) {
+    return serve_ranges(r, r.target.starts_with("/big") ? big : small, "\"d\"");
+  });
+  auto r = uvget({"--retries", "0", "-j", "1", "-d", mnt, server.url("/small1"),
+                  server.url("/big"), server.url("/small2")});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find(server.url("/big") + ": cannot write"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ENOSPC"), std::string::npos) << r.err;
+  EXPECT_FALSE(exists(mnt + "/big"));
+  EXPECT_FALSE(exists(mnt + "/big.part"));
+  EXPECT_EQ(read_file(mnt + "/small1"), small);
+  EXPECT_EQ(read_file(mnt + "/small2"), small) << "the space of the failed file was given back";
+  // A split download asks for the whole size first, and learns at once that it does not fit.
+  auto split = uvget({"--retries", "0", "-s", "4", "--min-split-size", "1M", "-d", mnt,
+                      server.url("/big2")});
+  EXPECT_EQ(split.status, 1) << split.err;
+  EXPECT_NE(split.err.find("cannot allocate"), std::string::npos) << split.err;
+  EXPECT_NE(split.err.find("ENOSPC"), std::string::npos) << split.err;
+  EXPECT_FALSE(exists(mnt + "/big2"));
+  EXPECT_FALSE(exists(mnt + "/big2.part"));
+  ::umount2(mnt.c_str(), MNT_DETACH);
+}
+
+TEST_F(CliTest, APathTooLongIsReportedAndNothingIsLeft) {
+  TestServer server;
+  server.route("/a", Script().send(http_response(200, pattern_bytes(100'000, 26))));
+  std::string name(300, 'n');  // over NAME_MAX (255)
+  auto r = uvget({"--retries", "0", "-o", dir_ + "/" + name, server.url("/a")});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find(server.url("/a") + ": cannot open"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ENAMETOOLONG"), std::string::npos) << r.err;
+  EXPECT_TRUE(std::filesystem::is_empty(dir_));
 }
 
 TEST_F(CliTest, AnUnwritableDirectoryFailsEachDownloadClearly) {
