@@ -6,7 +6,8 @@
 # Usage: bench/run.sh [BUILD_DIR]   (default build-release; see bench/README.md)
 # env: RUNS=3 FILES=10000 SIZE=4096 CONNS=64 PROTO=http|https
 #      TOOLS="uvget curl wget2 aria2c aiohttp thread process seq" (also: uvget-loops, uvget with
-#      --loops $LOOPS (default 2) on every core, since more loops than cores is pointless)
+#      --loops $LOOPS (default 2) on every core, since more loops than cores is pointless;
+#      uvget-split and aria2c-split: each file over $SPLIT (default 4) connections, for L)
 #      PIN=0: nothing pinned (default: nginx on core 0, each client on core 1)
 #      DISCARD=1: bodies discarded (uvget --discard, curl to /dev/null; only those tools), each run
 #      checked by the byte count the tool reports
@@ -24,6 +25,7 @@ tools=${TOOLS:-uvget curl wget2 aria2c aiohttp thread process seq}
 proto=${PROTO:-http}
 uvget=$build/src/uvget
 loops=${LOOPS:-2}
+split=${SPLIT:-4}
 discard=${DISCARD:-0}
 if [ "${PIN:-1}" = 0 ]; then
   pin="" all_cores="" where="nothing pinned"
@@ -68,6 +70,8 @@ command_for() {  # $1 tool, output into $shm/out
   echo -n "$pin "
   case $1 in
     uvget) echo "$uvget -q --cacert $work/ca.crt -d $out -j $conns --per-host $conns -i $work/urls.txt" ;;
+    uvget-split) echo "$uvget -q -s $split --min-split-size 1M --cacert $work/ca.crt -d $out -j $conns --per-host $conns -i $work/urls.txt" ;;
+    aria2c-split) echo "aria2c -q --ca-certificate=$work/ca.crt -j $conns -x $split -s $split -k 1M --allow-overwrite=true --auto-file-renaming=false -d $out -i $work/urls.txt" ;;
     curl) echo "curl -s --cacert $work/ca.crt --parallel --parallel-max $conns -K $work/curl.cfg" ;;
     wget2) echo "wget2 -q --ca-certificate=$work/ca.crt --max-threads=$conns --no-robots -P $out -i $work/urls.txt" ;;
     aria2c) echo "aria2c -q --ca-certificate=$work/ca.crt -j $conns -x 1 --allow-overwrite=true --auto-file-renaming=false -d $out -i $work/urls.txt" ;;

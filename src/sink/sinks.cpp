@@ -453,6 +453,16 @@ class FileSink final : public Sink, public SplitFile {
           errno = e;
           return failed("truncate");
         }
+        // A known length is reserved now, without changing the file's size (so a resume by
+        // size stays right): a full disk shows at once, and the writes find their pages ready.
+        if (s->total_ > s->offset_ &&
+            ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(s->offset_),
+                        static_cast<off_t>(s->total_ - s->offset_)) < 0 &&
+            errno == ENOSPC) {
+          ::close(fd);
+          errno = ENOSPC;
+          return failed("allocate");
+        }
         w->fd = fd;
         write_meta(s);
         return;
