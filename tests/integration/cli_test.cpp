@@ -737,6 +737,24 @@ TEST_F(CliTest, AFullDiskFailsTheFileThatDoesNotFitAndTheRestLand) {
   ::umount2(mnt.c_str(), MNT_DETACH);
 }
 
+TEST_F(CliTest, AReadOnlyFileSystemFailsEachDownloadClearly) {
+  std::string mnt = dir_ + "/ro-disk";
+  std::filesystem::create_directory(mnt);
+  if (geteuid() != 0 || ::mount("tmpfs", mnt.c_str(), "tmpfs", MS_RDONLY, "size=1m") != 0)
+    GTEST_SKIP() << "cannot mount a read-only tmpfs here (needs root)";
+  TestServer server;
+  server.route("/a", Script().send(http_response(200, "small")));
+  server.route("/b", Script().send(http_response(200, pattern_bytes(200'000, 27))));
+  auto r = uvget({"--retries", "0", "-d", mnt, server.url("/a"), server.url("/b")});
+  EXPECT_EQ(r.status, 1) << r.err;
+  for (auto t : {"/a", "/b"}) {
+    EXPECT_NE(r.err.find(server.url(t) + ": cannot open"), std::string::npos) << r.err;
+  }
+  EXPECT_NE(r.err.find("EROFS"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("0 files ok, 2 failed"), std::string::npos) << r.err;
+  ::umount2(mnt.c_str(), MNT_DETACH);
+}
+
 TEST_F(CliTest, APathTooLongIsReportedAndNothingIsLeft) {
   TestServer server;
   server.route("/a", Script().send(http_response(200, pattern_bytes(100'000, 26))));
