@@ -7,7 +7,8 @@
 # env: RUNS=3 FILES=10000 SIZE=4096 CONNS=64 PROTO=http|https
 #      TOOLS="uvget curl wget2 aria2c aiohttp thread process seq" (also: uvget-loops, uvget with
 #      --loops $LOOPS (default 2) on every core, since more loops than cores is pointless;
-#      uvget-split and aria2c-split: each file over $SPLIT (default 4) connections, for L)
+#      uvget-split and aria2c-split: each file over $SPLIT (default 4) connections, for L;
+#      uvget-split-loops: the same with --loops $LOOPS on every core, segments on every loop)
 #      PIN=0: nothing pinned (default: nginx on core 0, each client on core 1)
 #      DISCARD=1: bodies discarded (uvget --discard, curl to /dev/null; only those tools), each run
 #      checked by the byte count the tool reports
@@ -66,6 +67,7 @@ command_for() {  # $1 tool, output into $shm/out
   fi
   case $1 in
     uvget-loops) echo "$all_cores $uvget -q --loops $loops --cacert $work/ca.crt -d $out -j $conns --per-host $conns -i $work/urls.txt"; return ;;
+    uvget-split-loops) echo "$all_cores $uvget -q --loops $loops -s $split --min-split-size 1M --cacert $work/ca.crt -d $out -j $conns --per-host $conns -i $work/urls.txt"; return ;;
   esac
   echo -n "$pin "
   case $1 in

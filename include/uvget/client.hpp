@@ -57,6 +57,7 @@ class Client {
   struct Impl;
 
  private:
+  friend class Runner;  // hands its workers' clients the other loops for split downloads
   explicit Client(Impl* impl);
   Impl* impl_;  // owned; frees itself once its last handle is closed
 };

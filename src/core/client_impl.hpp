@@ -23,6 +23,8 @@
 
 namespace uvget {
 
+class SegmentPool;
+
 struct Client::Impl final : ConnectionOwner {
   Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_ptr<TlsContext>> tls);
 
@@ -51,6 +53,9 @@ struct Client::Impl final : ConnectionOwner {
   }
   void count_body(std::uint64_t n) { stats_.body_bytes += n; }
   bool closing() const noexcept { return closing_; }
+  /// Other loops for split downloads' segments (the Runner sets it); null: this loop only.
+  SegmentPool* segment_pool() const noexcept { return segment_pool_; }
+  void set_segment_pool(SegmentPool* pool) noexcept { segment_pool_ = pool; }
   /// Retries: `t` runs again (back in its origin's queue) after `delay_ms`.
   void retry_later(Transfer* t, std::uint64_t delay_ms);
   void forget_retry(Transfer* t);
@@ -167,6 +172,7 @@ struct Client::Impl final : ConnectionOwner {
   bool fully_closed_ = false;    // poster_'s close callback ran
   bool detached_ = false;        // the Client is gone
   std::function<void()> on_closed_;
+  SegmentPool* segment_pool_ = nullptr;
 };
 
 }  // namespace uvget

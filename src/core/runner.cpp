@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "core/checksum.hpp"
+#include "core/client_impl.hpp"
+#include "core/segment_pool.hpp"
 #include "http/request_writer.hpp"
 #include "url.hpp"
 #include "uv/util.hpp"
@@ -67,8 +69,23 @@ struct Runner::Impl {
     std::uint64_t delay_ms = 0;
   };
 
+  struct Worker;
+  // The other loops, as one worker's client sees them for split downloads: segment requests go
+  // round-robin over every loop (this one included) as closures through the workers' task
+  // queues, and their results come back the same way.
+  struct Pool final : SegmentPool {
+    Worker* self = nullptr;
+    std::uint64_t tokens = 0;                                // loop thread only
+    std::size_t turn = 0;                                    // loop thread only
+    std::unordered_map<std::uint64_t, std::size_t> where;  // token -> worker index
+    std::uint64_t run(Request request, std::function<void(TransferResult)> on_done) override;
+    void cancel(std::uint64_t token) override;
+  };
+
   struct Worker {
     Impl* owner = nullptr;
+    std::size_t index = 0;
+    Pool pool;
     uv_loop_t loop{};
     uv_async_t wake{};
     uv_timer_t publish{};
@@ -78,14 +95,19 @@ struct Runner::Impl {
     std::thread thread;
     // Loop thread only.
     std::unordered_map<std::uint64_t, TransferId> running;  // runner id -> client id
+    std::unordered_map<std::uint64_t, TransferId> segments;  // pool key -> client id
     bool stopping = false;
     // Shared with the host thread, under mu.
     std::mutex mu;
     std::vector<Job> inbox;
     std::vector<std::uint64_t> cancels;
+    std::vector<std::function<void()>> tasks;  // from other workers (segments, their results)
+    bool closed = false;                       // its client is closed: no more tasks
     bool stop = false;
     ClientStats snapshot;
 
+    /// Runs `task` on this worker's loop; false once it no longer takes any.
+    bool post(std::function<void()> task);
     void main();
     void on_wake();
     void submit(Job job);
@@ -147,23 +169,43 @@ void Runner::Impl::Worker::main() {
   owner->worker_exited();
 }
 
+bool Runner::Impl::Worker::post(std::function<void()> task) {
+  {
+    std::lock_guard lock(mu);
+    if (closed) return false;
+    tasks.push_back(std::move(task));
+  }
+  uv_async_send(&wake);
+  return true;
+}
+
 void Runner::Impl::Worker::on_wake() {
   std::vector<Job> jobs;
   std::vector<std::uint64_t> cancelled;
+  std::vector<std::function<void()>> todo;
   bool stop_now;
   {
     std::lock_guard lock(mu);
     jobs.swap(inbox);
     cancelled.swap(cancels);
+    todo.swap(tasks);
     stop_now = stop;
   }
   for (auto& job : jobs) submit(std::move(job));
+  for (auto& task : todo) task();
   for (std::uint64_t id : cancelled)
     if (auto it = running.find(id); it != running.end()) client->cancel(it->second);
   if (stop_now && !stopping) {
     stopping = true;
     client->close([this] {
       publish_stats();
+      std::vector<std::function<void()>> late;
+      {
+        std::lock_guard lock(mu);
+        closed = true;
+        late.swap(tasks);
+      }
+      for (auto& task : late) task();  // segment requests now fail: the client is closed
       uv_close(as_handle(&wake), nullptr);
       uv_close(as_handle(&publish), nullptr);
     });
@@ -192,6 +234,55 @@ void Runner::Impl::Worker::submit(Job job) {
     return;
   }
   running.emplace(id, *tid);
+}
+
+std::uint64_t Runner::Impl::Pool::run(Request request,
+                                      std::function<void(TransferResult)> on_done) {
+  Impl& rt = *self->owner;
+  std::size_t n = rt.workers_.size();
+  std::size_t target = (self->index + 1 + turn++) % n;  // the next loop first
+  std::uint64_t token = ++tokens;
+  std::uint64_t key = (static_cast<std::uint64_t>(self->index) << 48) | token;
+  Worker* there = rt.workers_[target].get();
+  Worker* home = self;
+  auto req = std::make_shared<Request>(std::move(request));
+  auto done = std::make_shared<std::function<void(TransferResult)>>(std::move(on_done));
+  bool taken = there->post([there, home, key, token, req, done] {
+    auto report = [home, token, done](TransferResult r) {
+      home->post([home, token, done, r = std::move(r)] {
+        home->pool.where.erase(token);
+        (*done)(r);
+      });
+    };
+    Callbacks cbs;
+    cbs.on_done = [there, key, report](const TransferResult& r) {
+      there->segments.erase(key);
+      report(r);
+    };
+    auto id = there->client ? there->client->get(std::move(*req), std::move(cbs))
+                            : Result<TransferId>(Error(Errc::client_closed, "loop closed"));
+    if (!id) {
+      TransferResult r;
+      r.url = req->url;
+      r.error = id.error();
+      return report(std::move(r));
+    }
+    there->segments.emplace(key, *id);
+  });
+  if (!taken) return 0;
+  where.emplace(token, target);
+  return token;
+}
+
+void Runner::Impl::Pool::cancel(std::uint64_t token) {
+  auto it = where.find(token);
+  if (it == where.end()) return;
+  Worker* there = self->owner->workers_[it->second].get();
+  std::uint64_t key = (static_cast<std::uint64_t>(self->index) << 48) | token;
+  there->post([there, key] {
+    if (auto s = there->segments.find(key); s != there->segments.end())
+      there->client->cancel(s->second);
+  });
 }
 
 void Runner::Impl::Worker::publish_stats() {
@@ -264,6 +355,9 @@ Result<std::unique_ptr<Runner>> Runner::create(uv_loop_s* host, RunnerOptions op
       return client.error();
     }
     w->client = std::move(*client);
+    w->index = static_cast<std::size_t>(i);
+    w->pool.self = w.get();
+    if (n > 1) w->client->impl_->set_segment_pool(&w->pool);  // split downloads use every loop
     impl->workers_.push_back(std::move(w));
   }
   impl->in_flight_.assign(impl->workers_.size(), 0);

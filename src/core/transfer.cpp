@@ -2,6 +2,7 @@
 #include "core/transfer.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <ctime>
 #include <deque>
 #include <map>
@@ -9,6 +10,7 @@
 #include <random>
 
 #include "core/client_impl.hpp"
+#include "core/segment_pool.hpp"
 #include "http/request_writer.hpp"
 
 namespace uvget {
@@ -21,7 +23,14 @@ struct Transfer::Split {
   ByteRange stream;                    // the segment this transfer's own response covers
   std::uint64_t stream_pos = 0;        // of it, bytes written so far
   std::unique_ptr<Sink> stream_sink;   // null once the stream's segment ended
-  std::map<std::uint64_t, std::uint64_t> children;  // segment start -> transfer id
+  struct Child {
+    std::uint64_t id = 0;  // transfer id here, or the SegmentPool's token
+    bool remote = false;
+    std::shared_ptr<std::atomic<std::uint64_t>> written;  // remote: bytes it wrote
+  };
+  std::map<std::uint64_t, Child> children;  // segment start -> its request
+  bool file_open = false;                   // with a SegmentPool: the .part exists
+  bool waiting_open = false;
   bool stopping = false;               // failing: waiting for every segment to end
   Error error;                         // why, when stopping
 };
@@ -439,7 +448,12 @@ void Transfer::fail(Error error) {
     // Every segment ends first: they write into the file the sink is about to close.
     split_->stopping = true;
     split_->error = std::move(e);
-    for (auto& [from, id] : split_->children) client_.cancel(id);
+    for (auto& [from, child] : split_->children) {
+      if (child.remote)
+        client_.segment_pool()->cancel(child.id);
+      else
+        client_.cancel(child.id);
+    }
     if (split_->stream_sink)
       split_->stream_sink->abort(split_->error, [this] {
         split_->stream_sink.reset();
@@ -544,27 +558,60 @@ void Transfer::end_stream() {
 
 void Transfer::spawn_segments() {
   Split& sp = *split_;
+  SegmentPool* pool = client_.segment_pool();
+  if (pool && !sp.file_open) {
+    // Segments on other loops open the .part by name: it must exist first.
+    if (!sp.waiting_open) {
+      sp.waiting_open = true;
+      sp.file->when_open([this] {
+        split_->file_open = true;
+        if (!split_->stopping) split_progress();
+      });
+    }
+    return;
+  }
   while (!sp.stopping && !sp.queue.empty() &&
          static_cast<int>(sp.children.size()) + (sp.stream_sink ? 1 : 0) < split_n_) {
     ByteRange r = sp.queue.front();
     sp.queue.pop_front();
-    Request req;
-    req.url = url_.str();
-    req.headers = headers_;
-    req.headers.emplace_back("Range", "bytes=" + std::to_string(r.from) + "-" +
-                                          std::to_string(r.to - 1));
-    if (!sp.validator.empty()) req.headers.emplace_back("If-Range", sp.validator);
+    auto request = [&] {
+      Request req;
+      req.url = url_.str();
+      req.headers = headers_;
+      req.headers.emplace_back("Range", "bytes=" + std::to_string(r.from) + "-" +
+                                            std::to_string(r.to - 1));
+      if (!sp.validator.empty()) req.headers.emplace_back("If-Range", sp.validator);
+      return req;
+    };
+    if (pool) {
+      Request req = request();
+      auto written = std::make_shared<std::atomic<std::uint64_t>>(0);
+      req.sink = sp.file->remote_segment(r, written);
+      std::uint64_t token = pool->run(std::move(req), [this, from = r.from](TransferResult res) {
+        segment_done(from, res);
+      });
+      if (token) {
+        sp.children.emplace(r.from, Split::Child{token, true, std::move(written)});
+        continue;
+      }
+    }
+    Request req = request();  // here, on this loop
     req.sink = sp.file->segment(r, true);
     Callbacks cbs;
     cbs.on_done = [this, from = r.from](const TransferResult& res) { segment_done(from, res); };
     auto id = client_.get(std::move(req), std::move(cbs), true);
     if (!id) return fail(id.error());
-    sp.children.emplace(r.from, static_cast<std::uint64_t>(*id));
+    sp.children.emplace(r.from, Split::Child{static_cast<std::uint64_t>(*id), false, nullptr});
   }
 }
 
 void Transfer::segment_done(std::uint64_t from, const TransferResult& r) {
-  split_->children.erase(from);
+  if (auto it = split_->children.find(from); it != split_->children.end()) {
+    if (it->second.remote)  // its bytes are on disk; the sidecar is this loop's to keep
+      if (std::uint64_t n = it->second.written->load())
+        split_->file->record_range({from, from + n});
+    split_->children.erase(it);
+  }
   if (r.ok()) {
     bytes_ += r.bytes;
   } else if (!split_->stopping) {

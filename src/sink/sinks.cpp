@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -135,6 +136,12 @@ class FileSink final : public Sink, public SplitFile {
     return {};
   }
   std::unique_ptr<Sink> segment(ByteRange r, bool check_range) override;
+  std::unique_ptr<Sink> remote_segment(
+      ByteRange r, std::shared_ptr<std::atomic<std::uint64_t>> written) override;
+  void when_open(std::function<void()> cb) override {
+    if (split_fd() >= 0) return cb();
+    open_waiters_.push_back(std::move(cb));
+  }
 
   // For segments.
   int split_fd() const noexcept { return split_ && state_ == State::open ? fd_ : -1; }
@@ -142,6 +149,7 @@ class FileSink final : public Sink, public SplitFile {
   const std::string& part() const noexcept { return part_; }
   const FileSinkOptions& options() const noexcept { return opts_; }
   std::uint64_t total() const noexcept { return total_; }
+  void record_range(ByteRange r) override { range_done(r); }
   void range_done(ByteRange r) {
     add_range(done_, r);
     meta_dirty_ = true;
@@ -587,6 +595,9 @@ class FileSink final : public Sink, public SplitFile {
         if (w->job == Job::open_split) {
           self->foreign_ = false;
           self->kick_segments();
+          auto waiters = std::move(self->open_waiters_);
+          self->open_waiters_.clear();
+          for (auto& cb : waiters) cb();
         }
         return self->next();
       case Job::close_only:
@@ -671,23 +682,54 @@ class FileSink final : public Sink, public SplitFile {
   bool meta_dirty_ = false;           // done_ changed since the sidecar was last written
   std::vector<ByteRange> done_;       // split_: ranges complete on disk
   std::vector<SegmentSink*> segments_;  // live segment sinks, kicked when the file opens
+  std::vector<std::function<void()>> open_waiters_;  // when_open() before the file was open
 };
 
-// One segment of a split download: its bytes go to their offsets in the FileSink's .part
-// through uv_fs_write, with the same backpressure as the file sink. Writes wait until the file
-// is open; what was written is recorded as done when the segment finishes or is aborted.
+// One segment of a split download: its bytes go to their offsets in the .part through
+// uv_fs_write, with the same backpressure as the file sink. A local segment (on the file sink's
+// loop) shares the sink's fd, waits until the file is open and records what it wrote with the
+// sink when it finishes or is aborted. A remote one (another loop's client, with --loops) opens
+// the .part itself, which exists by then, closes it before it reports, and leaves what it wrote
+// in `written_out` for the transfer that owns the file to record.
 class SegmentSink final : public Sink {
  public:
-  SegmentSink(FileSink* file, ByteRange r, bool check) : file_(file), r_(r), check_(check) {
+  SegmentSink(FileSink* file, ByteRange r, bool check)
+      : file_(file),
+        r_(r),
+        check_(check),
+        part_(file->part()),
+        total_(file->total()),
+        opts_(file->options()) {
     file_->add_segment(this);
   }
-  ~SegmentSink() override { file_->remove_segment(this); }
+  SegmentSink(std::string part, ByteRange r, std::uint64_t total, const FileSinkOptions& opts,
+              std::shared_ptr<std::atomic<std::uint64_t>> written_out)
+      : r_(r),
+        check_(true),
+        part_(std::move(part)),
+        total_(total),
+        opts_(opts),
+        written_out_(std::move(written_out)) {}
+  ~SegmentSink() override {
+    if (file_) file_->remove_segment(this);
+  }
 
-  Error open(uv_loop_s*, const Response& head, Events events) override {
+  Error open(uv_loop_s* loop, const Response& head, Events events) override {
     events_ = std::move(events);
+    if (!file_ && !loop_) {  // remote: the file is ours to open, once
+      loop_ = loop;
+      busy_ = true;
+      req_.data = this;
+      if (int rc = uv_fs_open(loop_, &req_, part_.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0,
+                              &on_open);
+          rc < 0) {
+        busy_ = false;
+        return Error(Errc::file_io, "cannot open '" + part_ + "': " + uv_words(rc));
+      }
+    }
     if (!check_) return {};
     std::string want = "bytes " + std::to_string(r_.from) + "-" + std::to_string(r_.to - 1) + "/" +
-                       std::to_string(file_->total());
+                       std::to_string(total_);
     auto got = head.header("Content-Range");
     if (head.status == 206 && got && *got == want) return {};
     return Error(Errc::http_status,
@@ -701,7 +743,7 @@ class SegmentSink final : public Sink {
     if (failed_) return true;
     pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
     next();
-    if (pending_.size() + inflight_.size() >= file_->options().high_water) paused_ = true;
+    if (pending_.size() + inflight_.size() >= opts_.high_water) paused_ = true;
     return !paused_;
   }
 
@@ -727,6 +769,8 @@ class SegmentSink final : public Sink {
 
   void next() {
     if (busy_) return;
+    if ((aborting_ || (finish_cb_ && pending_.empty())) && own_fd_ >= 0)
+      return close_own();  // then here again
     if (aborting_) {
       record();
       auto cb = std::move(abort_cb_);
@@ -744,8 +788,8 @@ class SegmentSink final : public Sink {
       return;
     }
     if (failed_) return;
-    int fd = file_->split_fd();
-    if (fd < 0) return;  // kicked once the file is open
+    int fd = this->fd();
+    if (fd < 0 && !(finish_cb_ && pending_.empty() && !file_)) return;  // kicked once open
     if (!pending_.empty()) {
       inflight_.swap(pending_);
       pending_.clear();
@@ -765,9 +809,42 @@ class SegmentSink final : public Sink {
   }
 
  private:
+  int fd() const { return file_ ? file_->split_fd() : own_fd_; }
+  uv_loop_t* loop() const { return file_ ? file_->loop() : loop_; }
+
   void record() {
-    if (written_ > 0) file_->range_done({r_.from, r_.from + written_});
+    if (file_) {
+      if (written_ > 0) file_->range_done({r_.from, r_.from + written_});
+    } else {
+      written_out_->store(written_);
+    }
     written_ = 0;
+  }
+
+  static void on_open(uv_fs_t* req) {
+    auto* self = static_cast<SegmentSink*>(req->data);
+    ssize_t result = req->result;
+    uv_fs_req_cleanup(req);
+    self->busy_ = false;
+    if (result < 0) {
+      self->write_failed(static_cast<int>(result), "open");
+    } else {
+      self->own_fd_ = static_cast<int>(result);
+    }
+    self->next();
+  }
+
+  void close_own() {
+    busy_ = true;
+    req_.data = this;
+    int fd = own_fd_;
+    own_fd_ = -1;
+    uv_fs_close(loop_, &req_, fd, [](uv_fs_t* req) {
+      auto* self = static_cast<SegmentSink*>(req->data);
+      uv_fs_req_cleanup(req);
+      self->busy_ = false;
+      self->next();
+    });
   }
 
   void issue_write(int fd) {
@@ -776,19 +853,20 @@ class SegmentSink final : public Sink {
     uv_buf_t b = uv_buf_init(inflight_.data() + inflight_done_,
                              static_cast<unsigned>(inflight_.size() - inflight_done_));
     auto at = static_cast<int64_t>(r_.from + written_);
-    if (int rc = uv_fs_write(file_->loop(), &req_, fd, &b, 1, at, &on_write); rc < 0) {
+    if (int rc = uv_fs_write(loop(), &req_, fd, &b, 1, at, &on_write); rc < 0) {
       busy_ = false;
-      write_failed(rc);
+      write_failed(rc, "write");
     }
   }
 
-  void write_failed(int rc) {
+  void write_failed(int rc, const char* step) {
     failed_ = true;
     inflight_.clear();
     inflight_done_ = 0;
     pending_.clear();
     if (events_.failed)
-      events_.failed(Error(Errc::file_io, "cannot write '" + file_->part() + "': " + uv_words(rc)));
+      events_.failed(
+          Error(Errc::file_io, std::string("cannot ") + step + " '" + part_ + "': " + uv_words(rc)));
   }
 
   static void on_write(uv_fs_t* req) {
@@ -797,25 +875,31 @@ class SegmentSink final : public Sink {
     uv_fs_req_cleanup(req);
     self->busy_ = false;
     if (result < 0) {
-      self->write_failed(static_cast<int>(result));
+      self->write_failed(static_cast<int>(result), "write");
       return self->next();
     }
     self->written_ += static_cast<std::uint64_t>(result);
     self->inflight_done_ += static_cast<std::size_t>(result);
     if (self->inflight_done_ < self->inflight_.size() && !self->aborting_ && !self->restart_cb_)
-      return self->issue_write(self->file_->split_fd());  // short write
+      return self->issue_write(self->fd());  // short write
     self->inflight_.clear();
     self->inflight_done_ = 0;
-    if (self->paused_ && self->pending_.size() < self->file_->options().low_water) {
+    if (self->paused_ && self->pending_.size() < self->opts_.low_water) {
       self->paused_ = false;
       if (self->events_.drained) self->events_.drained();  // may write more into pending_
     }
     self->next();
   }
 
-  FileSink* file_;
+  FileSink* file_ = nullptr;  // local: the file sink whose fd and records this shares
   const ByteRange r_;
   const bool check_;
+  const std::string part_;
+  const std::uint64_t total_;
+  const FileSinkOptions opts_;
+  std::shared_ptr<std::atomic<std::uint64_t>> written_out_;  // remote: what was written
+  uv_loop_t* loop_ = nullptr;                                 // remote: the client's loop
+  int own_fd_ = -1;                                           // remote: the .part, opened here
   Events events_;
   uv_fs_t req_{};
   bool busy_ = false, paused_ = false, failed_ = false, aborting_ = false;
@@ -828,6 +912,11 @@ class SegmentSink final : public Sink {
 
 std::unique_ptr<Sink> FileSink::segment(ByteRange r, bool check_range) {
   return std::make_unique<SegmentSink>(this, r, check_range);
+}
+
+std::unique_ptr<Sink> FileSink::remote_segment(
+    ByteRange r, std::shared_ptr<std::atomic<std::uint64_t>> written) {
+  return std::make_unique<SegmentSink>(part_, r, total_, opts_, std::move(written));
 }
 
 void FileSink::kick_segments() {

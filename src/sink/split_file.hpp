@@ -3,7 +3,9 @@
 // sink implements it; a transfer splits only when its sink does.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +33,15 @@ class SplitFile {
   /// a 206 whose Content-Range is exactly `r` of the same total. Must not outlive this sink, and
   /// every segment ends (finish or abort done) before finish() or abort() of this sink.
   virtual std::unique_ptr<Sink> segment(ByteRange r, bool check_range) = 0;
+  /// A segment for another loop: it opens the .part by name (call once when_open() said it
+  /// exists), checks its range, closes the file before it reports, and leaves the count of bytes
+  /// it wrote in `written` for record_range() on this sink's loop.
+  virtual std::unique_ptr<Sink> remote_segment(
+      ByteRange r, std::shared_ptr<std::atomic<std::uint64_t>> written) = 0;
+  /// `cb` once the .part is open at its full size (now, if it is).
+  virtual void when_open(std::function<void()> cb) = 0;
+  /// Records bytes a remote segment wrote (for the sidecar).
+  virtual void record_range(ByteRange r) = 0;
 
  protected:
   ~SplitFile() = default;

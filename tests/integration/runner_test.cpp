@@ -2,7 +2,9 @@
 // host loop, cancellation, and clean shutdown with work in flight. Also run under ThreadSanitizer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <set>
 
@@ -62,6 +64,106 @@ class RunnerTest : public LoopTest {
 
 Script slow_ok(int ms, std::string body) {
   return Script().pause_ms(ms).send(http_response(200, body));
+}
+
+// One large file split over two loops, with one connection per host on each loop. The first
+// response pauses for 500 ms after 1 MiB: a segment request that arrives before then came over
+// the other loop's connection (this loop's only one is still busy with the first segment).
+TEST_F(RunnerTest, ASplitDownloadsSegmentsRunOnTheOtherLoopToo) {
+  std::string body = pattern_bytes(8 << 20, 41);
+  using Clock = std::chrono::steady_clock;
+  std::mutex mu;
+  Clock::time_point first_at{};
+  std::vector<double> range_after_ms;
+  TestServer server([&](const RecordedRequest& r) {
+    std::lock_guard lock(mu);
+    if (!requested_range(r)) {
+      first_at = Clock::now();
+      std::string whole = http_response(200, body, {{"ETag", "\"r\""}, {"Accept-Ranges", "bytes"}});
+      std::size_t split_at = whole.size() - body.size() + (1 << 20);
+      return Script().send(whole.substr(0, split_at)).pause_ms(500).send(whole.substr(split_at));
+    }
+    range_after_ms.push_back(
+        std::chrono::duration<double, std::milli>(Clock::now() - first_at).count());
+    return serve_ranges(r, body, "\"r\"");
+  });
+  ClientOptions o;
+  o.max_per_host = 2;  // 1 + 1 over two loops
+  runner(2, o);
+  std::string dir = make_temp_dir("uvget-runner-split");
+  Request req;
+  req.sink = make_file_sink(dir + "/big");
+  req.split = 4;
+  req.min_split_size = 1 << 20;
+  auto seen = get(server.url("/big"), std::move(req));
+  run();
+  ASSERT_TRUE(seen.out->result.ok()) << seen.out->result.error.message();
+  EXPECT_TRUE(read_file(dir + "/big") == body) << "the file differs from the source";
+  EXPECT_FALSE(exists(dir + "/big.part"));
+  EXPECT_FALSE(exists(dir + "/big.part.meta"));
+  EXPECT_EQ(server.requests().size(), 4u);
+  std::lock_guard lock(mu);
+  ASSERT_EQ(range_after_ms.size(), 3u);
+  EXPECT_LT(*std::min_element(range_after_ms.begin(), range_after_ms.end()), 300.0)
+      << "a segment ran on the other loop while the first one was still streaming";
+  EXPECT_EQ(seen.out->result.bytes, body.size());
+  remove_tree(dir);
+}
+
+TEST_F(RunnerTest, ASplitDownloadFailingOnTheOtherLoopLeavesNothing) {
+  std::string body = pattern_bytes(8 << 20, 42);
+  TestServer server([&](const RecordedRequest& r) {
+    auto range = requested_range(r);
+    if (range && range->second && *range->second == body.size() - 1)
+      return Script().send(http_response(404, "gone"));
+    return serve_ranges(r, body, "\"r\"");
+  });
+  runner(2);
+  std::string dir = make_temp_dir("uvget-runner-split");
+  Request req;
+  req.sink = make_file_sink(dir + "/big");
+  req.split = 4;
+  req.min_split_size = 1 << 20;
+  auto seen = get(server.url("/big"), std::move(req));
+  run();
+  EXPECT_EQ(seen.out->result.error.code, Errc::http_status) << seen.out->result.error.message();
+  EXPECT_FALSE(exists(dir + "/big"));
+  EXPECT_FALSE(exists(dir + "/big.part"));
+  remove_tree(dir);
+}
+
+TEST_F(RunnerTest, ClosingDuringASplitDownloadOverTwoLoopsEndsEverything) {
+  std::string body = pattern_bytes(8 << 20, 43);
+  TestServer server([&](const RecordedRequest& r) {
+    if (auto range = requested_range(r)) {  // segments stall after their head and a few bytes
+      std::uint64_t first = range->first, last = range->second.value_or(body.size() - 1);
+      return Script()
+          .send("HTTP/1.1 206 Partial Content\r\nContent-Length: " +
+                std::to_string(last - first + 1) + "\r\nContent-Range: bytes " +
+                std::to_string(first) + "-" + std::to_string(last) + "/" +
+                std::to_string(body.size()) + "\r\n\r\n" + body.substr(first, 1000))
+          .stall();
+    }
+    return serve_ranges(r, body, "\"r\"");
+  });
+  runner(2);
+  std::string dir = make_temp_dir("uvget-runner-split");
+  Request req;
+  req.sink = make_file_sink(dir + "/big");
+  req.split = 4;
+  req.min_split_size = 1 << 20;
+  auto seen = get(server.url("/big"), std::move(req));
+  run_for(300);
+  bool closed = false;
+  runner_->close([&] { closed = true; });
+  run();
+  EXPECT_TRUE(closed);
+  EXPECT_TRUE(seen.out->done);
+  EXPECT_FALSE(seen.out->result.ok());
+  EXPECT_FALSE(exists(dir + "/big"));
+  EXPECT_FALSE(exists(dir + "/big.part"));
+  runner_.reset();
+  remove_tree(dir);
 }
 
 TEST_F(RunnerTest, PerHostLimitHoldsForAllLoopsTogether) {
