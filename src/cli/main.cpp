@@ -21,6 +21,7 @@
 #include <uvget/uvget.hpp>
 
 #include "cli/input.hpp"
+#include "cli/list_line.hpp"
 #include "cli/naming.hpp"
 #include "cli/report.hpp"
 #include "url.hpp"
@@ -299,19 +300,10 @@ class App {
     std::string checksum;  // "sha-256=HEX" or empty
   };
 
-  void on_line(std::string_view line, std::uint64_t n) {
-    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
-    while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
-    if (line.empty() || line.front() == '#') return;
-    // "URL<TAB>sha-256=HEX": the body must hash to that.
-    std::string_view checksum;
-    if (auto tab = line.find('\t'); tab != std::string_view::npos) {
-      checksum = line.substr(tab + 1);
-      line = line.substr(0, tab);
-      while (!checksum.empty() && (checksum.front() == ' ' || checksum.front() == '\t'))
-        checksum.remove_prefix(1);
-      while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
-    }
+  void on_line(std::string_view text, std::uint64_t n) {
+    auto parsed = cli::parse_list_line(text);
+    if (!parsed) return;
+    std::string_view line = parsed->url, checksum = parsed->checksum;
     if (!cli::in_shard(line, shard_)) return;
     pending_.push_back({std::string(line), n, std::string(checksum)});
   }

@@ -48,11 +48,12 @@ std::string sanitise_name(std::string_view decoded) {
     std::size_t dot = out.rfind('.');
     std::string ext = (dot != std::string::npos && out.size() - dot <= 16) ? out.substr(dot) : "";
     std::size_t keep = kMaxName - ext.size();
-    // Do not cut a UTF-8 sequence in half.
-    while (keep > 0 && (static_cast<unsigned char>(out[keep]) & 0xC0) == 0x80) --keep;
-    out = out.substr(0, keep) + ext;
+    // Do not cut a UTF-8 sequence in half (unless the text is no UTF-8 at all).
+    std::size_t at = keep;
+    while (at > 0 && (static_cast<unsigned char>(out[at]) & 0xC0) == 0x80) --at;
+    out = out.substr(0, at > 0 ? at : keep) + ext;
   }
-  return out;
+  return out.empty() ? "index.html" : out;
 }
 
 std::string name_from_path(std::string_view path) {

@@ -517,7 +517,7 @@ void Client::Impl::transfer_done(Transfer* t, const TransferResult& result, Call
   if (transfers_.empty() && !handles_closed_)
     uv_unref(as_handle(&retry_timer_));  // nothing waits any more (see arm_retry_timer)
   // on_done runs on the next tick, never inside a callback of ours that is still on the stack.
-  posted_.push_back([this, t, result, cb = std::move(cbs.on_done)]() mutable {
+  posted_.push_back([t, result, cb = std::move(cbs.on_done)]() mutable {
     std::unique_ptr<Transfer> owned(t);
     if (cb) cb(result);
   });

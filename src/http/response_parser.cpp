@@ -124,6 +124,10 @@ int ResponseParser::on_header_value(const char* at, std::size_t len) {
 
 int ResponseParser::on_headers_complete() {
   int status = llhttp_get_status_code(&parser_);
+  if (status < 100 || status > 999) {  // llhttp takes "HTTP/1.1 21 ..." (RFC 9112: 3 digits)
+    error_ = Error(Errc::http_parse, "invalid status code " + std::to_string(status));
+    return -1;
+  }
   if (status >= 100 && status < 200) {
     if (status == 101) {
       error_ = Error(Errc::http_parse, "unexpected 101 Switching Protocols");
@@ -135,7 +139,7 @@ int ResponseParser::on_headers_complete() {
       return -1;
     }
     informational_ = true;  // 100 Continue, 103 Early Hints: the real response follows
-    return HPE_OK;
+    return 1;  // a 1xx ends at its blank line, whatever Content-Length it claims (fuzzer find)
   }
   // Field values end at optional whitespace that llhttp leaves in (RFC 9110 5.5).
   for (auto& [name, value] : head_.headers)

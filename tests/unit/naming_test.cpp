@@ -321,3 +321,18 @@ TEST(IsUtf8Helper, DetectsMalformedInput) {
 
 }  // namespace
 }  // namespace uvget::cli
+
+namespace uvget::cli {
+namespace {
+
+// Found by the naming fuzzer: a long name of bytes that are no UTF-8 was cut to nothing.
+TEST(NamingFuzzFinds, ALongNameThatIsNoUtf8IsCutNotEmptied) {
+  std::string path = "/dir/." + std::string(300, '\xaf');
+  std::string name = name_from_path(path);
+  EXPECT_FALSE(name.empty());
+  EXPECT_LE(name.size(), 200u);
+  EXPECT_NE(name.front(), '.');
+}
+
+}  // namespace
+}  // namespace uvget::cli

@@ -696,3 +696,37 @@ TEST(ResponseParser, StartSwitchesBetweenHeadAndGet) {
 
 }  // namespace
 }  // namespace uvget
+
+namespace uvget {
+namespace {
+
+// Found by the response fuzzer: llhttp takes a status of fewer than three digits.
+TEST(ResponseParser, AStatusCodeOfFewerThanThreeDigitsIsAnError) {
+  Fixture f;
+  auto p = f.feed("HTTP/1.1 21 204 No Content\r\n\r\n");
+  EXPECT_EQ(p.status, Status::failed);
+  EXPECT_EQ(f.parser.error().code, Errc::http_parse);
+  EXPECT_TRUE(f.rec.heads.empty());
+}
+
+}  // namespace
+}  // namespace uvget
+
+namespace uvget {
+namespace {
+
+// Found by the response fuzzer: an interim response's claimed body reached the handler before
+// any final head.
+TEST(ResponseParser, AnInterimResponseHasNoBodyWhateverItsContentLength) {
+  Fixture f;
+  auto p = f.feed(
+      "HTTP/1.1 199 OK\r\nContent-Length: 6\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+  EXPECT_EQ(p.status, Status::complete);
+  ASSERT_EQ(f.rec.heads.size(), 1u);
+  EXPECT_EQ(f.rec.heads[0].status, 200);
+  EXPECT_EQ(f.rec.body, "hello");
+}
+
+}  // namespace
+}  // namespace uvget
