@@ -153,8 +153,13 @@ void Transfer::admit(bool front) {
   });
 }
 
+// The URL the caller asked for leads the line (it is what they look for in their list), and
+// the one that failed follows when a redirect led elsewhere.
 Error Transfer::with_url(Error e) const {
-  if (e) e.detail = url_.str() + ": " + e.message();
+  if (!e) return e;
+  std::string at = url_.str();
+  e.detail = at == requested_url_ ? at + ": " + e.message()
+                                  : requested_url_ + ": " + e.message() + " (at " + at + ")";
   return e;
 }
 
