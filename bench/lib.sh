@@ -25,12 +25,14 @@ tls_listen() {  # $1 port: an nginx listen line with TLS and session tickets
 }
 
 start_nginx() {  # $@: listen lines, one server block each, all serving $work/www
+  # env NGINX_CONNS: worker_connections (default 4096); NGINX_PIN: the taskset prefix
   local servers="" l
   for l in "$@"; do servers+="  server { $l root $work/www; }"$'\n'; done
   cat > "$work/nginx.conf" <<CONF
-daemon on; worker_processes 1; pid $work/nginx.pid; error_log $work/error.log;
+daemon on; worker_processes 1; pid $work/nginx.pid; error_log $work/error.log ${NGINX_LOG_LEVEL:-error};
 $( [ "$(id -u)" -eq 0 ] && echo "user root;" )
-events { worker_connections 4096; }
+worker_rlimit_nofile $(( ${NGINX_CONNS:-4096} * 2 + 64 ));
+events { worker_connections ${NGINX_CONNS:-4096}; ${NGINX_EVENTS:-} }
 http {
   access_log off; sendfile on; keepalive_requests 1000000; keepalive_timeout 60;
   client_body_temp_path $work/t1; proxy_temp_path $work/t2; fastcgi_temp_path $work/t3;

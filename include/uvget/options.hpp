@@ -16,6 +16,11 @@ struct ClientOptions {
   int max_connections = 64;
   /// Open connections to one origin (scheme, host, port) never exceed this.
   int max_per_host = 16;
+  /// New connections to one origin that may be opening (TCP, and TLS) at the same time; more
+  /// wait until one is established. A burst of thousands of downloads would otherwise overflow
+  /// the server's accept queue (Linux caps it at 4096 by default, nginx asks for 511), and the
+  /// dropped connections fail. 0: no limit.
+  int max_connecting_per_host = 256;
   /// Per connection attempt to one address; the next address gets a fresh timeout.
   std::uint64_t connect_timeout_ms = 30'000;
   /// A transfer fails when no byte arrives (or leaves) for this long. 0: never.

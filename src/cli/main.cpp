@@ -1,6 +1,7 @@
 // The uvget command: parse options, stream the URL list into a Client on one loop, name the
 // outputs, report each failure and a summary, and map the outcome to an exit status.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -124,12 +125,39 @@ int parse_loops(const std::string& text) {
   return std::stoi(text);
 }
 
+// Every connection is a socket, and a download whose body streams holds its file open too:
+// raise the soft limit of open files to the hard one, and keep -j within what that allows
+// (with a warning) instead of failing connections with EMFILE halfway through a list.
+int fit_open_files(int connections, bool discard, bool quiet) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return connections;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit want = lim;
+    want.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0) lim = want;
+  }
+  constexpr rlim_t kSpare = 64;  // the loop, the list, stdio, the resolver, TLS files...
+  rlim_t per = discard ? 1 : 2;
+  if (lim.rlim_cur == RLIM_INFINITY || per * static_cast<rlim_t>(connections) + kSpare <= lim.rlim_cur)
+    return connections;
+  int fit = static_cast<int>(std::max<rlim_t>(1, (lim.rlim_cur - std::min(lim.rlim_cur, kSpare)) / per));
+  if (!quiet)
+    std::fprintf(stderr,
+                 "uvget: warning: -j %d needs up to %llu open files and the limit is %llu: "
+                 "using -j %d\n",
+                 connections, static_cast<unsigned long long>(per * connections + kSpare),
+                 static_cast<unsigned long long>(lim.rlim_cur), fit);
+  return fit;
+}
+
 class App {
  public:
   App(uv_loop_t* loop, Settings s) : loop_(loop), s_(std::move(s)) {}
 
   int run() {
     ClientOptions o;
+    s_.connections = fit_open_files(s_.connections, s_.discard, s_.quiet);
+    s_.per_host = std::min(s_.per_host, s_.connections);
     o.max_connections = s_.connections;
     o.max_per_host = s_.per_host;
     o.connect_timeout_ms = static_cast<std::uint64_t>(s_.connect_timeout * 1000);

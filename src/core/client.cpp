@@ -411,6 +411,8 @@ void Client::Impl::pump() {
         c = o.idle.back();
         remove_idle(c, conns_.at(c));
       } else {
+        if (opts_.max_connecting_per_host > 0 && o.opening >= opts_.max_connecting_per_host)
+          continue;  // connection_established() makes it ready again
         if (o.open >= opts_.max_per_host) {
           if (o.idle.empty()) continue;  // waits for one of its own connections
           o.idle.front()->close();       // a retry needs a fresh one: give up an idle one
@@ -422,9 +424,10 @@ void Client::Impl::pump() {
           break;
         }
         c = Connection::open(loop_, *this, t->url());
-        conns_.emplace(c, ConnInfo{key, false, {}});
+        conns_.emplace(c, ConnInfo{key, false, true, {}});
         ++live_conns_;
         ++o.open;
+        ++o.opening;
       }
       UVGET_TRACE("start transfer %llu on %p (%s, %zu open)",
                   static_cast<unsigned long long>(t->id()), static_cast<void*>(c),
@@ -478,14 +481,30 @@ void Client::Impl::connection_closing(Connection& c) {
   if (it == conns_.end()) return;
   remove_idle(&c, it->second);
   std::string key = std::move(it->second.origin);
+  bool opening = it->second.opening;
   conns_.erase(it);
   auto oit = origins_.find(key);
   if (oit != origins_.end()) {
     --oit->second.open;
+    if (opening) --oit->second.opening;
     mark_ready(key, oit->second);
     drop_origin_if_unused(key);
   }
   if (!closing_ && !ready_.empty()) schedule_pump();
+}
+
+void Client::Impl::connection_established(Connection& c) {
+  ++stats_.connections_opened;
+  auto it = conns_.find(&c);
+  if (it == conns_.end() || !it->second.opening) return;
+  it->second.opening = false;
+  auto oit = origins_.find(it->second.origin);
+  if (oit == origins_.end()) return;
+  Origin& o = oit->second;
+  if (o.opening-- == opts_.max_connecting_per_host && !o.queue.empty()) {
+    mark_ready(oit->first, o);  // it was waiting for this: the next connection may open
+    schedule_pump();
+  }
 }
 
 void Client::Impl::drop_origin_if_unused(const std::string& key) {

@@ -78,7 +78,7 @@ struct Client::Impl final : ConnectionOwner {
   void tls_handshake_done(bool resumed) override {
     ++(resumed ? stats_.tls_resumed_handshakes : stats_.tls_full_handshakes);
   }
-  void connection_established(Connection&) override { ++stats_.connections_opened; }
+  void connection_established(Connection& c) override;
   void connection_closing(Connection& c) override;
   void connection_freed(Connection& c) override;
   bool slice_spent() const override { return slice_ns_ > 0 && pass_ns_ >= slice_ns_; }
@@ -100,12 +100,14 @@ struct Client::Impl final : ConnectionOwner {
     std::deque<Transfer*> queue;    // waiting for a connection, in order
     std::vector<Connection*> idle;  // parked, most recent last
     int open = 0;                   // connections open to this origin (any state)
+    int opening = 0;                // of those, not yet established
     std::uint64_t held_until = 0;   // uv_now ms: no new request before (429/503)
     bool ready = false;             // listed in ready_
   };
   struct ConnInfo {
     std::string origin;
     bool idle = false;
+    bool opening = true;                   // counted in Origin::opening
     std::list<Connection*>::iterator lru;  // valid iff idle
   };
 

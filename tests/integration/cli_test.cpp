@@ -788,6 +788,22 @@ TEST_F(CliTest, AnUnwritableDirectoryFailsEachDownloadClearly) {
   std::filesystem::permissions(dir_ + "/ro", std::filesystem::perms::owner_all);
 }
 
+TEST_F(CliTest, MoreConnectionsThanOpenFilesAllowIsCappedWithAWarning) {
+  if (find_program("prlimit").empty()) GTEST_SKIP() << "prlimit is not installed";
+  TestServer server([](const RecordedRequest& r) {
+    return Script().send(http_response(200, "body of " + r.target));
+  });
+  std::string list;
+  for (int i = 0; i < 50; ++i) list += server.url("/f" + std::to_string(i)) + "\n";
+  auto r = run_command({"prlimit", "--nofile=100:100", bin_, "-j", "500", "-d", dir_, "-i", "-"},
+                       list, 30'000);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("-j 500 needs up to 1064 open files and the limit is 100: using -j 18"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(read_file(dir_ + "/f49"), "body of /f49");
+}
+
 TEST_F(CliTest, AMissingInputFileIsReportedAndNothingLeaks) {
   auto r = uvget({"-d", dir_, "-i", dir_ + "/no-such-list"});
   EXPECT_EQ(r.status, 1) << r.err;

@@ -16,6 +16,24 @@ Script slow_ok(int ms) {
   return Script().pause_ms(ms).send(http_response(200, "ok"));
 }
 
+// Connections still opening to one host are capped, so a burst of downloads cannot flood a
+// server's accept queue: against a listener that never answers, only that many attempts run.
+TEST_F(LimitsTest, ConnectionsOpeningAtOnceToOneHostAreCapped) {
+  BlackholeListener hole;
+  ClientOptions o;
+  o.max_connecting_per_host = 3;
+  o.connect_timeout_ms = 300;
+  client(o);
+  std::vector<std::shared_ptr<Outcome>> all;
+  for (int i = 0; i < 7; ++i)
+    all.push_back(fetch("http://127.0.0.1:" + std::to_string(hole.port()) + "/" + std::to_string(i)));
+  run_for(150);
+  EXPECT_EQ(client().stats().open_connections, 3u) << "only three attempts at a time";
+  run();
+  for (auto& out : all) EXPECT_EQ(out->result.error.code, Errc::connect_timeout);
+  EXPECT_EQ(client().stats().open_connections, 0u);
+}
+
 TEST_F(LimitsTest, TotalLimitIsNeverExceeded) {
   TestServer server([](const RecordedRequest&) { return slow_ok(5); });
   ClientOptions o;
