@@ -14,6 +14,11 @@ ResponseParser::ResponseParser(Handler& handler, std::size_t max_header_bytes,
   settings_.on_header_value = &thunk<&ResponseParser::on_header_value, const char*, std::size_t>;
   settings_.on_headers_complete = &thunk<&ResponseParser::on_headers_complete>;
   settings_.on_body = &thunk<&ResponseParser::on_body, const char*, std::size_t>;
+  settings_.on_chunk_extension_name =
+      &thunk<&ResponseParser::on_chunk_extension, const char*, std::size_t>;
+  settings_.on_chunk_extension_value =
+      &thunk<&ResponseParser::on_chunk_extension, const char*, std::size_t>;
+  settings_.on_chunk_header = &thunk<&ResponseParser::on_chunk_header>;
   settings_.on_message_complete = &thunk<&ResponseParser::on_message_complete>;
   llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
   parser_.data = this;
@@ -27,6 +32,7 @@ void ResponseParser::start(bool head_request) {
   head_request_ = head_request;
   informational_ = false;
   interim_count_ = 0;
+  chunk_extension_bytes_ = 0;
   started_ = false;
   head_done_ = false;
   complete_ = false;
@@ -150,6 +156,22 @@ int ResponseParser::on_headers_complete() {
   handler_.on_response_head(head_);
   // 1: no body follows, whatever Content-Length says: a response to HEAD, 204 and 304.
   return (head_request_ || status == 204 || status == 304) ? 1 : HPE_OK;
+}
+
+// Chunk extensions are skipped, but not without end: a chunk-size line may carry at most
+// kMaxChunkExtension bytes of them. (Its digits are bounded by llhttp's overflow check; leading
+// zeros without end move no body byte, which the lowest speed catches.)
+int ResponseParser::on_chunk_extension(const char*, std::size_t len) {
+  chunk_extension_bytes_ += len;
+  if (chunk_extension_bytes_ <= kMaxChunkExtension) return HPE_OK;
+  error_ = Error(Errc::http_parse, "chunk-size line longer than " +
+                                       std::to_string(kMaxChunkExtension) + " bytes");
+  return HPE_USER;
+}
+
+int ResponseParser::on_chunk_header() {
+  chunk_extension_bytes_ = 0;
+  return HPE_OK;
 }
 
 int ResponseParser::on_body(const char* at, std::size_t len) {

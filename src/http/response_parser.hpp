@@ -62,6 +62,8 @@ class ResponseParser {
   int on_header_value(const char* at, std::size_t len);
   int on_headers_complete();
   int on_body(const char* at, std::size_t len);
+  int on_chunk_extension(const char* at, std::size_t len);
+  int on_chunk_header();
   int on_message_complete();
   int count_head_bytes(std::size_t len);
   void fail_from_llhttp(llhttp_errno_t err);
@@ -83,6 +85,8 @@ class ResponseParser {
   bool informational_ = false;  // the current message is a 1xx: skipped
   int interim_count_ = 0;       // 1xx responses skipped so far for this request
   static constexpr int kMaxInterim = 16;
+  static constexpr std::size_t kMaxChunkExtension = 4096;
+  std::size_t chunk_extension_bytes_ = 0;  // of the current chunk-size line
   bool started_ = false;
   bool head_done_ = false;
   bool complete_ = false;

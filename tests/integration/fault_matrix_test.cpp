@@ -146,6 +146,23 @@ TEST_P(FaultMatrix, HasItsDocumentedOutcome) {
 INSTANTIATE_TEST_SUITE_P(Faults, FaultMatrix, ::testing::ValuesIn(faults()),
                          [](const auto& p) { return std::string(p.param.name); });
 
+// A chunk-size line of endless leading zeros moves no body byte: the lowest speed ends it.
+TEST_F(FaultMatrix, EndlessLeadingZerosInAChunkSizeFailAsTooSlow) {
+  TestServer server([](const RecordedRequest&) {
+    Script s;
+    s.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 40; ++i) s.send(std::string(16 * 1024, '0')).pause_ms(100);
+    return s;
+  });
+  auto r = run_command({bin_, "--retries", "0", "--min-speed", "1000", "--min-speed-time", "1",
+                        "-d", dir_, server.url("/file")},
+                       "", 20'000);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("slower than 1000 bytes/s"), std::string::npos) << r.err;
+  EXPECT_FALSE(exists(dir_ + "/file"));
+  EXPECT_FALSE(exists(dir_ + "/file.part"));
+}
+
 // Two downloads over one kept-alive connection when the server misbehaves between them.
 class FaultMatrixKeepAlive : public FaultMatrix {};
 

@@ -730,3 +730,29 @@ TEST(ResponseParser, AnInterimResponseHasNoBodyWhateverItsContentLength) {
 
 }  // namespace
 }  // namespace uvget
+
+namespace uvget {
+namespace {
+
+TEST(ResponseParser, AnEndlessChunkExtensionIsRefused) {
+  Fixture f;
+  std::string r = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=" +
+                  std::string(5000, 'x') + "\r\nhello\r\n0\r\n\r\n";
+  auto p = f.feed(r);
+  EXPECT_EQ(p.status, Status::failed);
+  EXPECT_EQ(f.parser.error().code, Errc::http_parse);
+  EXPECT_NE(f.parser.error().message().find("chunk-size line longer than 4096"), std::string::npos)
+      << f.parser.error().message();
+}
+
+TEST(ResponseParser, ChunkExtensionsWithinTheLimitAreSkippedOnEveryChunk) {
+  Fixture f;
+  std::string ext = ";e=" + std::string(3000, 'x');  // 3 KB per line, 6 KB in all: fine
+  auto p = f.feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2" + ext + "\r\nab\r\n1" +
+                  ext + "\r\nc\r\n0\r\n\r\n");
+  EXPECT_EQ(p.status, Status::complete) << f.parser.error().message();
+  EXPECT_EQ(f.rec.body, "abc");
+}
+
+}  // namespace
+}  // namespace uvget
