@@ -10,19 +10,6 @@
 namespace uvget::test {
 namespace {
 
-std::string digest(mbedtls_md_type_t type, const std::string& data) {
-  const mbedtls_md_info_t* info = mbedtls_md_info_from_type(type);
-  unsigned char out[MBEDTLS_MD_MAX_SIZE];
-  mbedtls_md(info, reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
-  std::string hex;
-  for (std::size_t i = 0; i < mbedtls_md_get_size(info); ++i) {
-    char b[3];
-    std::snprintf(b, sizeof b, "%02x", out[i]);
-    hex += b;
-  }
-  return hex;
-}
-
 class ChecksumTest : public LoopTest {
  protected:
   void SetUp() override {
@@ -46,20 +33,20 @@ class ChecksumTest : public LoopTest {
 };
 
 TEST_F(ChecksumTest, AMatchingSha256KeepsTheFile) {
-  auto o = get_file("sha-256=" + digest(MBEDTLS_MD_SHA256, body_), "good");
+  auto o = get_file("sha-256=" + digest_hex(MBEDTLS_MD_SHA256, body_), "good");
   run();
   ASSERT_TRUE(o->result.ok()) << o->result.error.message();
   EXPECT_EQ(read_file(dir_ + "/good"), body_);
 }
 
 TEST_F(ChecksumTest, AMismatchFailsAndLeavesNoFile) {
-  std::string wrong = digest(MBEDTLS_MD_SHA256, body_ + "x");
+  std::string wrong = digest_hex(MBEDTLS_MD_SHA256, body_ + "x");
   auto o = get_file("SHA256=" + wrong, "bad");
   run();
   EXPECT_EQ(o->result.error.code, Errc::checksum_mismatch);
   std::string msg = o->result.error.message();
   EXPECT_NE(msg.find("expected " + wrong), std::string::npos) << msg;
-  EXPECT_NE(msg.find("got " + digest(MBEDTLS_MD_SHA256, body_)), std::string::npos) << msg;
+  EXPECT_NE(msg.find("got " + digest_hex(MBEDTLS_MD_SHA256, body_)), std::string::npos) << msg;
   EXPECT_NE(msg.find(server_.url("/f")), std::string::npos) << msg;
   EXPECT_FALSE(exists(dir_ + "/bad"));
   EXPECT_FALSE(exists(dir_ + "/bad.part"));
@@ -67,8 +54,8 @@ TEST_F(ChecksumTest, AMismatchFailsAndLeavesNoFile) {
 
 TEST_F(ChecksumTest, Sha1AndMd5Too) {
   Request a, b;
-  a.checksum = "sha-1=" + digest(MBEDTLS_MD_SHA1, body_);
-  b.checksum = "md5=" + digest(MBEDTLS_MD_MD5, body_);
+  a.checksum = "sha-1=" + digest_hex(MBEDTLS_MD_SHA1, body_);
+  b.checksum = "md5=" + digest_hex(MBEDTLS_MD_MD5, body_);
   auto oa = fetch(server_.url("/f"), std::move(a));
   auto ob = fetch(server_.url("/f"), std::move(b));
   run();
@@ -79,7 +66,7 @@ TEST_F(ChecksumTest, Sha1AndMd5Too) {
 TEST_F(ChecksumTest, MalformedChecksumsAreRefusedByGet) {
   for (std::string bad : std::vector<std::string>{"sha-256", "crc32=00000000", "sha-256=abc",
                                                   "md5=" + std::string(32, 'z'),
-                                                  "=" + digest(MBEDTLS_MD_MD5, body_)}) {
+                                                  "=" + digest_hex(MBEDTLS_MD_MD5, body_)}) {
     Request req;
     req.url = server_.url("/f");
     req.checksum = bad;
@@ -104,7 +91,7 @@ TEST_F(ChecksumTest, ARetriedBodyIsHashedFromItsFirstByte) {
   o.retry_wait_ms = 1;
   client(o);
   Request req;
-  req.checksum = "sha-256=" + digest(MBEDTLS_MD_SHA256, body_);
+  req.checksum = "sha-256=" + digest_hex(MBEDTLS_MD_SHA256, body_);
   req.sink = make_file_sink(dir_ + "/retried");
   auto t = fetch(server.url("/f"), std::move(req));
   run();

@@ -639,19 +639,6 @@ TEST_F(CliTest, MinSpeedTakesSuffixesAndRefusesNonsense) {
   }
 }
 
-std::string sha256_hex(const std::string& data) {
-  unsigned char out[32];
-  mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256),
-             reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
-  std::string hex;
-  for (unsigned char c : out) {
-    char b[3];
-    std::snprintf(b, sizeof b, "%02x", c);
-    hex += b;
-  }
-  return hex;
-}
-
 TEST_F(CliTest, ChecksumOnTheCommandLineAndInTheList) {
   TestServer server([](const RecordedRequest& r) {
     return Script().send(http_response(200, "body" + r.target));

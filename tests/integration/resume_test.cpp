@@ -37,19 +37,6 @@ void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
-std::string sha256(const std::string& data) {
-  unsigned char out[32];
-  mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256),
-             reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
-  std::string hex;
-  for (unsigned char c : out) {
-    char b[3];
-    std::snprintf(b, sizeof b, "%02x", c);
-    hex += b;
-  }
-  return hex;
-}
-
 class ResumeTest : public LoopTest {
  protected:
   void SetUp() override {
@@ -232,7 +219,7 @@ TEST_F(ResumeTest, AChecksumCoversTheWholeResumedBody) {
     return serve(r, body_, "\"v1\"");
   });
   client(retrying());
-  auto o = get_file(server.url("/f"), false, "sha-256=" + sha256(body_));
+  auto o = get_file(server.url("/f"), false, "sha-256=" + sha256_hex(body_));
   run();
   ASSERT_TRUE(o->result.ok()) << o->result.error.message();
   EXPECT_GT(o->result.resumed_from, 0u);
@@ -372,7 +359,7 @@ TEST_F(ResumeTest, ARunWithAChecksumDownloadsAnEarlierPartAgainInFull) {
   write_file(path_ + ".part.meta", "uvget-partial 1\nvalidator \"v1\"\nlength 400000\n");
   TestServer server([&](const RecordedRequest& r) { return serve(r, body_, "\"v1\""); });
   client();
-  auto o = get_file(server.url("/f"), true, "sha-256=" + sha256(body_));
+  auto o = get_file(server.url("/f"), true, "sha-256=" + sha256_hex(body_));
   run();
   ASSERT_TRUE(o->result.ok()) << o->result.error.message();
   EXPECT_FALSE(server.requests().at(0).header("Range"))

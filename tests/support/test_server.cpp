@@ -853,6 +853,19 @@ Script serve_ranges(const RecordedRequest& request, const std::string& body,
   return Script().send(http_response(206, body.substr(first, last - first + 1), h));
 }
 
+std::string digest_hex(mbedtls_md_type_t type, std::string_view data) {
+  const mbedtls_md_info_t* info = mbedtls_md_info_from_type(type);
+  unsigned char out[MBEDTLS_MD_MAX_SIZE];
+  mbedtls_md(info, reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
+  std::string hex;
+  for (std::size_t i = 0; i < mbedtls_md_get_size(info); ++i) {
+    char b[3];
+    std::snprintf(b, sizeof b, "%02x", out[i]);
+    hex += b;
+  }
+  return hex;
+}
+
 std::string pattern_bytes(std::size_t n, uint32_t seed) {
   static constexpr std::string_view kAlphabet =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -2,6 +2,8 @@
 // or over TLS 1.2 (mbedTLS), plus response builders, payloads and BlackholeListener.
 #pragma once
 
+#include <mbedtls/md.h>
+
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -170,6 +172,12 @@ Script serve_ranges(const RecordedRequest& request, const std::string& body,
 // the request has no such header.
 std::optional<std::pair<uint64_t, std::optional<uint64_t>>> requested_range(
     const RecordedRequest& request);
+
+// The hex digest of `data` (MBEDTLS_MD_SHA256, MBEDTLS_MD_SHA1, MBEDTLS_MD_MD5...).
+std::string digest_hex(mbedtls_md_type_t type, std::string_view data);
+inline std::string sha256_hex(std::string_view data) {
+  return digest_hex(MBEDTLS_MD_SHA256, data);
+}
 
 // Deterministic pseudo-random printable bytes; pattern_bytes(m, s) is a prefix of
 // pattern_bytes(n, s) for m <= n, so a range [a, b) is pattern_bytes(b, s).substr(a).
