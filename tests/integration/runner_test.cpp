@@ -59,6 +59,14 @@ class RunnerTest : public LoopTest {
     return {out, id ? *id : TransferId{}};
   }
 
+  // A download of one file in 4 segments of at least 1 MiB.
+  static Request split_into(const std::string& path) {
+    Request req;
+    req.sink = make_file_sink(path);
+    req.split = 4;
+    req.min_split_size = 1 << 20;
+    return req;
+  }
   std::unique_ptr<Runner> runner_;
 };
 
@@ -91,11 +99,7 @@ TEST_F(RunnerTest, ASplitDownloadsSegmentsRunOnTheOtherLoopToo) {
   o.max_per_host = 2;  // 1 + 1 over two loops
   runner(2, o);
   std::string dir = make_temp_dir("uvget-runner-split");
-  Request req;
-  req.sink = make_file_sink(dir + "/big");
-  req.split = 4;
-  req.min_split_size = 1 << 20;
-  auto seen = get(server.url("/big"), std::move(req));
+  auto seen = get(server.url("/big"), split_into(dir + "/big"));
   run();
   ASSERT_TRUE(seen.out->result.ok()) << seen.out->result.error.message();
   EXPECT_TRUE(read_file(dir + "/big") == body) << "the file differs from the source";
@@ -120,11 +124,7 @@ TEST_F(RunnerTest, ASplitDownloadFailingOnTheOtherLoopLeavesNothing) {
   });
   runner(2);
   std::string dir = make_temp_dir("uvget-runner-split");
-  Request req;
-  req.sink = make_file_sink(dir + "/big");
-  req.split = 4;
-  req.min_split_size = 1 << 20;
-  auto seen = get(server.url("/big"), std::move(req));
+  auto seen = get(server.url("/big"), split_into(dir + "/big"));
   run();
   EXPECT_EQ(seen.out->result.error.code, Errc::http_status) << seen.out->result.error.message();
   EXPECT_FALSE(exists(dir + "/big"));
@@ -148,11 +148,7 @@ TEST_F(RunnerTest, ClosingDuringASplitDownloadOverTwoLoopsEndsEverything) {
   });
   runner(2);
   std::string dir = make_temp_dir("uvget-runner-split");
-  Request req;
-  req.sink = make_file_sink(dir + "/big");
-  req.split = 4;
-  req.min_split_size = 1 << 20;
-  auto seen = get(server.url("/big"), std::move(req));
+  auto seen = get(server.url("/big"), split_into(dir + "/big"));
   run_for(300);
   bool closed = false;
   runner_->close([&] { closed = true; });
