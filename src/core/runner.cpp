@@ -170,11 +170,11 @@ void Runner::Impl::Worker::main() {
 }
 
 bool Runner::Impl::Worker::post(std::function<void()> task) {
-  {
-    std::lock_guard lock(mu);
-    if (closed) return false;
-    tasks.push_back(std::move(task));
-  }
+  // The wake-up is sent under the lock: `closed` is set under it before `wake` is closed, so a
+  // task accepted here never signals a handle that is gone.
+  std::lock_guard lock(mu);
+  if (closed) return false;
+  tasks.push_back(std::move(task));
   uv_async_send(&wake);
   return true;
 }
@@ -259,7 +259,9 @@ std::uint64_t Runner::Impl::Pool::run(Request request,
       there->segments.erase(key);
       report(r);
     };
-    auto id = there->client ? there->client->get(std::move(*req), std::move(cbs))
+    // At the front of its origin's queue there, as on the owner's loop: the file is open
+    // and waiting for it.
+    auto id = there->client ? there->client->impl_->get(std::move(*req), std::move(cbs), true)
                             : Result<TransferId>(Error(Errc::client_closed, "loop closed"));
     if (!id) {
       TransferResult r;
@@ -337,6 +339,8 @@ Result<std::unique_ptr<Runner>> Runner::create(uv_loop_s* host, RunnerOptions op
     ClientOptions o = base;
     o.max_connections = base.max_connections / n + (i < base.max_connections % n ? 1 : 0);
     o.max_per_host = base.max_per_host / n + (i < base.max_per_host % n ? 1 : 0);
+    if (base.max_connecting_per_host > 0)  // split like the other limits
+      o.max_connecting_per_host = std::max(1, base.max_connecting_per_host / n);
     o.loop_slice_us = 0;              // a worker loop runs nothing but its client
     if (base.limit_rate_bytes_per_s)  // split like the connection limits
       o.limit_rate_bytes_per_s =

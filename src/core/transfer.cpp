@@ -23,6 +23,9 @@ struct Transfer::Split {
   ByteRange stream;                    // the segment this transfer's own response covers
   std::uint64_t stream_pos = 0;        // of it, bytes written so far
   std::unique_ptr<Sink> stream_sink;   // null once the stream's segment ended
+  std::unique_ptr<Sink> retired;       // the stream's sink once ended (see retire_stream_sink)
+  bool sink_ending = false;            // the file sink's finish or abort has been called
+  bool stream_ending = false;          // end_stream() ran
   struct Child {
     std::uint64_t id = 0;  // transfer id here, or the SegmentPool's token
     bool remote = false;
@@ -401,6 +404,10 @@ void Transfer::check_speed(std::uint64_t now_ms, std::uint64_t min_bytes_per_s,
   Connection* c = conn_;
   conn_ = nullptr;
   c->close();  // the exchange is abandoned: its callbacks never come
+  if (split_) {  // the stream's segment goes on as a segment request of its own
+    if (split_->stream_sink) end_stream();
+    return;
+  }
   fail_or_retry(Error(Errc::too_slow, "slower than " + std::to_string(min_bytes_per_s) +
                                           " bytes/s for " + std::to_string(for_ms / 1000) + " s (" +
                                           std::to_string(moved_) + " bytes so far)"));
@@ -461,7 +468,7 @@ void Transfer::fail(Error error) {
     }
     if (split_->stream_sink)
       split_->stream_sink->abort(split_->error, [this] {
-        split_->stream_sink.reset();
+        retire_stream_sink();
         split_progress();
       });
     else
@@ -477,7 +484,7 @@ bool Transfer::try_split(const Response& head, std::optional<std::uint64_t> tota
                          bool continuing) {
   if (split_n_ < 2 || hash_ || !total || *total < min_split_ || *total == 0) return false;
   auto* file = dynamic_cast<SplitFile*>(sink_.get());
-  if (!file) return false;
+  if (!file || (continuing && !file->held_on_disk())) return false;
   if (!continuing) {
     auto ranges = head.header("Accept-Ranges");
     if (!ranges || ranges->find("bytes") == std::string_view::npos) return false;
@@ -541,24 +548,28 @@ void Transfer::split_body(std::span<const std::byte> bytes) {
 
 void Transfer::end_stream() {
   Split& sp = *split_;
+  if (sp.stream_ending) return;
+  sp.stream_ending = true;
   if (conn_) {  // the segment is complete: the rest of this response belongs to other segments
     Connection* c = conn_;
     conn_ = nullptr;
     c->close();  // the exchange is abandoned: its callbacks never come
   }
-  auto done = [this] {
-    split_->stream_sink.reset();
-    split_progress();
-  };
-  if (sp.stream_pos == sp.stream.size()) {
-    sp.stream_sink->finish([this, done](Error e) {
-      if (e) fail(std::move(e));
-      done();
-    });
-  } else {
+  // Every byte handed to the stream's sink is written (finish flushes; a short segment is
+  // fine for the stream's own sink), so the rest starts exactly where the stream stopped.
+  if (sp.stream_pos < sp.stream.size())
     sp.queue.push_front({sp.stream.from + sp.stream_pos, sp.stream.to});
-    sp.stream_sink->abort(Error(Errc::connection_closed, "stream ended"), done);
-  }
+  sp.stream_sink->finish([this](Error e) {
+    retire_stream_sink();
+    if (e) return fail(std::move(e));
+    split_progress();
+  });
+}
+
+void Transfer::retire_stream_sink() {
+  // Not destroyed here: this may run inside the sink's own callback, with its frames still on
+  // the stack. It goes with the transfer.
+  split_->retired = std::move(split_->stream_sink);
 }
 
 void Transfer::spawn_segments() {
@@ -631,14 +642,18 @@ void Transfer::segment_done(std::uint64_t from, const TransferResult& r) {
 void Transfer::split_progress() {
   Split& sp = *split_;
   if (!sp.stopping) spawn_segments();
-  if (!sp.children.empty() || sp.stream_sink) return;
+  if (!sp.children.empty() || sp.stream_sink || sp.sink_ending) return;
   if (sp.stopping) {
-    if (phase_ == Phase::done) return;
+    sp.sink_ending = true;
     Error e = sp.error;
     sink_->abort(e, [this, e]() mutable { complete(std::move(e)); });
     return;
   }
   if (!sp.queue.empty() || phase_ != Phase::running) return;
+  if (!sp.file->covers_all()) {  // never a file with a hole under its final name
+    return fail(Error(Errc::size_mismatch, "the segments left part of the file unwritten"));
+  }
+  sp.sink_ending = true;
   phase_ = Phase::finishing;
   sink_->finish([this](Error e) { complete(std::move(e)); });
 }

@@ -64,6 +64,7 @@ class Transfer final : public Exchange {
   /// stream broke) goes back to the queue for a segment request of its own.
   void end_stream();
   void spawn_segments();
+  void retire_stream_sink();
   void segment_done(std::uint64_t from, const TransferResult& r);
   /// Every segment over: finish (or, when stopping, abort) the sink.
   void split_progress();

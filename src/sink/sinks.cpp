@@ -150,6 +150,10 @@ class FileSink final : public Sink, public SplitFile {
   const FileSinkOptions& options() const noexcept { return opts_; }
   std::uint64_t total() const noexcept { return total_; }
   void record_range(ByteRange r) override { range_done(r); }
+  bool covers_all() const override {
+    return done_.size() == 1 && done_[0] == ByteRange{0, total_};
+  }
+  bool held_on_disk() const override { return state_ != State::buffering || pending_.empty(); }
   void range_done(ByteRange r) {
     add_range(done_, r);
     meta_dirty_ = true;
@@ -257,6 +261,7 @@ class FileSink final : public Sink, public SplitFile {
     int err = 0;            // errno of the step that failed
     const char* step = "";  // which step failed
     int fd = -1;            // opened by Job::open / Job::reopen
+    bool keep = false;      // keep_ when submitted (abort() may change it meanwhile)
     // Job::probe's findings
     std::uint64_t size = 0;
     bool found_part = false, found_final = false, found_meta = false;
@@ -379,7 +384,7 @@ class FileSink final : public Sink, public SplitFile {
     busy_ = true;
     if (job == Job::whole || job == Job::open || job == Job::reopen || job == Job::open_split)
       state_ = State::opening;
-    auto* w = new Work{.self = this, .job = job};
+    auto* w = new Work{.self = this, .job = job, .keep = keep_};
     if (job == Job::open || job == Job::reopen || job == Job::open_split || job == Job::meta ||
         (job == Job::discard && split_)) {
       meta_text_ = meta_text(validator_, total_, split_, done_);
@@ -420,7 +425,7 @@ class FileSink final : public Sink, public SplitFile {
       w->step = step;
       // Nothing to remove when the .part could not be opened, or NAME not renamed to it.
       bool nothing = std::strcmp(step, "open") == 0 || w->job == Job::reopen;
-      if (!s->keep_ && !nothing) {
+      if (!w->keep && !nothing) {
         ::unlink(s->part_.c_str());
         ::unlink(s->meta_.c_str());
       }
@@ -527,8 +532,8 @@ class FileSink final : public Sink, public SplitFile {
         return;
       case Job::discard:
         if (s->fd_ >= 0) ::close(s->fd_);
-        if (s->keep_ && s->split_ && s->part_on_disk_) write_meta(s);  // the ranges done so far
-        if (!s->keep_ && s->part_on_disk_) {
+        if (w->keep && s->split_ && s->part_on_disk_) write_meta(s);  // the ranges done so far
+        if (!w->keep && s->part_on_disk_) {
           ::unlink(s->part_.c_str());
           ::unlink(s->meta_.c_str());
         }
@@ -797,7 +802,7 @@ class SegmentSink final : public Sink {
     }
     if (finish_cb_) {
       Error e;
-      if (written_ != r_.size())
+      if (check_ && written_ != r_.size())  // a segment request's body came short
         e = Error(Errc::size_mismatch, "segment " + std::to_string(r_.from) + "-" +
                                            std::to_string(r_.to - 1) + " got " +
                                            std::to_string(written_) + " bytes");

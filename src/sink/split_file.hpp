@@ -42,6 +42,10 @@ class SplitFile {
   virtual void when_open(std::function<void()> cb) = 0;
   /// Records bytes a remote segment wrote (for the sidecar).
   virtual void record_range(ByteRange r) = 0;
+  /// The done ranges cover the whole file.
+  virtual bool covers_all() const = 0;
+  /// The bytes held() counts are in the file, not only in memory (a split needs them there).
+  virtual bool held_on_disk() const = 0;
 
  protected:
   ~SplitFile() = default;

@@ -119,6 +119,73 @@ TEST_F(SplitTest, AFailingSegmentIsRetriedAlone) {
   EXPECT_EQ(server.requests().size(), 5u);
 }
 
+// The first response breaks inside its own segment: the rest of that segment is fetched by a
+// segment request from exactly where the stream stopped (every byte it got is written).
+TEST_F(SplitTest, AFirstStreamBrokenInItsSegmentLeavesNoHole) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    if (n++ == 0) {
+      std::string whole = http_response(200, body_, {{"ETag", "\"s1\""}, {"Accept-Ranges", "bytes"}});
+      std::size_t cut = whole.size() - body_.size() + 700'000;  // inside the first 1.5 MiB
+      return Script().send(whole.substr(0, cut)).pause_ms(20).reset();
+    }
+    return serve_ranges(r, body_, "\"s1\"");
+  });
+  client(retrying(1));
+  auto o = get_split(server.url("/big"), 4);
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  expect_only_the_file();
+  EXPECT_EQ(o->result.bytes, kSize) << "no byte counted twice";
+}
+
+// A first stream slower than the lowest speed hands its segment over instead of retrying the
+// whole download.
+TEST_F(SplitTest, ASlowFirstStreamHandsItsSegmentOver) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    if (n++ == 0) {
+      std::string whole = http_response(200, body_, {{"ETag", "\"s1\""}, {"Accept-Ranges", "bytes"}});
+      std::size_t head = whole.size() - body_.size();
+      Script s;
+      s.send(whole.substr(0, head + 300'000));
+      for (int i = 0; i < 60; ++i) s.pause_ms(100).send(whole.substr(head + 300'000 + i, 1));
+      return s;
+    }
+    return serve_ranges(r, body_, "\"s1\"");
+  });
+  ClientOptions o = retrying(1);
+  o.low_speed_bytes_per_s = 10'000;
+  o.low_speed_time_ms = 1000;
+  client(o);
+  auto out = get_split(server.url("/big"), 4);
+  run();
+  ASSERT_TRUE(out->result.ok()) << out->result.error.message();
+  expect_only_the_file();
+  EXPECT_EQ(out->result.attempts, 1) << "the download itself was not retried";
+}
+
+// Held bytes that are only in memory (a small first attempt) are not a base for segments: the
+// resumed download goes on as one stream, whole and correct.
+TEST_F(SplitTest, AResumeOfBytesHeldInMemoryDoesNotSplit) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    if (n++ == 0)
+      return Script()
+          .send("HTTP/1.1 200 OK\r\nETag: \"s1\"\r\nTransfer-Encoding: chunked\r\n\r\n2710\r\n" +
+                body_.substr(0, 10'000) + "\r\n")
+          .pause_ms(20)
+          .reset();
+    return serve_ranges(r, body_, "\"s1\"");
+  });
+  client(retrying(2));
+  auto o = get_split(server.url("/big"), 4);
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  expect_only_the_file();
+  EXPECT_TRUE(segments(server).empty()) << "no segment requests";
+}
+
 TEST_F(SplitTest, ASegmentThatKeepsFailingFailsTheDownloadAndLeavesNoFile) {
   TestServer server([&](const RecordedRequest& r) {
     auto range = requested_range(r);
