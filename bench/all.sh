@@ -30,6 +30,8 @@ section "L over HTTP, writing files" FILES=1 SIZE=1073741824 TOOLS="uvget curl w
 section "L over HTTP, bodies discarded" FILES=1 SIZE=1073741824 DISCARD=1 TOOLS="uvget curl"
 section "L over HTTPS, writing files" PROTO=https FILES=1 SIZE=1073741824 TOOLS="uvget curl wget2 aria2c"
 section "L over HTTPS, bodies discarded" PROTO=https FILES=1 SIZE=1073741824 DISCARD=1 TOOLS="uvget curl"
+section "L over HTTP, one file over 4 connections" FILES=1 SIZE=1073741824 CONNS=4 TOOLS="uvget uvget-split curl aria2c-split"
+section "L over HTTPS, one file over 4 connections, on both cores" PROTO=https FILES=1 SIZE=1073741824 CONNS=4 TOOLS="uvget uvget-split uvget-split-loops curl aria2c-split"
 printf '\n### Embedding latency (HTTP, then HTTPS)\n\nCommand: `bench/embed_latency.sh`, `PROTO=https bench/embed_latency.sh`\n\n'
 "$root/bench/embed_latency.sh" "$build"
 PROTO=https "$root/bench/embed_latency.sh" "$build"
