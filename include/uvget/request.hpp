@@ -160,7 +160,7 @@ struct TransferResult {
   /// Bytes the sink already held that the final response continued (Range): the body is
   /// resumed_from + bytes long. 0: received whole.
   std::uint64_t resumed_from = 0;
-  int attempts = 0;         // requests sent for the final URL, retries included
+  int attempts = 0;  // requests sent for the final URL, retries included
   int redirects = 0;
   bool reused_connection = false;  // the final response came over a kept-alive connection
   double seconds = 0;              // from get() to done

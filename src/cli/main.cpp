@@ -138,9 +138,11 @@ int fit_open_files(int connections, bool discard, bool quiet) {
   }
   constexpr rlim_t kSpare = 64;  // the loop, the list, stdio, the resolver, TLS files...
   rlim_t per = discard ? 1 : 2;
-  if (lim.rlim_cur == RLIM_INFINITY || per * static_cast<rlim_t>(connections) + kSpare <= lim.rlim_cur)
+  if (lim.rlim_cur == RLIM_INFINITY ||
+      per * static_cast<rlim_t>(connections) + kSpare <= lim.rlim_cur)
     return connections;
-  int fit = static_cast<int>(std::max<rlim_t>(1, (lim.rlim_cur - std::min(lim.rlim_cur, kSpare)) / per));
+  int fit =
+      static_cast<int>(std::max<rlim_t>(1, (lim.rlim_cur - std::min(lim.rlim_cur, kSpare)) / per));
   if (!quiet)
     std::fprintf(stderr,
                  "uvget: warning: -j %d needs up to %llu open files and the limit is %llu: "
@@ -171,27 +173,26 @@ class App {
     // This loop runs nothing that needs sub-millisecond turns: read as much as arrives per pass.
     o.loop_slice_us = 0;
     o.retries = s_.retries;
-    auto min_speed = parse_bytes(s_.min_speed);
-    if (!min_speed) {
-      std::fprintf(stderr, "uvget: bad --min-speed '%s' (expected bytes/s, e.g. 100, 10K, 1M)\n",
-                   s_.min_speed.c_str());
-      return kExitUsage;
+    // Byte counts with K, M, G suffixes.
+    struct {
+      const char* option;
+      const std::string& text;
+      const char* expected;
+      std::uint64_t& out;
+    } sizes[] = {
+        {"--min-speed", s_.min_speed, "bytes/s, e.g. 100, 10K, 1M", o.low_speed_bytes_per_s},
+        {"--limit-rate", s_.limit_rate, "bytes/s, e.g. 500K, 2M", o.limit_rate_bytes_per_s},
+        {"--min-split-size", s_.min_split_size, "bytes, e.g. 20M", s_.min_split_bytes},
+    };
+    for (auto& size : sizes) {
+      auto n = parse_bytes(size.text);
+      if (!n) {
+        std::fprintf(stderr, "uvget: bad %s '%s' (expected %s)\n", size.option, size.text.c_str(),
+                     size.expected);
+        return kExitUsage;
+      }
+      size.out = *n;
     }
-    o.low_speed_bytes_per_s = *min_speed;
-    auto limit_rate = parse_bytes(s_.limit_rate);
-    if (!limit_rate) {
-      std::fprintf(stderr, "uvget: bad --limit-rate '%s' (expected bytes/s, e.g. 500K, 2M)\n",
-                   s_.limit_rate.c_str());
-      return kExitUsage;
-    }
-    o.limit_rate_bytes_per_s = *limit_rate;
-    auto min_split = parse_bytes(s_.min_split_size);
-    if (!min_split) {
-      std::fprintf(stderr, "uvget: bad --min-split-size '%s' (expected bytes, e.g. 20M)\n",
-                   s_.min_split_size.c_str());
-      return kExitUsage;
-    }
-    s_.min_split_bytes = *min_split;
     o.low_speed_time_ms = static_cast<std::uint64_t>(s_.min_speed_time * 1000);
     o.retry_wait_ms = static_cast<std::uint64_t>(s_.retry_wait * 1000);
     if (s_.insecure && !s_.quiet)
@@ -595,8 +596,9 @@ int main(int argc, char** argv) {
   app.add_option("--min-split-size", s.min_split_size,
                  "Smallest file --split divides (K, M, G suffixes)")
       ->capture_default_str();
-  app.add_flag("-c,--continue", s.resume,
-               "Continue NAME.part (or a partial NAME) from an earlier run where the server allows");
+  app.add_flag(
+      "-c,--continue", s.resume,
+      "Continue NAME.part (or a partial NAME) from an earlier run where the server allows");
   app.add_option("--connect-timeout", s.connect_timeout, "Seconds per connection attempt")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

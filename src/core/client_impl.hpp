@@ -41,7 +41,7 @@ struct Client::Impl final : ConnectionOwner {
   const ClientOptions& opts() const noexcept { return opts_; }
   /// The exchange on `c` is over: keep it for reuse if it allows, else close it.
   void release(Connection* c);
-  /// A new transfer joins its origin's queue (at the back).
+  /// A new transfer joins its origin's queue: at the back, or at the front when `front`.
   void admit(Transfer* t, bool front);
   /// Back into the queue (retry on a fresh connection, or a redirect), at the front of its origin.
   void requeue(Transfer* t);

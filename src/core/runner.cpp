@@ -75,8 +75,8 @@ struct Runner::Impl {
   // queues, and their results come back the same way.
   struct Pool final : SegmentPool {
     Worker* self = nullptr;
-    std::uint64_t tokens = 0;                                // loop thread only
-    std::size_t turn = 0;                                    // loop thread only
+    std::uint64_t tokens = 0;                              // loop thread only
+    std::size_t turn = 0;                                  // loop thread only
     std::unordered_map<std::uint64_t, std::size_t> where;  // token -> worker index
     std::uint64_t run(Request request, std::function<void(TransferResult)> on_done) override;
     void cancel(std::uint64_t token) override;
@@ -94,7 +94,7 @@ struct Runner::Impl {
     int weight_host = 1;
     std::thread thread;
     // Loop thread only.
-    std::unordered_map<std::uint64_t, TransferId> running;  // runner id -> client id
+    std::unordered_map<std::uint64_t, TransferId> running;   // runner id -> client id
     std::unordered_map<std::uint64_t, TransferId> segments;  // pool key -> client id
     bool stopping = false;
     // Shared with the host thread, under mu.
@@ -260,12 +260,12 @@ std::uint64_t Runner::Impl::Pool::run(Request request,
       report(r);
     };
     // At the front of its origin's queue there, as on the owner's loop: the file is open
-    // and waiting for it.
-    auto id = there->client ? there->client->impl_->get(std::move(*req), std::move(cbs), true)
-                            : Result<TransferId>(Error(Errc::client_closed, "loop closed"));
+    // and waiting for it. (Tasks run while the worker's client exists, closed or not.)
+    std::string url = req->url;
+    auto id = there->client->impl_->get(std::move(*req), std::move(cbs), true);
     if (!id) {
       TransferResult r;
-      r.url = req->url;
+      r.url = std::move(url);
       r.error = id.error();
       return report(std::move(r));
     }

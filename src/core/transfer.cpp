@@ -12,20 +12,21 @@
 #include "core/client_impl.hpp"
 #include "core/segment_pool.hpp"
 #include "http/request_writer.hpp"
+#include "text.hpp"
 
 namespace uvget {
 
 struct Transfer::Split {
   SplitFile* file = nullptr;
   std::uint64_t total = 0;
-  std::string validator;               // If-Range of every segment request
-  std::deque<ByteRange> queue;         // segments not started
-  ByteRange stream;                    // the segment this transfer's own response covers
-  std::uint64_t stream_pos = 0;        // of it, bytes written so far
-  std::unique_ptr<Sink> stream_sink;   // null once the stream's segment ended
-  std::unique_ptr<Sink> retired;       // the stream's sink once ended (see retire_stream_sink)
-  bool sink_ending = false;            // the file sink's finish or abort has been called
-  bool stream_ending = false;          // end_stream() ran
+  std::string validator;              // If-Range of every segment request
+  std::deque<ByteRange> queue;        // segments not started
+  ByteRange stream;                   // the segment this transfer's own response covers
+  std::uint64_t stream_pos = 0;       // of it, bytes written so far
+  std::unique_ptr<Sink> stream_sink;  // null once the stream's segment ended
+  std::unique_ptr<Sink> retired;      // the stream's sink once ended (see retire_stream_sink)
+  bool sink_ending = false;           // the file sink's finish or abort has been called
+  bool stream_ending = false;         // end_stream() ran
   struct Child {
     std::uint64_t id = 0;  // transfer id here, or the SegmentPool's token
     bool remote = false;
@@ -34,8 +35,8 @@ struct Transfer::Split {
   std::map<std::uint64_t, Child> children;  // segment start -> its request
   bool file_open = false;                   // with a SegmentPool: the .part exists
   bool waiting_open = false;
-  bool stopping = false;               // failing: waiting for every segment to end
-  Error error;                         // why, when stopping
+  bool stopping = false;  // failing: waiting for every segment to end
+  Error error;            // why, when stopping
 };
 
 namespace {
@@ -58,13 +59,10 @@ bool retryable(const Error& e, int status) {
 
 // Retry-After: delay-seconds or an HTTP date (RFC 9110 10.2.3), in ms from now; nullopt if bad.
 std::optional<std::uint64_t> parse_retry_after(std::string_view v) {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  v = trim(v);
   if (v.empty()) return std::nullopt;
-  if (v.find_first_not_of("0123456789") == std::string_view::npos) {
-    if (v.size() > 9) return std::uint64_t{999'999'999} * 1000;
-    return std::stoull(std::string(v)) * 1000;
-  }
+  if (v.find_first_not_of("0123456789") == std::string_view::npos)
+    return v.size() > 9 ? std::uint64_t{999'999'999} * 1000 : *parse_u64(v) * 1000;
   std::tm tm{};
   std::string text(v);
   const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
@@ -78,18 +76,9 @@ std::optional<std::uint64_t> parse_retry_after(std::string_view v) {
 struct ContentRange {
   std::optional<std::uint64_t> first, last, length;
 };
-std::optional<std::uint64_t> parse_u64(std::string_view v) {
-  if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string_view::npos)
-    return std::nullopt;
-  std::uint64_t n = 0;
-  for (char c : v) n = n * 10 + static_cast<std::uint64_t>(c - '0');
-  return n;
-}
 std::optional<ContentRange> parse_content_range(std::optional<std::string_view> header) {
   if (!header) return std::nullopt;
-  std::string_view v = *header;
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  std::string_view v = trim(*header);
   if (v.size() < 6 || !iequals(v.substr(0, 6), "bytes ")) return std::nullopt;
   v.remove_prefix(6);
   auto slash = v.find('/');
@@ -257,14 +246,19 @@ void Transfer::on_exchange_head(Response& head) {
   if (phase_ != Phase::running) return;  // cancelled from on_head
   if (sink_) {
     if (head.status == 200 && try_split(head, head.content_length(), false)) return;
-    Sink::Events ev;
-    ev.drained = [this] {
-      if (conn_) conn_->resume_reading();
-    };
-    ev.failed = [this](Error e) { fail(std::move(e)); };
     sink_opened_ = true;
-    if (Error e = sink_->open(client_.loop(), head, std::move(ev))) fail(std::move(e));
+    if (Error e = sink_->open(client_.loop(), head, sink_events())) fail(std::move(e));
   }
+}
+
+// What a sink this transfer writes to may tell it: reading may go on, or the sink failed.
+Sink::Events Transfer::sink_events() {
+  Sink::Events ev;
+  ev.drained = [this] {
+    if (conn_) conn_->resume_reading();
+  };
+  ev.failed = [this](Error e) { fail(std::move(e)); };
+  return ev;
 }
 
 void Transfer::continue_held(Response& head, std::uint64_t total) {
@@ -273,13 +267,8 @@ void Transfer::continue_held(Response& head, std::uint64_t total) {
   if (cbs_.on_head) cbs_.on_head(head);
   if (phase_ != Phase::running) return;  // cancelled from on_head
   if (try_split(head, total, true)) return;
-  Sink::Events ev;
-  ev.drained = [this] {
-    if (conn_) conn_->resume_reading();
-  };
-  ev.failed = [this](Error e) { fail(std::move(e)); };
   sink_opened_ = true;
-  if (Error e = sink_->open_continued(client_.loop(), head, std::move(ev))) fail(std::move(e));
+  if (Error e = sink_->open_continued(client_.loop(), head, sink_events())) fail(std::move(e));
 }
 
 void Transfer::start_over() {
@@ -338,12 +327,10 @@ void Transfer::on_exchange_done(const Error& error, bool retry_safe) {
   if (start_over_) return start_over();
   if (held_complete_) {
     resumed_from_ = range_from_;
-    Sink::Events ev;
-    ev.failed = [this](Error e) { fail(std::move(e)); };
     sink_opened_ = true;
     Response head;
     head.status = status_;
-    if (Error e = sink_->open_continued(client_.loop(), head, std::move(ev)))
+    if (Error e = sink_->open_continued(client_.loop(), head, sink_events()))
       return fail(std::move(e));
     keep_body_ = true;  // so that the checksum below covers the held bytes
   }
@@ -403,7 +390,7 @@ void Transfer::check_speed(std::uint64_t now_ms, std::uint64_t min_bytes_per_s,
   if (now_ms - slow_since_ms_ < for_ms) return;
   Connection* c = conn_;
   conn_ = nullptr;
-  c->close();  // the exchange is abandoned: its callbacks never come
+  c->close();    // the exchange is abandoned: its callbacks never come
   if (split_) {  // the stream's segment goes on as a segment request of its own
     if (split_->stream_sink) end_stream();
     return;
@@ -507,20 +494,13 @@ bool Transfer::try_split(const Response& head, std::optional<std::uint64_t> tota
   sp.queue.assign(tasks.begin() + 1, tasks.end());
   resumed_from_ = 0;
   for (const ByteRange& d : done) resumed_from_ += d.size();
-  Sink::Events ev;
-  ev.failed = [this](Error e) { fail(std::move(e)); };
   sink_opened_ = true;
-  if (Error e = file->open_split(client_.loop(), head, *total, continuing, std::move(ev))) {
+  if (Error e = file->open_split(client_.loop(), head, *total, continuing, sink_events())) {
     fail(std::move(e));
     return true;
   }
   sp.stream_sink = file->segment(sp.stream, false);
-  Sink::Events sev;
-  sev.drained = [this] {
-    if (conn_) conn_->resume_reading();
-  };
-  sev.failed = [this](Error e) { fail(std::move(e)); };
-  if (Error e = sp.stream_sink->open(client_.loop(), head, std::move(sev))) {
+  if (Error e = sp.stream_sink->open(client_.loop(), head, sink_events())) {
     fail(std::move(e));
     return true;
   }
@@ -594,8 +574,8 @@ void Transfer::spawn_segments() {
       Request req;
       req.url = url_.str();
       req.headers = headers_;
-      req.headers.emplace_back("Range", "bytes=" + std::to_string(r.from) + "-" +
-                                            std::to_string(r.to - 1));
+      req.headers.emplace_back("Range",
+                               "bytes=" + std::to_string(r.from) + "-" + std::to_string(r.to - 1));
       if (!sp.validator.empty()) req.headers.emplace_back("If-Range", sp.validator);
       return req;
     };
@@ -603,9 +583,8 @@ void Transfer::spawn_segments() {
       Request req = request();
       auto written = std::make_shared<std::atomic<std::uint64_t>>(0);
       req.sink = sp.file->remote_segment(r, written);
-      std::uint64_t token = pool->run(std::move(req), [this, from = r.from](TransferResult res) {
-        segment_done(from, res);
-      });
+      std::uint64_t token = pool->run(
+          std::move(req), [this, from = r.from](TransferResult res) { segment_done(from, res); });
       if (token) {
         sp.children.emplace(r.from, Split::Child{token, true, std::move(written)});
         continue;

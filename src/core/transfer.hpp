@@ -9,8 +9,8 @@
 #include <uvget/client.hpp>
 
 #include "core/checksum.hpp"
-#include "sink/split_file.hpp"
 #include "http/connection.hpp"
+#include "sink/split_file.hpp"
 #include "url.hpp"
 
 namespace uvget {
@@ -55,6 +55,7 @@ class Transfer final : public Exchange {
   void start_over();
   /// A 206 continuing the held bytes, or a 416 saying they are complete: the sink appends.
   void continue_held(Response& head, std::uint64_t total);
+  Sink::Events sink_events();
   // Segmented download (Request::split).
   struct Split;
   /// Splits this response's body when the request, the sink and the server allow; true if so.
@@ -99,16 +100,16 @@ class Transfer final : public Exchange {
   std::uint64_t speed_mark_ms_ = 0;   // when; 0: not measured yet in this attempt
   std::uint64_t slow_since_ms_ = 0;   // below the lowest speed since; 0: not slow
   bool retry_after_too_long_ = false;
-  Sink::Held held_;                  // what the sink held when the request went out
-  std::uint64_t range_from_ = 0;     // the request asked for bytes from here on; 0: the whole
-  std::uint64_t resumed_from_ = 0;   // the final response continued this many held bytes
-  bool ranges_off_ = false;          // never ask for a range again (refused, or the caller's own)
-  bool start_over_ = false;          // the range answer cannot be used: ask for the whole body
-  bool held_complete_ = false;       // 416: the held bytes are the whole body
-  bool ranged_ = false;              // the request asked for a range (from range_from_)
+  Sink::Held held_;                 // what the sink held when the request went out
+  std::uint64_t range_from_ = 0;    // the request asked for bytes from here on; 0: the whole
+  std::uint64_t resumed_from_ = 0;  // the final response continued this many held bytes
+  bool ranges_off_ = false;         // never ask for a range again (refused, or the caller's own)
+  bool start_over_ = false;         // the range answer cannot be used: ask for the whole body
+  bool held_complete_ = false;      // 416: the held bytes are the whole body
+  bool ranged_ = false;             // the request asked for a range (from range_from_)
   const int split_n_;
   const std::uint64_t min_split_;
-  std::unique_ptr<Split> split_;     // non-null once the body is fetched in segments
+  std::unique_ptr<Split> split_;  // non-null once the body is fetched in segments
   int redirects_ = 0;
   bool reused_ = false;
   std::uint64_t bytes_ = 0;

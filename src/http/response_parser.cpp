@@ -164,8 +164,8 @@ int ResponseParser::on_headers_complete() {
 int ResponseParser::on_chunk_extension(const char*, std::size_t len) {
   chunk_extension_bytes_ += len;
   if (chunk_extension_bytes_ <= kMaxChunkExtension) return HPE_OK;
-  error_ = Error(Errc::http_parse, "chunk-size line longer than " +
-                                       std::to_string(kMaxChunkExtension) + " bytes");
+  error_ = Error(Errc::http_parse,
+                 "chunk-size line longer than " + std::to_string(kMaxChunkExtension) + " bytes");
   return HPE_USER;
 }
 

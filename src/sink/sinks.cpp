@@ -17,6 +17,7 @@
 #include <uvget/request.hpp>
 
 #include "sink/split_file.hpp"
+#include "text.hpp"
 #include "uv/util.hpp"
 
 namespace uvget {
@@ -46,16 +47,6 @@ std::string meta_text(const std::string& validator, std::uint64_t total, bool sp
   return t;
 }
 
-bool parse_number(std::string_view v, std::uint64_t& n) {
-  n = 0;
-  if (v.empty() || v.size() > 19) return false;
-  for (char c : v) {
-    if (c < '0' || c > '9') return false;
-    n = n * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return true;
-}
-
 // Parses a sidecar; false when it is not one of ours.
 bool parse_meta(std::string_view text, std::string& validator, std::uint64_t& total, bool& split,
                 std::vector<ByteRange>& done) {
@@ -71,16 +62,17 @@ bool parse_meta(std::string_view text, std::string& validator, std::uint64_t& to
     if (l.starts_with("validator ")) {
       validator = std::string(l.substr(10));
     } else if (l.starts_with("length ")) {
-      if (!parse_number(l.substr(7), total)) return false;
+      auto n = parse_u64(l.substr(7));
+      if (!n) return false;
+      total = *n;
     } else if (l == "split") {
       split = true;
     } else if (l.starts_with("done ")) {
       auto dash = l.find('-', 5);
-      ByteRange r;
-      if (dash == std::string_view::npos || !parse_number(l.substr(5, dash - 5), r.from) ||
-          !parse_number(l.substr(dash + 1), r.to))
-        return false;
-      add_range(done, r);
+      if (dash == std::string_view::npos) return false;
+      auto from = parse_u64(l.substr(5, dash - 5)), to = parse_u64(l.substr(dash + 1));
+      if (!from || !to) return false;
+      add_range(done, {*from, *to});
     }
   }
   // Done ranges past the end, or a split file without a length, cannot be trusted.
@@ -149,12 +141,9 @@ class FileSink final : public Sink, public SplitFile {
   const std::string& part() const noexcept { return part_; }
   const FileSinkOptions& options() const noexcept { return opts_; }
   std::uint64_t total() const noexcept { return total_; }
-  void record_range(ByteRange r) override { range_done(r); }
-  bool covers_all() const override {
-    return done_.size() == 1 && done_[0] == ByteRange{0, total_};
-  }
+  bool covers_all() const override { return done_.size() == 1 && done_[0] == ByteRange{0, total_}; }
   bool held_on_disk() const override { return state_ != State::buffering || pending_.empty(); }
-  void range_done(ByteRange r) {
+  void record_range(ByteRange r) override {
     add_range(done_, r);
     meta_dirty_ = true;
     next();
@@ -252,7 +241,17 @@ class FileSink final : public Sink, public SplitFile {
   // opening: a job opens the .part; open: fd_ valid; held: fd_ closed, the first offset_ bytes
   // are in the .part (or, when foreign_, in NAME itself); closed: finished or given up.
   enum class State { buffering, opening, open, held, closed };
-  enum class Job { probe, open, reopen, whole, close_rename, discard, close_only, open_split, meta };
+  enum class Job {
+    probe,
+    open,
+    reopen,
+    whole,
+    close_rename,
+    discard,
+    close_only,
+    open_split,
+    meta
+  };
 
  public:
   struct Work {
@@ -260,7 +259,7 @@ class FileSink final : public Sink, public SplitFile {
     Job job;
     int err = 0;            // errno of the step that failed
     const char* step = "";  // which step failed
-    int fd = -1;            // opened by Job::open / Job::reopen
+    int fd = -1;            // opened by Job::open, Job::reopen or Job::open_split
     bool keep = false;      // keep_ when submitted (abort() may change it meanwhile)
     // Job::probe's findings
     std::uint64_t size = 0;
@@ -430,6 +429,12 @@ class FileSink final : public Sink, public SplitFile {
         ::unlink(s->meta_.c_str());
       }
     };
+    auto close_failed = [&](int fd, const char* step) {  // errno is the step's
+      int e = errno;
+      ::close(fd);
+      errno = e;
+      failed(step);
+    };
     switch (w->job) {
       case Job::probe: {
         struct stat st;
@@ -442,9 +447,8 @@ class FileSink final : public Sink, public SplitFile {
             ssize_t n = ::read(fd, buf, sizeof buf);
             ::close(fd);
             if (n > 0 && n < static_cast<ssize_t>(sizeof buf))
-              w->found_meta =
-                  parse_meta(std::string_view(buf, static_cast<std::size_t>(n)), w->validator,
-                             w->total, w->split, w->done);
+              w->found_meta = parse_meta(std::string_view(buf, static_cast<std::size_t>(n)),
+                                         w->validator, w->total, w->split, w->done);
             if (!w->found_meta) w->split = false, w->done.clear();
           }
         } else if (::lstat(s->path_.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
@@ -455,27 +459,21 @@ class FileSink final : public Sink, public SplitFile {
       }
       case Job::open:
       case Job::reopen: {
-        if (w->job == Job::reopen && s->foreign_ && ::rename(s->path_.c_str(), s->part_.c_str()) < 0)
+        if (w->job == Job::reopen && s->foreign_ &&
+            ::rename(s->path_.c_str(), s->part_.c_str()) < 0)
           return failed("rename");
         int flags = w->job == Job::open ? kOpenFlags : O_WRONLY | O_CLOEXEC | O_NOFOLLOW;
         int fd = ::open(s->part_.c_str(), flags, s->opts_.mode);
         if (fd < 0) return failed("open");
-        if (w->job == Job::reopen && ::ftruncate(fd, static_cast<off_t>(s->offset_)) < 0) {
-          int e = errno;
-          ::close(fd);
-          errno = e;
-          return failed("truncate");
-        }
+        if (w->job == Job::reopen && ::ftruncate(fd, static_cast<off_t>(s->offset_)) < 0)
+          return close_failed(fd, "truncate");
         // A known length is reserved now, without changing the file's size (so a resume by
         // size stays right): a full disk shows at once, and the writes find their pages ready.
         if (s->total_ > s->offset_ &&
             ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(s->offset_),
                         static_cast<off_t>(s->total_ - s->offset_)) < 0 &&
-            errno == ENOSPC) {
-          ::close(fd);
-          errno = ENOSPC;
-          return failed("allocate");
-        }
+            errno == ENOSPC)
+          return close_failed(fd, "allocate");
         w->fd = fd;
         write_meta(s);
         return;
@@ -483,24 +481,16 @@ class FileSink final : public Sink, public SplitFile {
       case Job::open_split: {
         if (s->foreign_ && ::rename(s->path_.c_str(), s->part_.c_str()) < 0)
           return failed("rename");
-        int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (s->split_continuing_ ? 0 : O_TRUNC);
+        int flags =
+            O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (s->split_continuing_ ? 0 : O_TRUNC);
         int fd = ::open(s->part_.c_str(), flags, s->opts_.mode);
         if (fd < 0) return failed("open");
         // The whole size now: a full disk shows before any segment starts (fallocate), and
         // every segment writes inside the file. Where fallocate is not supported, a sparse file.
         auto size = static_cast<off_t>(s->total_);
-        if (::fallocate(fd, 0, 0, size) < 0 && errno != EOPNOTSUPP && errno != ENOSYS) {
-          int e = errno;
-          ::close(fd);
-          errno = e;
-          return failed("allocate");
-        }
-        if (::ftruncate(fd, size) < 0) {
-          int e = errno;
-          ::close(fd);
-          errno = e;
-          return failed("truncate");
-        }
+        if (::fallocate(fd, 0, 0, size) < 0 && errno != EOPNOTSUPP && errno != ENOSYS)
+          return close_failed(fd, "allocate");
+        if (::ftruncate(fd, size) < 0) return close_failed(fd, "truncate");
         w->fd = fd;
         write_meta(s);
         return;
@@ -511,12 +501,8 @@ class FileSink final : public Sink, public SplitFile {
       case Job::whole: {
         int fd = ::open(s->part_.c_str(), kOpenFlags, s->opts_.mode);
         if (fd < 0) return failed("open");
-        if (!write_all(fd, s->pending_.data(), s->pending_.size())) {
-          int e = errno;
-          ::close(fd);
-          errno = e;
-          return failed("write");
-        }
+        if (!write_all(fd, s->pending_.data(), s->pending_.size()))
+          return close_failed(fd, "write");
         if (::close(fd) < 0) return failed("close");
         if (::rename(s->part_.c_str(), s->path_.c_str()) < 0) return failed("rename");
         if (s->meta_on_disk_) ::unlink(s->meta_.c_str());
@@ -546,10 +532,12 @@ class FileSink final : public Sink, public SplitFile {
     FileSink* self = w->self;
     Error err;
     if (w->err) {
+      // Reopening or splitting another program's NAME renames it to NAME.part; else the
+      // other way round.
+      bool to_part = w->job == Job::reopen || w->job == Job::open_split;
       std::string target = std::strcmp(w->step, "rename") == 0
-                               ? "rename '" + (w->job == Job::reopen ? self->path_ : self->part_) +
-                                     "' to '" + (w->job == Job::reopen ? self->part_ : self->path_) +
-                                     "'"
+                               ? "rename '" + (to_part ? self->path_ : self->part_) + "' to '" +
+                                     (to_part ? self->part_ : self->path_) + "'"
                                : std::string(w->step) + " '" + self->part_ + "'";
       err = Error(Errc::file_io,
                   "cannot " + target + ": " + uv_words(uv_translate_sys_error(w->err)));
@@ -672,20 +660,20 @@ class FileSink final : public Sink, public SplitFile {
   Error error_;
   std::function<void(Error)> finish_cb_;
   std::function<void()> abort_cb_;
-  std::function<void()> restart_cb_;  // restart() in progress
-  std::function<void()> suspend_cb_;  // suspend() in progress
-  std::function<void()> prepare_cb_;  // prepare() in progress
-  bool part_on_disk_ = false;         // NAME.part was created (by this or an earlier attempt)
-  bool meta_on_disk_ = false;         // so was NAME.part.meta
-  std::string validator_;             // of the response the held bytes came from
-  std::uint64_t total_ = 0;           // its full length; 0: unknown
-  std::string meta_text_;             // the sidecar Job::open writes
-  bool trust_size_ = false;           // held bytes found without a sidecar: resume by size
-  bool foreign_ = false;              // the held bytes are in NAME itself (another program's)
-  bool split_ = false;                // a segmented download: full-size .part, done_ ranges
-  bool split_continuing_ = false;     // Job::open_split keeps what the .part holds
-  bool meta_dirty_ = false;           // done_ changed since the sidecar was last written
-  std::vector<ByteRange> done_;       // split_: ranges complete on disk
+  std::function<void()> restart_cb_;    // restart() in progress
+  std::function<void()> suspend_cb_;    // suspend() in progress
+  std::function<void()> prepare_cb_;    // prepare() in progress
+  bool part_on_disk_ = false;           // NAME.part was created (by this or an earlier attempt)
+  bool meta_on_disk_ = false;           // so was NAME.part.meta
+  std::string validator_;               // of the response the held bytes came from
+  std::uint64_t total_ = 0;             // its full length; 0: unknown
+  std::string meta_text_;               // the sidecar Job::open writes
+  bool trust_size_ = false;             // held bytes found without a sidecar: resume by size
+  bool foreign_ = false;                // the held bytes are in NAME itself (another program's)
+  bool split_ = false;                  // a segmented download: full-size .part, done_ ranges
+  bool split_continuing_ = false;       // Job::open_split keeps what the .part holds
+  bool meta_dirty_ = false;             // done_ changed since the sidecar was last written
+  std::vector<ByteRange> done_;         // split_: ranges complete on disk
   std::vector<SegmentSink*> segments_;  // live segment sinks, kicked when the file opens
   std::vector<std::function<void()>> open_waiters_;  // when_open() before the file was open
 };
@@ -819,7 +807,7 @@ class SegmentSink final : public Sink {
 
   void record() {
     if (file_) {
-      if (written_ > 0) file_->range_done({r_.from, r_.from + written_});
+      if (written_ > 0) file_->record_range({r_.from, r_.from + written_});
     } else {
       written_out_->store(written_);
     }
@@ -870,8 +858,8 @@ class SegmentSink final : public Sink {
     inflight_done_ = 0;
     pending_.clear();
     if (events_.failed)
-      events_.failed(
-          Error(Errc::file_io, std::string("cannot ") + step + " '" + part_ + "': " + uv_words(rc)));
+      events_.failed(Error(Errc::file_io,
+                           std::string("cannot ") + step + " '" + part_ + "': " + uv_words(rc)));
   }
 
   static void on_write(uv_fs_t* req) {
@@ -903,8 +891,8 @@ class SegmentSink final : public Sink {
   const std::uint64_t total_;
   const FileSinkOptions opts_;
   std::shared_ptr<std::atomic<std::uint64_t>> written_out_;  // remote: what was written
-  uv_loop_t* loop_ = nullptr;                                 // remote: the client's loop
-  int own_fd_ = -1;                                           // remote: the .part, opened here
+  uv_loop_t* loop_ = nullptr;                                // remote: the client's loop
+  int own_fd_ = -1;                                          // remote: the .part, opened here
   Events events_;
   uv_fs_t req_{};
   bool busy_ = false, paused_ = false, failed_ = false, aborting_ = false;

@@ -37,9 +37,8 @@ std::vector<ByteRange> plan_segments(std::uint64_t total, const std::vector<Byte
   if (at < total) tasks.push_back({at, total});
   min_piece = std::max<std::uint64_t>(min_piece, 1);
   while (tasks.size() < static_cast<std::size_t>(std::max(n, 1))) {
-    auto big = std::max_element(tasks.begin(), tasks.end(), [](const auto& a, const auto& b) {
-      return a.size() < b.size();
-    });
+    auto big = std::max_element(tasks.begin(), tasks.end(),
+                                [](const auto& a, const auto& b) { return a.size() < b.size(); });
     if (big == tasks.end() || big->size() < 2 * min_piece) break;
     std::uint64_t mid = big->from + big->size() / 2;
     if (std::uint64_t aligned = mid - mid % 4096; aligned > big->from) mid = aligned;  // a page

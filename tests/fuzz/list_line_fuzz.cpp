@@ -1,6 +1,6 @@
 // Fuzz target: one line of a -i URL list. Properties: blank lines and comments give nothing; a
-// URL is never empty, never a comment, never holds a tab and has no blanks around it; the checksum has none
-// either; both are parts of the line. The URL then goes through the URL parser.
+// URL is never empty, never a comment, never holds a tab and has no blanks around it; the checksum
+// has none either; both are parts of the line. The URL then goes through the URL parser.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -14,8 +14,8 @@ bool blank(char c) {
   return c == ' ' || c == '\t' || c == '\r';
 }
 bool inside(std::string_view part, std::string_view whole) {
-  return part.empty() || (part.data() >= whole.data() &&
-                          part.data() + part.size() <= whole.data() + whole.size());
+  return part.empty() ||
+         (part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size());
 }
 }  // namespace
 

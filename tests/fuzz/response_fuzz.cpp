@@ -3,10 +3,11 @@
 // rest is what the server sent, parsed as consecutive responses on one connection while each
 // allows keep-alive, then the peer's close. Properties: no input makes the parser take more
 // than it was given, report a body after failing, or count body bytes it did not deliver; a
-// complete Content-Length response (with a body) delivered exactly that many bytes; the head limits hold.
+// complete Content-Length response (with a body) delivered exactly that many bytes; the head limits
+// hold.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <optional>
 #include <random>
 #include <span>

@@ -300,10 +300,10 @@ TEST_F(CliTest, KilledThenContinuedGivesTheSameBytes) {
     if (!range || r.header("If-Range").value_or("") != "\"e1\"")
       return Script().send(http_response(200, body, {{"ETag", "\"e1\""}}));
     std::uint64_t from = std::stoull(std::string(range->substr(6)));
-    return Script().send(http_response(
-        206, body.substr(from),
-        {{"ETag", "\"e1\""},
-         {"Content-Range", "bytes " + std::to_string(from) + "-999999/1000000"}}));
+    return Script().send(
+        http_response(206, body.substr(from),
+                      {{"ETag", "\"e1\""},
+                       {"Content-Range", "bytes " + std::to_string(from) + "-999999/1000000"}}));
   });
   auto killed = run_bin(bin_, {"-d", dir_, server.url("/big")}, "", SIGKILL, 700);
   EXPECT_EQ(killed.status, 128 + SIGKILL);
@@ -699,11 +699,12 @@ TEST_F(CliTest, AFullDiskFailsTheFileThatDoesNotFitAndTheRestLand) {
   std::string big = pattern_bytes(3'000'000, 24), small = pattern_bytes(20'000, 25);
   TestServer server([&](const RecordedRequest& r) {
     if (r.target == "/chunked")  // no length known: the disk fills while writing
-      return Script().send(chunked_response(200, {big.substr(0, 1'500'000), big.substr(1'500'000)}));
+      return Script().send(
+          chunked_response(200, {big.substr(0, 1'500'000), big.substr(1'500'000)}));
     return serve_ranges(r, r.target.starts_with("/big") ? big : small, "\"d\"");
   });
-  auto r = uvget({"--retries", "0", "-j", "1", "-d", mnt, server.url("/small1"),
-                  server.url("/big"), server.url("/chunked"), server.url("/small2")});
+  auto r = uvget({"--retries", "0", "-j", "1", "-d", mnt, server.url("/small1"), server.url("/big"),
+                  server.url("/chunked"), server.url("/small2")});
   EXPECT_EQ(r.status, 1) << r.err;
   // A known length is reserved when the file opens: the disk is full before a byte is written.
   EXPECT_NE(r.err.find(server.url("/big") + ": cannot allocate"), std::string::npos) << r.err;
@@ -714,8 +715,8 @@ TEST_F(CliTest, AFullDiskFailsTheFileThatDoesNotFitAndTheRestLand) {
   EXPECT_EQ(read_file(mnt + "/small1"), small);
   EXPECT_EQ(read_file(mnt + "/small2"), small) << "the space of the failed file was given back";
   // A split download asks for the whole size first, and learns at once that it does not fit.
-  auto split = uvget({"--retries", "0", "-s", "4", "--min-split-size", "1M", "-d", mnt,
-                      server.url("/big2")});
+  auto split = uvget(
+      {"--retries", "0", "-s", "4", "--min-split-size", "1M", "-d", mnt, server.url("/big2")});
   EXPECT_EQ(split.status, 1) << split.err;
   EXPECT_NE(split.err.find("cannot allocate"), std::string::npos) << split.err;
   EXPECT_NE(split.err.find("ENOSPC"), std::string::npos) << split.err;

@@ -5,8 +5,8 @@
 
 #include <chrono>
 #include <cstdio>
-#include <ostream>
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -37,15 +37,21 @@ const std::vector<Fault>& faults() {
        1, "closed"},
       {"TruncatedChunkedBody",
        [] {
-         return Script().send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n").close();
+         return Script()
+             .send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+             .close();
        },
        1, "closed"},
       {"InvalidChunkSize",
-       [] { return Script().send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"); },
+       [] {
+         return Script().send(
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
+       },
        1, "CHUNK_SIZE"},
       {"ChunkSizeOverflowing64Bits",
        [] {
-         return Script().send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\nx");
+         return Script().send(
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\nx");
        },
        1, "Chunk size overflow"},
       {"ResetMidBody",
@@ -58,34 +64,47 @@ const std::vector<Fault>& faults() {
        1, "reset"},
       {"StallBeforeHeaders", [] { return Script().stall(); }, 1, "no data for"},
       {"StallMidBody",
-       [] { return Script().send("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nabc").stall(); }, 1,
-       "no data for"},
+       [] { return Script().send("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nabc").stall(); },
+       1, "no data for"},
       {"EndlessHeaderLine",
-       [] { return Script().send("HTTP/1.1 200 OK\r\nX-Endless: " + std::string(200'000, 'a')).stall(); },
+       [] {
+         return Script().send("HTTP/1.1 200 OK\r\nX-Endless: " + std::string(200'000, 'a')).stall();
+       },
        1, "head"},
       {"TenThousandHeaders", [] { return Script().send(many_headers(10'000)); }, 1, "headers"},
       {"DuplicateConflictingContentLength",
-       [] { return Script().send("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"); },
+       [] {
+         return Script().send(
+             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!");
+       },
        1, "Content-Length"},
       {"ContentLengthWithTransferEncoding",
        [] {
          return Script().send(
-             "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+             "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: "
+             "chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
        },
        1, "Content-Length"},
       {"RedirectLoop",
-       [] { return Script().send("HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n"); }, 1,
-       "redirects"},
+       [] {
+         return Script().send("HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n");
+       },
+       1, "redirects"},
       {"LocationWithANonHttpScheme",
-       [] { return Script().send("HTTP/1.1 301 Moved\r\nLocation: ftp://elsewhere.test/x\r\nContent-Length: 0\r\n\r\n"); },
+       [] {
+         return Script().send(
+             "HTTP/1.1 301 Moved\r\nLocation: ftp://elsewhere.test/x\r\nContent-Length: 0\r\n\r\n");
+       },
        1, "scheme"},
       {"EmptyLocation",
-       [] { return Script().send("HTTP/1.1 301 Moved\r\nLocation: \r\nContent-Length: 0\r\n\r\n"); }, 1,
-       "without a Location"},
+       [] {
+         return Script().send("HTTP/1.1 301 Moved\r\nLocation: \r\nContent-Length: 0\r\n\r\n");
+       },
+       1, "without a Location"},
       {"GarbageStatusLine", [] { return Script().send("HTTP/1.1 abc OK\r\n\r\n").close(); }, 1,
        "invalid"},
-      {"Http09Response", [] { return Script().send("just some bytes, no status line\n").close(); }, 1,
-       "invalid"},
+      {"Http09Response", [] { return Script().send("just some bytes, no status line\n").close(); },
+       1, "invalid"},
       {"ContentLengthLargerThanBodyOnKeepAlive",
        [] { return Script().send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b"); }, 1,
        "no data for"},
@@ -114,8 +133,8 @@ class FaultMatrix : public ::testing::TestWithParam<Fault> {
   }
   void TearDown() override { remove_tree(dir_); }
   CommandResult uvget(std::vector<std::string> urls) {
-    std::vector<std::string> argv = {bin_, "--retries", "0", "--idle-timeout", "1",
-                                     "--max-redirects", "3", "-d", dir_};
+    std::vector<std::string> argv = {
+        bin_, "--retries", "0", "--idle-timeout", "1", "--max-redirects", "3", "-d", dir_};
     argv.insert(argv.end(), urls.begin(), urls.end());
     return run_command(argv, "", 20'000);
   }
@@ -135,7 +154,8 @@ TEST_P(FaultMatrix, HasItsDocumentedOutcome) {
   if (f.exit_status == 0) {
     EXPECT_EQ(read_file(dir_ + "/file"), f.cause);
   } else {
-    EXPECT_NE(r.err.find(server.url("/file") + ": "), std::string::npos) << "names the URL: " << r.err;
+    EXPECT_NE(r.err.find(server.url("/file") + ": "), std::string::npos)
+        << "names the URL: " << r.err;
     EXPECT_NE(r.err.find(f.cause), std::string::npos) << "names the cause: " << r.err;
     EXPECT_FALSE(exists(dir_ + "/file")) << "no final file";
     EXPECT_FALSE(exists(dir_ + "/file.part")) << "no .part";
@@ -183,9 +203,9 @@ TEST_F(FaultMatrixKeepAlive, AResponseSentBeforeItsRequestIsNeverTakenForIt) {
       return Script().send(http_response(200, "body of /a") + http_response(200, "unasked"));
     return Script().send(http_response(200, "body of " + r.target));
   });
-  auto r = run_command({bin_, "--retries", "0", "-j", "1", "-d", dir_, server.url("/a"),
-                        server.url("/b")},
-                       "", 20'000);
+  auto r = run_command(
+      {bin_, "--retries", "0", "-j", "1", "-d", dir_, server.url("/a"), server.url("/b")}, "",
+      20'000);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(read_file(dir_ + "/a"), "body of /a");
   EXPECT_EQ(read_file(dir_ + "/b"), "body of /b") << "never the unasked response";

@@ -26,7 +26,8 @@ TEST_F(LimitsTest, ConnectionsOpeningAtOnceToOneHostAreCapped) {
   client(o);
   std::vector<std::shared_ptr<Outcome>> all;
   for (int i = 0; i < 7; ++i)
-    all.push_back(fetch("http://127.0.0.1:" + std::to_string(hole.port()) + "/" + std::to_string(i)));
+    all.push_back(
+        fetch("http://127.0.0.1:" + std::to_string(hole.port()) + "/" + std::to_string(i)));
   run_for(150);
   EXPECT_EQ(client().stats().open_connections, 3u) << "only three attempts at a time";
   run();

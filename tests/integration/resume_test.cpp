@@ -152,12 +152,12 @@ TEST_F(ResumeTest, AWrongContentRangeStartIsNeverAppended) {
     if (k == 1) {
       auto from = range_start(r).value_or(0);
       std::uint64_t wrong = from > 10 ? from - 10 : from + 10;
-      return Script().send(http_response(
-          206, body_.substr(wrong),
-          {{"ETag", "\"v1\""},
-           {"Content-Range", "bytes " + std::to_string(wrong) + "-" +
-                                 std::to_string(body_.size() - 1) + "/" +
-                                 std::to_string(body_.size())}}));
+      return Script().send(
+          http_response(206, body_.substr(wrong),
+                        {{"ETag", "\"v1\""},
+                         {"Content-Range", "bytes " + std::to_string(wrong) + "-" +
+                                               std::to_string(body_.size() - 1) + "/" +
+                                               std::to_string(body_.size())}}));
     }
     return serve(r, body_, "\"v1\"");
   });

@@ -87,9 +87,8 @@ TEST_F(RunnerTest, ASplitDownloadsSegmentsRunOnTheOtherLoopToo) {
     std::lock_guard lock(mu);
     if (!requested_range(r)) {
       first_at = Clock::now();
-      std::string whole = http_response(200, body, {{"ETag", "\"r\""}, {"Accept-Ranges", "bytes"}});
-      std::size_t split_at = whole.size() - body.size() + (1 << 20);
-      return Script().send(whole.substr(0, split_at)).pause_ms(500).send(whole.substr(split_at));
+      std::string head = answer_ranges(r, body.size(), "\"r\"").head;
+      return Script().send(head + body.substr(0, 1 << 20)).pause_ms(500).send(body.substr(1 << 20));
     }
     range_after_ms.push_back(
         std::chrono::duration<double, std::milli>(Clock::now() - first_at).count());
@@ -135,14 +134,9 @@ TEST_F(RunnerTest, ASplitDownloadFailingOnTheOtherLoopLeavesNothing) {
 TEST_F(RunnerTest, ClosingDuringASplitDownloadOverTwoLoopsEndsEverything) {
   std::string body = pattern_bytes(8 << 20, 43);
   TestServer server([&](const RecordedRequest& r) {
-    if (auto range = requested_range(r)) {  // segments stall after their head and a few bytes
-      std::uint64_t first = range->first, last = range->second.value_or(body.size() - 1);
-      return Script()
-          .send("HTTP/1.1 206 Partial Content\r\nContent-Length: " +
-                std::to_string(last - first + 1) + "\r\nContent-Range: bytes " +
-                std::to_string(first) + "-" + std::to_string(last) + "/" +
-                std::to_string(body.size()) + "\r\n\r\n" + body.substr(first, 1000))
-          .stall();
+    if (requested_range(r)) {  // segments stall after their head and a few bytes
+      auto a = answer_ranges(r, body.size(), "\"r\"");
+      return Script().send(a.head + body.substr(a.from, 1000)).stall();
     }
     return serve_ranges(r, body, "\"r\"");
   });

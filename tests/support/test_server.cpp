@@ -836,21 +836,33 @@ std::optional<std::pair<uint64_t, std::optional<uint64_t>>> requested_range(
   return std::pair{first, std::optional<uint64_t>{std::stoull(spec.substr(dash + 1))}};
 }
 
-Script serve_ranges(const RecordedRequest& request, const std::string& body,
-                    const std::string& etag) {
+RangedAnswer answer_ranges(const RecordedRequest& request, uint64_t size, const std::string& etag) {
   Headers h = {{"ETag", etag}, {"Accept-Ranges", "bytes"}};
   auto range = requested_range(request);
   auto if_range = request.header("If-Range");
-  if (!range || (if_range && *if_range != etag)) return Script().send(http_response(200, body, h));
-  uint64_t first = range->first;
-  if (first >= body.size()) {
-    h.emplace_back("Content-Range", "bytes */" + std::to_string(body.size()));
-    return Script().send(http_response(416, "", h));
+  int status = 200;
+  uint64_t first = 0, end = size;  // the body is [first, end)
+  if (range && !(if_range && *if_range != etag)) {
+    if (range->first >= size) {
+      status = 416;
+      first = end = 0;
+      h.emplace_back("Content-Range", "bytes */" + std::to_string(size));
+    } else {
+      status = 206;
+      first = range->first;
+      end = std::min<uint64_t>(range->second.value_or(size - 1), size - 1) + 1;
+      h.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" +
+                                          std::to_string(end - 1) + "/" + std::to_string(size));
+    }
   }
-  uint64_t last = std::min<uint64_t>(range->second.value_or(body.size() - 1), body.size() - 1);
-  h.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) +
-                                      "/" + std::to_string(body.size()));
-  return Script().send(http_response(206, body.substr(first, last - first + 1), h));
+  h.emplace_back("Content-Length", std::to_string(end - first));
+  return {http_response(status, "", h), first, end};
+}
+
+Script serve_ranges(const RecordedRequest& request, const std::string& body,
+                    const std::string& etag) {
+  RangedAnswer a = answer_ranges(request, body.size(), etag);
+  return Script().send(a.head + body.substr(a.from, a.to - a.from));
 }
 
 std::string digest_hex(mbedtls_md_type_t type, std::string_view data) {

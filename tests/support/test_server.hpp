@@ -168,6 +168,13 @@ std::string chunked_response(int status, const std::vector<std::string>& chunks,
 // else 200 with the whole body. ETag and Accept-Ranges: bytes on every answer.
 Script serve_ranges(const RecordedRequest& request, const std::string& body,
                     const std::string& etag);
+// The head serve_ranges sends for a body of `size` bytes, and which bytes [from, to) follow it:
+// for scripting a server that sends only part of them, then stalls or breaks.
+struct RangedAnswer {
+  std::string head;
+  uint64_t from = 0, to = 0;
+};
+RangedAnswer answer_ranges(const RecordedRequest& request, uint64_t size, const std::string& etag);
 // The [first, last] of "Range: bytes=first-last" ("bytes=first-": last is nullopt); nullopt when
 // the request has no such header.
 std::optional<std::pair<uint64_t, std::optional<uint64_t>>> requested_range(

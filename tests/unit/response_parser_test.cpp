@@ -736,8 +736,9 @@ namespace {
 
 TEST(ResponseParser, AnEndlessChunkExtensionIsRefused) {
   Fixture f;
-  std::string r = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=" +
-                  std::string(5000, 'x') + "\r\nhello\r\n0\r\n\r\n";
+  std::string r =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=" + std::string(5000, 'x') +
+      "\r\nhello\r\n0\r\n\r\n";
   auto p = f.feed(r);
   EXPECT_EQ(p.status, Status::failed);
   EXPECT_EQ(f.parser.error().code, Errc::http_parse);

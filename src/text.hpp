@@ -1,0 +1,26 @@
+// Small text helpers for the protocol and file formats: trimming and plain decimal numbers.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace uvget {
+
+/// `s` without the `blanks` at either end.
+inline std::string_view trim(std::string_view s, std::string_view blanks = " \t") {
+  auto first = s.find_first_not_of(blanks);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(blanks) - first + 1);
+}
+
+/// A non-empty run of decimal digits that fits in 64 bits (at most 19 digits); else nullopt.
+inline std::optional<std::uint64_t> parse_u64(std::string_view v) {
+  if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  std::uint64_t n = 0;
+  for (char c : v) n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  return n;
+}
+
+}  // namespace uvget
