@@ -82,6 +82,9 @@ class Sink {
     done();
   }
   virtual Held held() const { return {}; }
+  /// Where the body ended up, once finish() succeeded (a file sink: the final path, which may
+  /// differ from the one asked for with FileSinkOptions::unique_name). Empty: nowhere on disk.
+  virtual std::string location() const { return {}; }
   /// Instead of open(): the response continues the held bytes; append to them.
   virtual Error open_continued(uv_loop_s* loop, const Response& head, Events events) {
     (void)loop, (void)head, (void)events;
@@ -112,6 +115,12 @@ struct FileSinkOptions {
   /// or a partial NAME written by another program (then NAME becomes NAME.part while it grows,
   /// and is left alone when the server says it is already complete).
   bool resume = false;
+  /// Never replace or truncate a file that is already there: when NAME or NAME.part is taken at
+  /// the moment the file is created, or NAME at the moment it is renamed, the next free NAME.1,
+  /// NAME.2, ... is used instead (decided on the threadpool with O_EXCL and a rename that cannot
+  /// replace, so two programs writing into one directory never overwrite each other).
+  /// TransferResult::path says which name the body got. Not together with `resume`.
+  bool unique_name = false;
 };
 
 /// Writes the body to `path + ".part"` and renames it to `path` once the body is complete.
@@ -165,6 +174,7 @@ struct TransferResult {
   bool reused_connection = false;  // the final response came over a kept-alive connection
   double seconds = 0;              // from get() to done
   double ttfb_seconds = 0;         // from get() to the first byte of the final response
+  std::string path;                // on success, where the sink put the body (Sink::location)
   Error error;                     // empty on success
   bool ok() const noexcept { return !error; }
 };

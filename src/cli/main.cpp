@@ -372,6 +372,9 @@ class App {
           FileSinkOptions fo;
           fo.keep_partial_on_cancel = true;  // Ctrl-C leaves NAME.part for a later resume
           fo.resume = s_.resume;
+          // A name derived from the URL never replaces a file: the sink takes NAME.1, ... when
+          // NAME is there when it creates or renames the file (race-free, off the loop).
+          fo.unique_name = s_.output.empty() && !s_.overwrite && !s_.resume;
           req.sink = make_file_sink(path, fo);
         }
       }
@@ -406,28 +409,26 @@ class App {
     ++in_flight_;
   }
 
+  // The name asked of the sink. Taken names are the sink's business (FileSinkOptions::
+  // unique_name): it moves to NAME.1, NAME.2, ... on the threadpool, atomically (O_EXCL, a
+  // rename that cannot replace), so the loop never waits on a stat, two downloads of one name
+  // never share a .part, and another program's file is never replaced. With -c a file on disk
+  // is the one to continue, so only names in flight are kept apart, here.
   std::string unique_path(const std::string& name) {
     std::string base = (std::filesystem::path(s_.dir) / name).string();
-    if (s_.overwrite) return base;
+    if (s_.overwrite || !s_.resume) return base;
     std::string candidate = base;
-    for (int n = 1;; ++n) {
-      // With -c, a file on disk is the one to continue: only names in flight are taken.
-      struct stat st;
-      bool taken = used_.count(candidate) ||
-                   (!s_.resume && (::lstat(candidate.c_str(), &st) == 0 ||
-                                   ::lstat((candidate + ".part").c_str(), &st) == 0));
-      if (!taken) break;
-      candidate = base + "." + std::to_string(n);
-    }
+    for (int n = 1; used_.count(candidate); ++n) candidate = base + "." + std::to_string(n);
     used_.insert(candidate);
     return candidate;
   }
 
-  void on_done(const TransferResult& r, const std::string& path) {
+  void on_done(const TransferResult& r, const std::string& asked) {
+    const std::string& path = r.path.empty() ? asked : r.path;
     --in_flight_;
     // Only names of downloads in flight need remembering: a finished one is on disk, where
     // unique_path() looks, so memory stays bounded by the window, not by the list.
-    if (!path.empty()) used_.erase(path);
+    if (!asked.empty()) used_.erase(asked);
     ++done_;
     bytes_ += r.bytes;
     if (r.ok()) {

@@ -652,6 +652,7 @@ void Transfer::complete(Error error) {
   r.seconds = static_cast<double>(now - started_ns_) / 1e9;
   r.ttfb_seconds = first_byte_ns_ ? static_cast<double>(first_byte_ns_ - started_ns_) / 1e9 : 0;
   r.error = with_url(std::move(error));
+  if (!r.error && sink_) r.path = sink_->location();
   client_.transfer_done(this, r, cbs_);  // deletes this
 }
 

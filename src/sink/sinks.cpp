@@ -85,7 +85,10 @@ class SegmentSink;
 class FileSink final : public Sink, public SplitFile {
  public:
   FileSink(std::string path, FileSinkOptions o)
-      : path_(std::move(path)), part_(path_ + ".part"), meta_(part_ + ".meta"), opts_(o) {}
+      : base_(std::move(path)), path_(base_), part_(path_ + ".part"), meta_(part_ + ".meta"),
+        opts_(o) {
+    if (opts_.resume) opts_.unique_name = false;  // resume continues what is there
+  }
 
   void prepare(uv_loop_s* loop, std::function<void()> done) override {
     if (!opts_.resume) return done();
@@ -93,6 +96,8 @@ class FileSink final : public Sink, public SplitFile {
     prepare_cb_ = std::move(done);
     run_job(Job::probe);
   }
+
+  std::string location() const override { return path_; }
 
   Held held() const override {
     if (error_ || aborting_) return {};
@@ -403,6 +408,51 @@ class FileSink final : public Sink, public SplitFile {
     if (!ok || ::rename(tmp.c_str(), s->meta_.c_str()) < 0) ::unlink(tmp.c_str());
   }
 
+  // Opens the .part of a new body. With unique_name a NAME.part that is not this sink's own
+  // (another download's, or an earlier run's) is never truncated: the next free NAME.N.part is
+  // created instead, and the body's name becomes NAME.N.
+  static int open_part(FileSink* s, int flags) {
+    if (!s->opts_.unique_name || s->part_on_disk_)
+      return ::open(s->part_.c_str(), flags, s->opts_.mode);
+    for (;;) {
+      int fd = ::open(s->part_.c_str(), (flags & ~O_TRUNC) | O_EXCL, s->opts_.mode);
+      if (fd >= 0 || errno != EEXIST || s->suffix_ >= kMaxSuffix) return fd;
+      s->path_ = s->base_ + "." + std::to_string(++s->suffix_);
+      s->part_ = s->path_ + ".part";
+      s->meta_ = s->part_ + ".meta";
+    }
+  }
+
+  // Gives the .part its final name. With unique_name an existing file is never replaced: the
+  // next free NAME.N is taken, passing over names whose NAME.N.part another download holds. Where the file system has no RENAME_NOREPLACE, a hard link
+  // (which cannot replace either) and an unlink do the same; where it has no hard links, a look
+  // before the rename is the best there is.
+  static bool place(FileSink* s) {
+    if (!s->opts_.unique_name) return ::rename(s->part_.c_str(), s->path_.c_str()) == 0;
+    for (;;) {
+      const char *from = s->part_.c_str(), *to = s->path_.c_str();
+      if (::renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return true;
+      if (errno == EINVAL || errno == ENOSYS) {
+        if (::link(from, to) == 0) {
+          ::unlink(from);
+          return true;
+        }
+        if (errno == EPERM || errno == EOPNOTSUPP) {
+          struct stat st;
+          if (::lstat(to, &st) < 0 && errno == ENOENT) return ::rename(from, to) == 0;
+          errno = EEXIST;
+        }
+      }
+      if (errno != EEXIST) return false;
+      // The next NAME.N that is free and not being written by someone else (NAME.N.part).
+      struct stat st;
+      do {
+        if (s->suffix_ >= kMaxSuffix) return false;
+        s->path_ = s->base_ + "." + std::to_string(++s->suffix_);
+      } while (::lstat((s->path_ + ".part").c_str(), &st) == 0);
+    }
+  }
+
   static bool write_all(int fd, const char* p, std::size_t n) {
     while (n > 0) {
       ssize_t k = ::write(fd, p, n);
@@ -462,8 +512,9 @@ class FileSink final : public Sink, public SplitFile {
         if (w->job == Job::reopen && s->foreign_ &&
             ::rename(s->path_.c_str(), s->part_.c_str()) < 0)
           return failed("rename");
-        int flags = w->job == Job::open ? kOpenFlags : O_WRONLY | O_CLOEXEC | O_NOFOLLOW;
-        int fd = ::open(s->part_.c_str(), flags, s->opts_.mode);
+        int fd = w->job == Job::open
+                     ? open_part(s, kOpenFlags)
+                     : ::open(s->part_.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) return failed("open");
         if (w->job == Job::reopen && ::ftruncate(fd, static_cast<off_t>(s->offset_)) < 0)
           return close_failed(fd, "truncate");
@@ -483,7 +534,8 @@ class FileSink final : public Sink, public SplitFile {
           return failed("rename");
         int flags =
             O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (s->split_continuing_ ? 0 : O_TRUNC);
-        int fd = ::open(s->part_.c_str(), flags, s->opts_.mode);
+        int fd = s->split_continuing_ ? ::open(s->part_.c_str(), flags, s->opts_.mode)
+                                      : open_part(s, flags);
         if (fd < 0) return failed("open");
         // The whole size now: a full disk shows before any segment starts (fallocate), and
         // every segment writes inside the file. Where fallocate is not supported, a sparse file.
@@ -499,18 +551,18 @@ class FileSink final : public Sink, public SplitFile {
         write_meta(s);
         return;
       case Job::whole: {
-        int fd = ::open(s->part_.c_str(), kOpenFlags, s->opts_.mode);
+        int fd = open_part(s, kOpenFlags);
         if (fd < 0) return failed("open");
         if (!write_all(fd, s->pending_.data(), s->pending_.size()))
           return close_failed(fd, "write");
         if (::close(fd) < 0) return failed("close");
-        if (::rename(s->part_.c_str(), s->path_.c_str()) < 0) return failed("rename");
+        if (!place(s)) return failed("rename");
         if (s->meta_on_disk_) ::unlink(s->meta_.c_str());
         return;
       }
       case Job::close_rename:
         if (s->fd_ >= 0 && ::close(s->fd_) < 0) return failed("close");
-        if (::rename(s->part_.c_str(), s->path_.c_str()) < 0) return failed("rename");
+        if (!place(s)) return failed("rename");
         ::unlink(s->meta_.c_str());
         return;
       case Job::close_only:
@@ -643,8 +695,13 @@ class FileSink final : public Sink, public SplitFile {
     if (events_.failed) events_.failed(error_);
   }
 
-  const std::string path_, part_, meta_;
-  const FileSinkOptions opts_;
+  // NAME as asked, and the names in use: NAME.N with unique_name when NAME was taken. Changed
+  // only by jobs (open_part, place), which own them while busy_.
+  const std::string base_;
+  std::string path_, part_, meta_;
+  int suffix_ = 0;
+  static constexpr int kMaxSuffix = 100000;
+  FileSinkOptions opts_;
   bool keep_ = opts_.keep_partial || opts_.resume;  // leave NAME.part behind when failing
   uv_loop_t* loop_ = nullptr;
   Events events_;
@@ -859,7 +916,8 @@ class SegmentSink final : public Sink {
     pending_.clear();
     if (events_.failed)
       events_.failed(Error(Errc::file_io,
-                           std::string("cannot ") + step + " '" + part_ + "': " + uv_words(rc)));
+                           std::string("cannot ") + step + " '" + (file_ ? file_->part() : part_) +
+                                 "': " + uv_words(rc)));
   }
 
   static void on_write(uv_fs_t* req) {
@@ -887,7 +945,8 @@ class SegmentSink final : public Sink {
   FileSink* file_ = nullptr;  // local: the file sink whose fd and records this shares
   const ByteRange r_;
   const bool check_;
-  const std::string part_;
+  const std::string part_;  // remote: the .part to open (a local one asks file_, whose name
+                            // may change with unique_name until it is open)
   const std::uint64_t total_;
   const FileSinkOptions opts_;
   std::shared_ptr<std::atomic<std::uint64_t>> written_out_;  // remote: what was written

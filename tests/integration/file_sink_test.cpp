@@ -1,6 +1,11 @@
 // Sinks: backpressure through a user-defined sink, memory limits, large files on disk.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
 #include "support/loop_fixture.hpp"
 #include "support/test_server.hpp"
 
@@ -148,6 +153,121 @@ TEST_F(SinkTest, ExistingFileIsReplacedOnlyOnSuccess) {
   EXPECT_FALSE(o2->result.ok());
   EXPECT_EQ(read_file(dir + "/a"), "new content");
   EXPECT_EQ(read_file(dir + "/b"), "old b") << "a failed download must not touch the old file";
+  remove_tree(dir);
+}
+
+// unique_name: a file that appears under NAME while the body streams (another program, another
+// download) is never replaced; the body takes NAME.1 and the result says so. Checked for a small
+// body (one job: open, write, close, rename) and a large one (.part opened early).
+TEST_F(SinkTest, UniqueNameNeverReplacesAFileThatAppearedMeanwhile) {
+  TestServer server;
+  std::string small = pattern_bytes(4096, 3), large = pattern_bytes(1 << 20, 4);
+  server.route("/small", Script().send(http_response(200, small)));
+  server.route("/large", Script()
+                             .send("HTTP/1.1 200 OK\r\nContent-Length: " +
+                                   std::to_string(large.size()) + "\r\n\r\n" +
+                                   large.substr(0, 100'000))
+                             .pause_ms(100)
+                             .send(large.substr(100'000)));
+  std::string dir = make_temp_dir("uvget-sink");
+  std::map<std::string, TransferResult> results;
+  for (std::string name : {"small", "large"}) {
+    Request r;
+    r.url = server.url("/" + name);
+    FileSinkOptions fo;
+    fo.unique_name = true;
+    r.sink = make_file_sink(dir + "/" + name, fo);
+    Callbacks cbs;
+    // The head arrived, nothing is renamed yet: another writer takes the name now.
+    cbs.on_head = [dir, name](const Response&) {
+      std::ofstream(dir + "/" + name) << "another program's " << name;
+    };
+    cbs.on_done = [&results, name](const TransferResult& res) { results[name] = res; };
+    ASSERT_TRUE(client().get(std::move(r), std::move(cbs)));
+  }
+  run();
+  for (std::string name : {"small", "large"}) {
+    const TransferResult& res = results[name];
+    ASSERT_TRUE(res.ok()) << name << ": " << res.error.message();
+    EXPECT_EQ(res.path, dir + "/" + name + ".1");
+    EXPECT_EQ(read_file(dir + "/" + name), "another program's " + name);
+    EXPECT_TRUE(read_file(dir + "/" + name + ".1") == (name == "small" ? small : large)) << name;
+    EXPECT_FALSE(exists(dir + "/" + name + ".part"));
+    EXPECT_FALSE(exists(dir + "/" + name + ".1.part"));
+  }
+  remove_tree(dir);
+}
+
+// unique_name: NAME.part of another download (or an earlier run) is neither truncated nor
+// removed; this body goes to NAME.1.part and then NAME.1. A sink without unique_name reports
+// the name it was given.
+TEST_F(SinkTest, UniqueNameLeavesAnotherDownloadsPartAlone) {
+  TestServer server;
+  std::string small = pattern_bytes(1000, 5), large = pattern_bytes(300'000, 6);
+  server.route("/small", Script().send(http_response(200, small)));
+  server.route("/large", Script().send(http_response(200, large)));
+  server.route("/plain", Script().send(http_response(200, "plain")));
+  std::string dir = make_temp_dir("uvget-sink");
+  { std::ofstream(dir + "/small.part") << "half of small"; }
+  { std::ofstream(dir + "/large.part") << "half of large"; }
+  FileSinkOptions fo;
+  fo.unique_name = true;
+  Request r1, r2, r3;
+  r1.sink = make_file_sink(dir + "/small", fo);
+  r2.sink = make_file_sink(dir + "/large", fo);
+  r3.sink = make_file_sink(dir + "/plain");
+  auto o1 = fetch(server.url("/small"), std::move(r1));
+  auto o2 = fetch(server.url("/large"), std::move(r2));
+  auto o3 = fetch(server.url("/plain"), std::move(r3));
+  run();
+  ASSERT_TRUE(o1->result.ok()) << o1->result.error.message();
+  ASSERT_TRUE(o2->result.ok()) << o2->result.error.message();
+  ASSERT_TRUE(o3->result.ok()) << o3->result.error.message();
+  EXPECT_EQ(read_file(dir + "/small.part"), "half of small");
+  EXPECT_EQ(read_file(dir + "/large.part"), "half of large");
+  EXPECT_FALSE(exists(dir + "/small")) << "NAME is left for whoever owns NAME.part";
+  EXPECT_EQ(o1->result.path, dir + "/small.1");
+  EXPECT_EQ(o2->result.path, dir + "/large.1");
+  EXPECT_EQ(o3->result.path, dir + "/plain");
+  EXPECT_TRUE(read_file(dir + "/small.1") == small);
+  EXPECT_TRUE(read_file(dir + "/large.1") == large);
+  EXPECT_FALSE(exists(dir + "/large.1.part"));
+  EXPECT_FALSE(exists(dir + "/large.1.part.meta"));
+  remove_tree(dir);
+}
+
+// unique_name and a retry that starts the file over: the sink truncates its own .part, it does
+// not take the next name and leave the first .part behind.
+TEST_F(SinkTest, UniqueNameRetryReusesItsOwnPart) {
+  std::string body = pattern_bytes(500'000, 7);
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest&) {
+    if (n++ == 0)  // no validator: the retry starts over
+      return Script()
+          .send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                "\r\n\r\n" + body.substr(0, 200'000))
+          .reset();
+    return Script().send(http_response(200, body));
+  });
+  ClientOptions co;
+  co.retries = 1;
+  co.retry_wait_ms = 1;
+  client(co);
+  std::string dir = make_temp_dir("uvget-sink");
+  FileSinkOptions fo;
+  fo.unique_name = true;
+  Request r;
+  r.sink = make_file_sink(dir + "/out", fo);
+  auto o = fetch(server.url("/out"), std::move(r));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(o->result.attempts, 2);
+  EXPECT_EQ(o->result.path, dir + "/out");
+  EXPECT_TRUE(read_file(dir + "/out") == body);
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"out"});
   remove_tree(dir);
 }
 
