@@ -747,7 +747,8 @@ class SegmentSink final : public Sink {
       : file_(file),
         r_(r),
         check_(check),
-        part_(file->part()),
+        // No copy of the name: with unique_name a job may still be choosing it (file_->part()
+        // is asked once the file is open).
         total_(file->total()),
         opts_(file->options()) {
     file_->add_segment(this);
@@ -945,8 +946,7 @@ class SegmentSink final : public Sink {
   FileSink* file_ = nullptr;  // local: the file sink whose fd and records this shares
   const ByteRange r_;
   const bool check_;
-  const std::string part_;  // remote: the .part to open (a local one asks file_, whose name
-                            // may change with unique_name until it is open)
+  const std::string part_;  // remote only: the .part to open (a local one asks file_)
   const std::uint64_t total_;
   const FileSinkOptions opts_;
   std::shared_ptr<std::atomic<std::uint64_t>> written_out_;  // remote: what was written

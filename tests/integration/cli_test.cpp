@@ -559,11 +559,17 @@ std::string without_timing(std::string line, const std::string& dir) {
 }
 
 
+// Bytes of their own for every target, so a file holding another URL's body shows.
+std::string body_of(const std::string& target) {
+  return pattern_bytes(1000 + target.size() * 37,
+                       static_cast<std::uint32_t>(std::hash<std::string>{}(target)));
+}
+
 TEST_F(CliTest, LoopsGiveTheSameFilesReportAndExitStatusAsOneLoop) {
   TestServer server([](const RecordedRequest& r) {
     if (r.target.find("missing") != std::string::npos)
       return Script().send(http_response(404, "no"));
-    return Script().send(http_response(200, pattern_bytes(1000 + r.target.size() * 37, 3)));
+    return Script().send(http_response(200, body_of(r.target)));
   });
   std::string list;
   for (int i = 0; i < 120; ++i) {
@@ -582,13 +588,15 @@ TEST_F(CliTest, LoopsGiveTheSameFilesReportAndExitStatusAsOneLoop) {
                    list);
     statuses.push_back(r.status);
     std::string report;
+    std::set<std::string> paths;
     for (auto& l : sorted_lines(read_file(out + ".json"))) {
       report += without_timing(l, out) + "\n";
       // Each URL's bytes are in the file its record names.
       std::string path = json_field(l, "path"), url = json_field(l, "url");
       if (path.empty()) continue;
       std::string target = url.substr(url.find('/', std::strlen("http://")));
-      EXPECT_TRUE(read_file(path) == pattern_bytes(1000 + target.size() * 37, 3)) << l;
+      EXPECT_TRUE(read_file(path) == body_of(target)) << l;
+      EXPECT_TRUE(paths.insert(path).second) << "two records name " << path;
     }
     reports.push_back(report);
     std::set<std::string> here;

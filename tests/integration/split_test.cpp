@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
 #include <mutex>
 #include <set>
 
@@ -35,10 +36,11 @@ class SplitTest : public LoopTest {
     return o;
   }
   std::shared_ptr<Outcome> get_split(const std::string& url, int split, bool resume = false,
-                                     std::string checksum = {}) {
+                                     std::string checksum = {}, bool unique_name = false) {
     Request req;
     FileSinkOptions fo;
     fo.resume = resume;
+    fo.unique_name = unique_name;
     req.sink = make_file_sink(path_, fo);
     req.split = split;
     req.min_split_size = 1 << 20;
@@ -88,6 +90,23 @@ TEST_F(SplitTest, FourConnectionsGiveTheSameBytes) {
   EXPECT_GE(server.peak_connections(), 2) << "segments ran at the same time";
   EXPECT_EQ(o->result.bytes, kSize);
   EXPECT_EQ(o->result.status, 200);
+}
+
+// unique_name: another download's big.part moves this one to big.1.part, chosen on the
+// threadpool while the segments are being set up; every segment writes into big.1.part.
+TEST_F(SplitTest, UniqueNameSplitsIntoTheNextFreePart) {
+  TestServer server([&](const RecordedRequest& r) { return serve_ranges(r, body_, "\"s1\""); });
+  { std::ofstream(path_ + ".part") << "another download's"; }
+  client();
+  auto o = get_split(server.url("/big"), 4, false, {}, true);
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(o->result.path, path_ + ".1");
+  EXPECT_TRUE(read_file(path_ + ".1") == body_) << "the file differs from the source";
+  EXPECT_EQ(read_file(path_ + ".part"), "another download's");
+  EXPECT_FALSE(exists(path_ + ".1.part"));
+  EXPECT_FALSE(exists(path_ + ".1.part.meta"));
+  EXPECT_EQ(segments(server).size(), 3u);
 }
 
 TEST_F(SplitTest, AFailingSegmentIsRetriedAlone) {
