@@ -46,10 +46,12 @@ void small_files(benchmark::State& state, Way way) {
     std::string name = dir + "/f" + std::to_string(n++), part = name + ".part";
     struct stat st;
     bool ok = true;
-    if (way == Way::look_first) ok = ::lstat(name.c_str(), &st) < 0 && ::lstat(part.c_str(), &st) < 0;
+    if (way == Way::look_first)
+      ok = ::lstat(name.c_str(), &st) < 0 && ::lstat(part.c_str(), &st) < 0;
     const std::string& target = way == Way::in_place ? name : part;
     int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-    ok = ok && fd >= 0 && ::write(fd, body.data(), body.size()) == static_cast<ssize_t>(body.size());
+    ok =
+        ok && fd >= 0 && ::write(fd, body.data(), body.size()) == static_cast<ssize_t>(body.size());
     ok = ::close(fd) == 0 && ok;
     if (way != Way::in_place)
       ok = ok && ::renameat2(AT_FDCWD, part.c_str(), AT_FDCWD, name.c_str(), RENAME_NOREPLACE) == 0;

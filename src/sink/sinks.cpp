@@ -85,7 +85,10 @@ class SegmentSink;
 class FileSink final : public Sink, public SplitFile {
  public:
   FileSink(std::string path, FileSinkOptions o)
-      : base_(std::move(path)), path_(base_), part_(path_ + ".part"), meta_(part_ + ".meta"),
+      : base_(std::move(path)),
+        path_(base_),
+        part_(path_ + ".part"),
+        meta_(part_ + ".meta"),
         opts_(o) {
     if (opts_.resume) opts_.unique_name = false;  // resume continues what is there
   }
@@ -424,9 +427,9 @@ class FileSink final : public Sink, public SplitFile {
   }
 
   // Gives the .part its final name. With unique_name an existing file is never replaced: the
-  // next free NAME.N is taken, passing over names whose NAME.N.part another download holds. Where the file system has no RENAME_NOREPLACE, a hard link
-  // (which cannot replace either) and an unlink do the same; where it has no hard links, a look
-  // before the rename is the best there is.
+  // next free NAME.N is taken, passing over names whose NAME.N.part another download holds. Where
+  // the file system has no RENAME_NOREPLACE, a hard link (which cannot replace either) and an
+  // unlink do the same; where it has no hard links, a look before the rename is the best there is.
   static bool place(FileSink* s) {
     if (!s->opts_.unique_name) return ::rename(s->part_.c_str(), s->path_.c_str()) == 0;
     for (;;) {
@@ -512,9 +515,8 @@ class FileSink final : public Sink, public SplitFile {
         if (w->job == Job::reopen && s->foreign_ &&
             ::rename(s->path_.c_str(), s->part_.c_str()) < 0)
           return failed("rename");
-        int fd = w->job == Job::open
-                     ? open_part(s, kOpenFlags)
-                     : ::open(s->part_.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        int fd = w->job == Job::open ? open_part(s, kOpenFlags)
+                                     : ::open(s->part_.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) return failed("open");
         if (w->job == Job::reopen && ::ftruncate(fd, static_cast<off_t>(s->offset_)) < 0)
           return close_failed(fd, "truncate");
@@ -916,9 +918,9 @@ class SegmentSink final : public Sink {
     inflight_done_ = 0;
     pending_.clear();
     if (events_.failed)
-      events_.failed(Error(Errc::file_io,
-                           std::string("cannot ") + step + " '" + (file_ ? file_->part() : part_) +
-                                 "': " + uv_words(rc)));
+      events_.failed(Error(Errc::file_io, std::string("cannot ") + step + " '" +
+                                              (file_ ? file_->part() : part_) +
+                                              "': " + uv_words(rc)));
   }
 
   static void on_write(uv_fs_t* req) {

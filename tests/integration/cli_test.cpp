@@ -2,13 +2,13 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <mbedtls/md.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cstring>
 
 #include <algorithm>
 #include <atomic>
@@ -557,7 +557,6 @@ std::string without_timing(std::string line, const std::string& dir) {
   }
   return line;
 }
-
 
 // Bytes of their own for every target, so a file holding another URL's body shows.
 std::string body_of(const std::string& target) {

@@ -163,12 +163,12 @@ TEST_F(SinkTest, UniqueNameNeverReplacesAFileThatAppearedMeanwhile) {
   TestServer server;
   std::string small = pattern_bytes(4096, 3), large = pattern_bytes(1 << 20, 4);
   server.route("/small", Script().send(http_response(200, small)));
-  server.route("/large", Script()
-                             .send("HTTP/1.1 200 OK\r\nContent-Length: " +
-                                   std::to_string(large.size()) + "\r\n\r\n" +
-                                   large.substr(0, 100'000))
-                             .pause_ms(100)
-                             .send(large.substr(100'000)));
+  server.route("/large",
+               Script()
+                   .send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(large.size()) +
+                         "\r\n\r\n" + large.substr(0, 100'000))
+                   .pause_ms(100)
+                   .send(large.substr(100'000)));
   std::string dir = make_temp_dir("uvget-sink");
   std::map<std::string, TransferResult> results;
   for (std::string name : {"small", "large"}) {
@@ -244,8 +244,8 @@ TEST_F(SinkTest, UniqueNameRetryReusesItsOwnPart) {
   TestServer server([&](const RecordedRequest&) {
     if (n++ == 0)  // no validator: the retry starts over
       return Script()
-          .send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
-                "\r\n\r\n" + body.substr(0, 200'000))
+          .send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+                body.substr(0, 200'000))
           .reset();
     return Script().send(http_response(200, body));
   });
