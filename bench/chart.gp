@@ -14,7 +14,8 @@ set output outfile
 set style fill solid 0.85 border rgb "#444444"
 set boxwidth 0.6
 set border 3
-set xtics nomirror scale 0
+set xtics nomirror scale 0 rotate by 35 right  # tool names side by side would overlap
+set bmargin 7
 set ytics nomirror
 set grid ytics lc rgb "#dddddd"
 set key off
@@ -38,7 +39,7 @@ if (ceiling > 0) {
 }
 plot datafile using 0:2:(colour(strcol(1))):xtic(1) with boxes lc rgb variable, \
      '' using 0:3:(0):($4 - $3) with vectors heads size screen 0.005,90 lc rgb "#222222", \
-     '' using 0:4:(bar_text($2)) with labels offset 0,0.8
+     '' using 0:4:(bar_text($2)) with labels offset 0,0.8 font ",10"
 
 unset arrow 1
 unset label 1
@@ -51,6 +52,6 @@ if (ceiling_mbs > 0) {
 }
 plot datafile using 0:5:(colour(strcol(1))):xtic(1) with boxes lc rgb variable, \
      '' using 0:6:(0):($7 - $6) with vectors heads size screen 0.005,90 lc rgb "#222222", \
-     '' using 0:7:(bar_text($5)) with labels offset 0,0.8
+     '' using 0:7:(bar_text($5)) with labels offset 0,0.8 font ",10"
 
 unset multiplot

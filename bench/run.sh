@@ -115,9 +115,10 @@ for tool in $tools; do
   done
   [ ${#rates[@]} -gt 0 ] || { rate[$tool]=0; continue; }
   rate[$tool]=$(printf '%s\n' "${rates[@]}" | median)
-  lo[$tool]=$(printf '%s\n' "${rates[@]}" | sort -g | head -1 | xargs printf '%.1f')
-  hi[$tool]=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1 | xargs printf '%.1f')
-  range[$tool]="${lo[$tool]}–${hi[$tool]}"
+  # Unrounded: the chart's MB/s whiskers come from them (a 1 GiB file is 0.2 files/s).
+  lo[$tool]=$(printf '%s\n' "${rates[@]}" | sort -g | head -1)
+  hi[$tool]=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
+  range[$tool]=$(printf '%.1f–%.1f' "${lo[$tool]}" "${hi[$tool]}")
   rss[$tool]=$(printf '%s\n' "${rsss[@]}" | median)
   cpu[$tool]=$(printf '%s\n' "${cpus[@]}" | median)
 done
@@ -157,6 +158,7 @@ if [ "${CHART:-1}" != 0 ]; then
   dat=$root/bench/charts/$name.dat
   {
     echo "# bench/run.sh, $title"
+    echo "# ceiling ${wrk_rate:-0}"
     echo "# tool files_per_s min max mb_per_s min max"
     for tool in $tools; do
       awk -v t="$tool" -v r="${rate[$tool]:-0}" -v l="${lo[$tool]:-0}" -v h="${hi[$tool]:-0}" -v s="$size" \
