@@ -97,6 +97,16 @@ class Sink {
     (void)done;
     return false;
   }
+  /// Hands the held bytes (the first held().bytes of the body, in order) to `update`, which runs
+  /// on a threadpool thread, then calls `done` on the loop; an error there means they could not
+  /// all be read. A checksum then covers a body continued from an earlier run. Called only after
+  /// prepare() and before the first request; abort() may come instead of `done`. Returns false
+  /// when the sink cannot (the default): the body is then fetched whole.
+  virtual bool replay_held(std::function<void(std::span<const std::byte>)> update,
+                           std::function<void(Error)> done) {
+    (void)update, (void)done;
+    return false;
+  }
 };
 
 struct FileSinkOptions {

@@ -140,8 +140,22 @@ void Transfer::admit(bool front) {
   phase_ = Phase::preparing;
   sink_->prepare(client_.loop(), [this, front] {
     if (phase_ != Phase::preparing) return;
-    phase_ = Phase::queued;
-    client_.admit(this, front);
+    auto queue = [this, front] {
+      phase_ = Phase::queued;
+      client_.admit(this, front);
+    };
+    // A checksum must cover every byte: what an earlier run left is hashed first (on the
+    // threadpool; nothing else touches hash_ meanwhile), so that it can be continued.
+    if (!hash_ || ranges_off_ || sink_->held().bytes == 0) return queue();
+    hash_->restart();
+    bool replaying = sink_->replay_held(
+        [h = hash_.get()](std::span<const std::byte> bytes) { h->update(bytes); },
+        [this, queue](Error e) {
+          if (phase_ != Phase::preparing) return;
+          if (e) hash_->restart();  // unreadable: the body comes whole, as without a resume
+          queue();
+        });
+    if (!replaying) queue();
   });
 }
 

@@ -217,6 +217,8 @@ class FileSink final : public Sink, public SplitFile {
 
   void abort(const Error& why, std::function<void()> done) override {
     if (why.code == Errc::cancelled && opts_.keep_partial_on_cancel) keep_ = true;
+    // Bytes that hash wrong as a whole cannot be told apart: none of them is worth continuing.
+    if (why.code == Errc::checksum_mismatch) keep_ = false;
     aborting_ = true;
     prepare_cb_ = nullptr;
     if ((state_ == State::buffering || state_ == State::held) && !busy_ &&
@@ -234,6 +236,15 @@ class FileSink final : public Sink, public SplitFile {
     if (error_ || aborting_ || finish_cb_) return false;
     restart_cb_ = std::move(done);
     if (!busy_) do_restart();
+    return true;
+  }
+
+  bool replay_held(std::function<void(std::span<const std::byte>)> update,
+                   std::function<void(Error)> done) override {
+    if (state_ != State::held || busy_ || error_ || aborting_ || offset_ == 0) return false;
+    replay_update_ = std::move(update);
+    replay_cb_ = std::move(done);
+    run_job(Job::replay);
     return true;
   }
 
@@ -258,7 +269,8 @@ class FileSink final : public Sink, public SplitFile {
     discard,
     close_only,
     open_split,
-    meta
+    meta,
+    replay
   };
 
  public:
@@ -476,7 +488,8 @@ class FileSink final : public Sink, public SplitFile {
       w->err = errno;
       w->step = step;
       // Nothing to remove when the .part could not be opened, or NAME not renamed to it.
-      bool nothing = std::strcmp(step, "open") == 0 || w->job == Job::reopen;
+      bool nothing =
+          std::strcmp(step, "open") == 0 || w->job == Job::reopen || w->job == Job::replay;
       if (!w->keep && !nothing) {
         ::unlink(s->part_.c_str());
         ::unlink(s->meta_.c_str());
@@ -552,6 +565,26 @@ class FileSink final : public Sink, public SplitFile {
       case Job::meta:
         write_meta(s);
         return;
+      case Job::replay: {
+        // The held prefix, read back in order: from NAME.part, or from NAME when another
+        // program's partial file is the one being continued.
+        const std::string& from = s->foreign_ ? s->path_ : s->part_;
+        int fd = ::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) return failed("read");
+        std::vector<std::byte> buf(256 * 1024);
+        for (std::uint64_t left = s->offset_; left > 0;) {
+          ssize_t n = ::read(fd, buf.data(), std::min<std::uint64_t>(left, buf.size()));
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) {
+            if (n == 0) errno = EIO;  // shorter than it was when found
+            return close_failed(fd, "read");
+          }
+          s->replay_update_(std::span(buf.data(), static_cast<std::size_t>(n)));
+          left -= static_cast<std::uint64_t>(n);
+        }
+        ::close(fd);
+        return;
+      }
       case Job::whole: {
         int fd = open_part(s, kOpenFlags);
         if (fd < 0) return failed("open");
@@ -627,6 +660,13 @@ class FileSink final : public Sink, public SplitFile {
       }
       case Job::meta:
         return self->next();
+      case Job::replay: {
+        self->replay_update_ = nullptr;
+        auto cb = std::move(self->replay_cb_);
+        self->replay_cb_ = nullptr;
+        if (self->aborting_) return self->next();  // abort() came instead
+        return cb(std::move(err));
+      }
       case Job::open:
       case Job::reopen:
       case Job::open_split:
@@ -719,9 +759,11 @@ class FileSink final : public Sink, public SplitFile {
   Error error_;
   std::function<void(Error)> finish_cb_;
   std::function<void()> abort_cb_;
-  std::function<void()> restart_cb_;    // restart() in progress
-  std::function<void()> suspend_cb_;    // suspend() in progress
-  std::function<void()> prepare_cb_;    // prepare() in progress
+  std::function<void()> restart_cb_;                               // restart() in progress
+  std::function<void()> suspend_cb_;                               // suspend() in progress
+  std::function<void()> prepare_cb_;                               // prepare() in progress
+  std::function<void(std::span<const std::byte>)> replay_update_;  // Job::replay, threadpool
+  std::function<void(Error)> replay_cb_;                           // replay_held() in progress
   bool part_on_disk_ = false;           // NAME.part was created (by this or an earlier attempt)
   bool meta_on_disk_ = false;           // so was NAME.part.meta
   std::string validator_;               // of the response the held bytes came from

@@ -323,7 +323,13 @@ TEST_F(CliTest, InterruptStopsLeavesNoFinalFileAndExits130) {
 }
 
 // SIGKILL mid-download, then -c: the second run asks for the rest only and the bytes match.
-TEST_F(CliTest, KilledThenContinuedGivesTheSameBytes) {
+// With a checksum the second run hashes the .part first, and still asks for the rest only.
+class CliContinueTest : public CliTest {
+ protected:
+  void killed_then_continued(bool with_checksum);
+};
+
+void CliContinueTest::killed_then_continued(bool with_checksum) {
   std::string body = pattern_bytes(1'000'000, 21);
   std::atomic<int> n{0};
   TestServer server([&](const RecordedRequest& r) {
@@ -349,7 +355,12 @@ TEST_F(CliTest, KilledThenContinuedGivesTheSameBytes) {
   ASSERT_GT(held, 0u);
   EXPECT_EQ(read_file(dir_ + "/big.part"), body.substr(0, held));
 
-  auto again = uvget({"-c", "-d", dir_, "--json", "-", server.url("/big")});
+  std::vector<std::string> args{"-c", "-d", dir_, "--json", "-", server.url("/big")};
+  if (with_checksum) {
+    args.push_back("--checksum");
+    args.push_back("sha-256=" + sha256_hex(body));
+  }
+  auto again = uvget(args);
   EXPECT_EQ(again.status, 0) << again.err;
   auto reqs = server.requests();
   ASSERT_EQ(reqs.size(), 2u);
@@ -359,6 +370,14 @@ TEST_F(CliTest, KilledThenContinuedGivesTheSameBytes) {
   EXPECT_FALSE(exists(dir_ + "/big.part.meta"));
   EXPECT_NE(again.out.find("\"resumed_from\":" + std::to_string(held)), std::string::npos)
       << again.out;
+}
+
+TEST_F(CliContinueTest, KilledThenContinuedGivesTheSameBytes) {
+  killed_then_continued(false);
+}
+
+TEST_F(CliContinueTest, KilledThenContinuedWithAChecksumFetchesOnlyTheRest) {
+  killed_then_continued(true);
 }
 
 TEST_F(CliTest, SplitDownloadsOneFileOverSeveralConnections) {

@@ -354,16 +354,57 @@ TEST_F(ResumeTest, AFailureKeepsThePartAndItsSidecarForTheNextRun) {
   expect_only_the_file(body_);
 }
 
-TEST_F(ResumeTest, ARunWithAChecksumDownloadsAnEarlierPartAgainInFull) {
-  write_file(path_ + ".part", body_.substr(0, 100'000));
+// With a checksum, an earlier run's .part is read back and hashed first, so only the rest is
+// fetched and the digest still covers every byte.
+TEST_F(ResumeTest, ARunWithAChecksumContinuesAnEarlierPart) {
+  write_file(path_ + ".part", body_.substr(0, 300'000));  // more than one read of the replay
   write_file(path_ + ".part.meta", "uvget-partial 1\nvalidator \"v1\"\nlength 400000\n");
   TestServer server([&](const RecordedRequest& r) { return serve(r, body_, "\"v1\""); });
   client();
   auto o = get_file(server.url("/f"), true, "sha-256=" + sha256_hex(body_));
   run();
   ASSERT_TRUE(o->result.ok()) << o->result.error.message();
-  EXPECT_FALSE(server.requests().at(0).header("Range"))
-      << "the digest must cover bytes this run has not seen";
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(server.requests()[0].header("Range").value_or(""), "bytes=300000-");
+  EXPECT_EQ(o->result.resumed_from, 300'000u);
+  EXPECT_EQ(o->result.bytes, 100'000u);
+  expect_only_the_file(body_);
+}
+
+// The same for another program's partial file, continued by its size.
+TEST_F(ResumeTest, ARunWithAChecksumContinuesAForeignPartialFile) {
+  write_file(path_, body_.substr(0, 50'000));
+  TestServer server([&](const RecordedRequest& r) { return serve(r, body_, "\"v1\""); });
+  client();
+  auto o = get_file(server.url("/f"), true, "md5=" + digest_hex(MBEDTLS_MD_MD5, body_));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(server.requests().at(0).header("Range").value_or(""), "bytes=50000-");
+  EXPECT_EQ(o->result.resumed_from, 50'000u);
+  expect_only_the_file(body_);
+}
+
+// A .part whose bytes are wrong: the continued body fails its checksum, and the .part and its
+// sidecar go (kept, every later run would fail the same way); the next run fetches it whole.
+TEST_F(ResumeTest, ACorruptEarlierPartFailsItsChecksumAndIsNotKept) {
+  std::string bad = body_.substr(0, 100'000);
+  bad[500] ^= 1;
+  write_file(path_ + ".part", bad);
+  write_file(path_ + ".part.meta", "uvget-partial 1\nvalidator \"v1\"\nlength 400000\n");
+  TestServer server([&](const RecordedRequest& r) { return serve(r, body_, "\"v1\""); });
+  client();
+  std::string sum = "sha-256=" + sha256_hex(body_);
+  auto o = get_file(server.url("/f"), true, sum);
+  run();
+  EXPECT_EQ(o->result.error.code, Errc::checksum_mismatch) << o->result.error.message();
+  EXPECT_EQ(server.requests().at(0).header("Range").value_or(""), "bytes=100000-");
+  EXPECT_FALSE(exists(path_));
+  EXPECT_FALSE(exists(path_ + ".part"));
+  EXPECT_FALSE(exists(path_ + ".part.meta"));
+  auto again = get_file(server.url("/f"), true, sum);
+  run();
+  ASSERT_TRUE(again->result.ok()) << again->result.error.message();
+  EXPECT_FALSE(server.requests().at(1).header("Range"));
   expect_only_the_file(body_);
 }
 
