@@ -875,7 +875,7 @@ class SegmentSink final : public Sink {
     }
     if (restart_cb_) {  // bytes at the same offsets are simply written again
       pending_.clear();
-      written_ = 0;
+      written_ = recorded_ = 0;
       paused_ = failed_ = false;
       auto cb = std::move(restart_cb_);
       restart_cb_ = nullptr;
@@ -913,7 +913,7 @@ class SegmentSink final : public Sink {
     } else {
       written_out_->store(written_);
     }
-    written_ = 0;
+    written_ = recorded_ = 0;
   }
 
   static void on_open(uv_fs_t* req) {
@@ -976,6 +976,13 @@ class SegmentSink final : public Sink {
     }
     self->written_ += static_cast<std::uint64_t>(result);
     self->inflight_done_ += static_cast<std::size_t>(result);
+    // Progress goes into the sidecar as the segment runs, not only when it ends: a run killed
+    // outright (SIGKILL, a crash) then loses at most this much of each segment. Only bytes whose
+    // write completed count.
+    if (self->file_ && self->written_ - self->recorded_ >= kRecordEvery) {
+      self->recorded_ = self->written_;
+      self->file_->record_range({self->r_.from, self->r_.from + self->written_});
+    }
     if (self->inflight_done_ < self->inflight_.size() && !self->aborting_ && !self->restart_cb_)
       return self->issue_write(self->fd());  // short write
     self->inflight_.clear();
@@ -1001,7 +1008,9 @@ class SegmentSink final : public Sink {
   bool busy_ = false, paused_ = false, failed_ = false, aborting_ = false;
   std::string pending_, inflight_;
   std::size_t inflight_done_ = 0;
-  std::uint64_t written_ = 0;  // bytes of this segment on disk (from r_.from)
+  std::uint64_t written_ = 0;   // bytes of this segment on disk (from r_.from)
+  std::uint64_t recorded_ = 0;  // of which the file sink has been told (local only)
+  static constexpr std::uint64_t kRecordEvery = 8 << 20;
   std::function<void(Error)> finish_cb_;
   std::function<void()> abort_cb_, restart_cb_;
 };

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cstring>
+#include <mutex>
 
 #include <algorithm>
 #include <atomic>
@@ -378,6 +379,42 @@ TEST_F(CliContinueTest, KilledThenContinuedGivesTheSameBytes) {
 
 TEST_F(CliContinueTest, KilledThenContinuedWithAChecksumFetchesOnlyTheRest) {
   killed_then_continued(true);
+}
+
+// A split download killed outright (no chance to record anything as it ends) has still told
+// its sidecar what each segment wrote so far: the next run with -c fetches about the rest only.
+TEST_F(CliTest, AKilledSplitDownloadKeepsTheProgressOfEverySegment) {
+  constexpr std::size_t kSize = 48 << 20, kSent = 11 << 20;  // four segments of 12 MiB
+  std::string body = pattern_bytes(kSize, 29);
+  std::atomic<bool> stall{true};
+  TestServer server([&](const RecordedRequest& r) {
+    RangedAnswer a = answer_ranges(r, body.size(), "\"k1\"");
+    if (stall)  // the first run: each answer stops 1 MiB short of its segment's end
+      return Script()
+          .send(a.head + body.substr(a.from, std::min<std::size_t>(kSent, a.to - a.from)))
+          .stall();
+    return Script().send(a.head + body.substr(a.from, a.to - a.from));
+  });
+  auto killed = run_bin(bin_, {"-s", "4", "--min-split-size", "1M", "-d", dir_, server.url("/big")},
+                        "", SIGKILL, 1500);
+  EXPECT_EQ(killed.status, 128 + SIGKILL);
+  std::string meta = read_file(dir_ + "/big.part.meta");
+  ASSERT_NE(meta.find("split"), std::string::npos) << meta;
+  EXPECT_EQ(std::count(meta.begin(), meta.end(), '\n') - 4, 4) << "a done range per segment:\n"
+                                                               << meta;
+
+  stall = false;
+  auto again = uvget(
+      {"-c", "-s", "4", "--min-split-size", "1M", "-d", dir_, "--json", "-", server.url("/big")});
+  EXPECT_EQ(again.status, 0) << again.err;
+  EXPECT_TRUE(read_file(dir_ + "/big") == body);
+  // Each segment recorded at least 8 MiB of its 11: what is fetched again is under 16 MiB.
+  auto at = again.out.find("\"bytes\":");
+  ASSERT_NE(at, std::string::npos) << again.out;
+  std::uint64_t fetched = std::stoull(again.out.substr(at + 8));
+  EXPECT_LT(fetched, 16u << 20) << again.out;
+  EXPECT_FALSE(exists(dir_ + "/big.part"));
+  EXPECT_FALSE(exists(dir_ + "/big.part.meta"));
 }
 
 TEST_F(CliTest, SplitDownloadsOneFileOverSeveralConnections) {
