@@ -396,7 +396,7 @@ TEST_F(CliTest, AKilledSplitDownloadKeepsTheProgressOfEverySegment) {
     return Script().send(a.head + body.substr(a.from, a.to - a.from));
   });
   auto killed = run_bin(bin_, {"-s", "4", "--min-split-size", "1M", "-d", dir_, server.url("/big")},
-                        "", SIGKILL, 1500);
+                        "", SIGKILL, 3000);
   EXPECT_EQ(killed.status, 128 + SIGKILL);
   std::string meta = read_file(dir_ + "/big.part.meta");
   ASSERT_NE(meta.find("split"), std::string::npos) << meta;
