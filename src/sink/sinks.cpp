@@ -218,7 +218,12 @@ class FileSink final : public Sink, public SplitFile {
   void abort(const Error& why, std::function<void()> done) override {
     if (why.code == Errc::cancelled && opts_.keep_partial_on_cancel) keep_ = true;
     // Bytes that hash wrong as a whole cannot be told apart: none of them is worth continuing.
-    if (why.code == Errc::checksum_mismatch) keep_ = false;
+    // Except another program's file that became our .part: it goes back as it was found.
+    if (why.code == Errc::checksum_mismatch) {
+      mismatch_ = true;  // adopted_ may still come true: a reopen may be in flight
+      keep_ = false;
+    }
+    stop_replay_.store(true, std::memory_order_relaxed);
     aborting_ = true;
     prepare_cb_ = nullptr;
     if ((state_ == State::buffering || state_ == State::held) && !busy_ &&
@@ -281,6 +286,7 @@ class FileSink final : public Sink, public SplitFile {
     const char* step = "";  // which step failed
     int fd = -1;            // opened by Job::open, Job::reopen or Job::open_split
     bool keep = false;      // keep_ when submitted (abort() may change it meanwhile)
+    bool restore = false;   // give an adopted NAME back (a checksum mismatch)
     // Job::probe's findings
     std::uint64_t size = 0;
     bool found_part = false, found_final = false, found_meta = false;
@@ -292,6 +298,7 @@ class FileSink final : public Sink, public SplitFile {
 
  private:
   static void submit(uv_loop_t* loop, Work* w);
+  static void submit_alone(uv_loop_t* loop, Work* w);
   struct Fs {
     uv_fs_t req{};
     FileSink* self;
@@ -403,12 +410,15 @@ class FileSink final : public Sink, public SplitFile {
     busy_ = true;
     if (job == Job::whole || job == Job::open || job == Job::reopen || job == Job::open_split)
       state_ = State::opening;
-    auto* w = new Work{.self = this, .job = job, .keep = keep_};
+    auto* w = new Work{.self = this, .job = job, .keep = keep_, .restore = mismatch_ && adopted_};
     if (job == Job::open || job == Job::reopen || job == Job::open_split || job == Job::meta ||
         (job == Job::discard && split_)) {
       meta_text_ = meta_text(validator_, total_, split_, done_);
       meta_dirty_ = false;
     }
+    // Reading back a large held file takes long: not in a batch, where other files' jobs
+    // would wait behind it.
+    if (job == Job::replay) return submit_alone(loop_, w);
     submit(loop_, w);
   }
 
@@ -573,6 +583,7 @@ class FileSink final : public Sink, public SplitFile {
         if (fd < 0) return failed("read");
         std::vector<std::byte> buf(256 * 1024);
         for (std::uint64_t left = s->offset_; left > 0;) {
+          if (s->stop_replay_.load(std::memory_order_relaxed)) break;  // aborted: stop early
           ssize_t n = ::read(fd, buf.data(), std::min<std::uint64_t>(left, buf.size()));
           if (n < 0 && errno == EINTR) continue;
           if (n <= 0) {
@@ -605,6 +616,15 @@ class FileSink final : public Sink, public SplitFile {
         return;
       case Job::discard:
         if (s->fd_ >= 0) ::close(s->fd_);
+        if (w->restore && s->part_on_disk_) {
+          // Another program's NAME, continued and then failed its checksum: cut back to what it
+          // held and give it its name again (left as NAME.part if NAME was taken meanwhile).
+          if (::truncate(s->part_.c_str(), static_cast<off_t>(s->adopted_size_)) == 0 &&
+              ::renameat2(AT_FDCWD, s->part_.c_str(), AT_FDCWD, s->path_.c_str(),
+                          RENAME_NOREPLACE) == 0)
+            ::unlink(s->meta_.c_str());
+          return;
+        }
         if (w->keep && s->split_ && s->part_on_disk_) write_meta(s);  // the ranges done so far
         if (!w->keep && s->part_on_disk_) {
           ::unlink(s->part_.c_str());
@@ -675,7 +695,11 @@ class FileSink final : public Sink, public SplitFile {
           self->fail(err.detail);
           return self->next();
         }
-        if (w->job == Job::reopen) self->foreign_ = false;  // NAME is NAME.part now
+        if (w->job == Job::reopen && self->foreign_) {  // NAME is NAME.part now
+          self->foreign_ = false;
+          self->adopted_ = true;
+          self->adopted_size_ = self->offset_;
+        }
         self->fd_ = w->fd;
         self->part_on_disk_ = self->meta_on_disk_ = true;
         self->state_ = State::open;
@@ -764,18 +788,22 @@ class FileSink final : public Sink, public SplitFile {
   std::function<void()> prepare_cb_;                               // prepare() in progress
   std::function<void(std::span<const std::byte>)> replay_update_;  // Job::replay, threadpool
   std::function<void(Error)> replay_cb_;                           // replay_held() in progress
-  bool part_on_disk_ = false;           // NAME.part was created (by this or an earlier attempt)
-  bool meta_on_disk_ = false;           // so was NAME.part.meta
-  std::string validator_;               // of the response the held bytes came from
-  std::uint64_t total_ = 0;             // its full length; 0: unknown
-  std::string meta_text_;               // the sidecar Job::open writes
-  bool trust_size_ = false;             // held bytes found without a sidecar: resume by size
-  bool foreign_ = false;                // the held bytes are in NAME itself (another program's)
-  bool split_ = false;                  // a segmented download: full-size .part, done_ ranges
-  bool split_continuing_ = false;       // Job::open_split keeps what the .part holds
-  bool meta_dirty_ = false;             // done_ changed since the sidecar was last written
-  std::vector<ByteRange> done_;         // split_: ranges complete on disk
-  std::vector<SegmentSink*> segments_;  // live segment sinks, kicked when the file opens
+  bool part_on_disk_ = false;             // NAME.part was created (by this or an earlier attempt)
+  bool meta_on_disk_ = false;             // so was NAME.part.meta
+  std::string validator_;                 // of the response the held bytes came from
+  std::uint64_t total_ = 0;               // its full length; 0: unknown
+  std::string meta_text_;                 // the sidecar Job::open writes
+  bool trust_size_ = false;               // held bytes found without a sidecar: resume by size
+  bool foreign_ = false;                  // the held bytes are in NAME itself (another program's)
+  bool adopted_ = false;                  // ... and NAME became our .part (Job::reopen)
+  std::uint64_t adopted_size_ = 0;        // NAME's size then
+  bool mismatch_ = false;                 // aborted for a checksum mismatch
+  std::atomic<bool> stop_replay_{false};  // abort() during Job::replay: stop reading
+  bool split_ = false;                    // a segmented download: full-size .part, done_ ranges
+  bool split_continuing_ = false;         // Job::open_split keeps what the .part holds
+  bool meta_dirty_ = false;               // done_ changed since the sidecar was last written
+  std::vector<ByteRange> done_;           // split_: ranges complete on disk
+  std::vector<SegmentSink*> segments_;    // live segment sinks, kicked when the file opens
   std::vector<std::function<void()>> open_waiters_;  // when_open() before the file was open
 };
 
@@ -1083,6 +1111,21 @@ void pump_batches(uv_loop_t* loop) {
         });
   }
   if (lb.in_flight == 0 && lb.waiting.empty()) batches.erase(it);
+}
+
+void FileSink::submit_alone(uv_loop_t* loop, Work* w) {
+  struct Alone {
+    uv_work_t req{};
+    FileSink::Work* w;
+  };
+  auto* a = new Alone{.w = w};
+  a->req.data = a;
+  uv_queue_work(
+      loop, &a->req, [](uv_work_t* req) { FileSink::work(static_cast<Alone*>(req->data)->w); },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<Alone> done(static_cast<Alone*>(req->data));
+        FileSink::after_work(done->w);
+      });
 }
 
 void FileSink::submit(uv_loop_t* loop, Work* w) {

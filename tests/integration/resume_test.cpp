@@ -384,6 +384,47 @@ TEST_F(ResumeTest, ARunWithAChecksumContinuesAForeignPartialFile) {
   expect_only_the_file(body_);
 }
 
+// Another program's partial NAME, continued, then the whole fails its checksum: NAME is given
+// back exactly as it was found (a wrong or outdated checksum never destroys someone's file).
+TEST_F(ResumeTest, AForeignFileThatFailsTheChecksumIsGivenBackAsItWas) {
+  std::string theirs = body_.substr(0, 50'000);
+  write_file(path_, theirs);
+  TestServer server([&](const RecordedRequest& r) { return serve(r, body_, "\"v1\""); });
+  client();
+  auto o = get_file(server.url("/f"), true, "sha-256=" + sha256_hex("something else"));
+  run();
+  EXPECT_EQ(o->result.error.code, Errc::checksum_mismatch) << o->result.error.message();
+  EXPECT_EQ(server.requests().at(0).header("Range").value_or(""), "bytes=50000-");
+  EXPECT_TRUE(read_file(path_) == theirs) << read_file(path_).size() << " bytes";
+  EXPECT_FALSE(exists(path_ + ".part"));
+  EXPECT_FALSE(exists(path_ + ".part.meta"));
+}
+
+// Hashing what an earlier run left stops when the transfer does: a 1 GiB .part does not hold
+// a timeout (or Ctrl-C) until every byte of it is read.
+TEST_F(ResumeTest, ReadingBackALargePartStopsWhenTheTransferDoes) {
+  {
+    std::ofstream(path_ + ".part");
+    ASSERT_EQ(::truncate((path_ + ".part").c_str(), 1LL << 30), 0);  // sparse: made at once
+  }
+  write_file(path_ + ".part.meta", "uvget-partial 1\nvalidator \"v1\"\nlength 2147483648\n");
+  TestServer server([&](const RecordedRequest& r) { return serve(r, body_, "\"v1\""); });
+  client();
+  Request req;
+  FileSinkOptions fo;
+  fo.resume = true;
+  req.sink = make_file_sink(path_, fo);
+  req.checksum = "sha-256=" + sha256_hex(body_);
+  req.timeout_ms = 50;
+  auto o = fetch(server.url("/f"), std::move(req));
+  run();
+  EXPECT_EQ(o->result.error.code, Errc::timeout) << o->result.error.message();
+  // Hashing the whole GiB takes seconds (more under sanitizers); stopping takes one read.
+  EXPECT_LT(o->result.seconds, 1.5);
+  EXPECT_TRUE(server.requests().empty());
+  EXPECT_TRUE(exists(path_ + ".part")) << "-c keeps what it has";
+}
+
 // A .part whose bytes are wrong: the continued body fails its checksum, and the .part and its
 // sidecar go (kept, every later run would fail the same way); the next run fetches it whole.
 TEST_F(ResumeTest, ACorruptEarlierPartFailsItsChecksumAndIsNotKept) {
