@@ -2,7 +2,6 @@
 // outputs, report each failure and a summary, and map the outcome to an exit status.
 #include <fcntl.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -426,8 +425,8 @@ class App {
   void on_done(const TransferResult& r, const std::string& asked) {
     const std::string& path = r.path.empty() ? asked : r.path;
     --in_flight_;
-    // Only names of downloads in flight need remembering: a finished one is on disk, where
-    // unique_path() looks, so memory stays bounded by the window, not by the list.
+    // With -c only names of downloads in flight are kept apart (unique_path()), so memory stays
+    // bounded by the window, not by the list.
     if (!asked.empty()) used_.erase(asked);
     ++done_;
     bytes_ += r.bytes;

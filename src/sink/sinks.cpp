@@ -441,11 +441,20 @@ class FileSink final : public Sink, public SplitFile {
       return ::open(s->part_.c_str(), flags, s->opts_.mode);
     for (;;) {
       int fd = ::open(s->part_.c_str(), (flags & ~O_TRUNC) | O_EXCL, s->opts_.mode);
-      if (fd >= 0 || errno != EEXIST || s->suffix_ >= kMaxSuffix) return fd;
-      s->path_ = s->base_ + "." + std::to_string(++s->suffix_);
+      if (fd >= 0 || errno != EEXIST || !next_name(s)) return fd;
       s->part_ = s->path_ + ".part";
       s->meta_ = s->part_ + ".meta";
     }
+  }
+
+  // NAME.N for the next N; false (errno EEXIST) once there have been too many.
+  static bool next_name(FileSink* s) {
+    if (s->suffix_ >= kMaxSuffix) {
+      errno = EEXIST;
+      return false;
+    }
+    s->path_ = s->base_ + "." + std::to_string(++s->suffix_);
+    return true;
   }
 
   // Gives the .part its final name. With unique_name an existing file is never replaced: the
@@ -472,8 +481,7 @@ class FileSink final : public Sink, public SplitFile {
       // The next NAME.N that is free and not being written by someone else (NAME.N.part).
       struct stat st;
       do {
-        if (s->suffix_ >= kMaxSuffix) return false;
-        s->path_ = s->base_ + "." + std::to_string(++s->suffix_);
+        if (!next_name(s)) return false;
       } while (::lstat((s->path_ + ".part").c_str(), &st) == 0);
     }
   }
