@@ -8,7 +8,9 @@
 #      TOOLS="uvget curl wget2 aria2c aiohttp thread process seq" (also: uvget-loops, uvget with
 #      --loops $LOOPS (default 2) on every core, since more loops than cores is pointless;
 #      uvget-split and aria2c-split: each file over $SPLIT (default 4) connections, for L;
-#      uvget-split-loops: the same with --loops $LOOPS on every core, segments on every loop)
+#      uvget-split-loops: the same with --loops $LOOPS on every core, segments on every loop;
+#      uvget-pipe: --pipeline $PIPE (default 4) on the same connections, so up to CONNS x PIPE
+#      requests in flight; uvget-pipe-same: CONNS/PIPE connections, CONNS requests in flight)
 #      PIN=0: nothing pinned (default: nginx on core 0, each client on core 1)
 #      DISCARD=1: bodies discarded (uvget --discard, curl to /dev/null; only those tools), each run
 #      checked by the byte count the tool reports
@@ -27,6 +29,7 @@ proto=${PROTO:-http}
 uvget=$build/src/uvget
 loops=${LOOPS:-2}
 split=${SPLIT:-4}
+pipe=${PIPE:-4}
 discard=${DISCARD:-0}
 if [ "${PIN:-1}" = 0 ]; then
   pin="" all_cores="" where="nothing pinned"
@@ -59,6 +62,8 @@ command_for() {  # $1 tool, output into $shm/out
   if [ "$discard" = 1 ]; then
     case $1 in
       uvget) echo "$pin $uvget --progress none --discard --cacert $work/ca.crt -j $conns --per-host $conns -i $work/urls.txt" ;;
+      uvget-pipe) echo "$pin $uvget --progress none --pipeline $pipe --discard --cacert $work/ca.crt -j $conns --per-host $conns -i $work/urls.txt" ;;
+      uvget-pipe-same) echo "$pin $uvget --progress none --pipeline $pipe --discard --cacert $work/ca.crt -j $((conns / pipe)) --per-host $((conns / pipe)) -i $work/urls.txt" ;;
       uvget-loops) echo "$all_cores $uvget --progress none --loops $loops --discard --cacert $work/ca.crt -j $conns --per-host $conns -i $work/urls.txt" ;;
       curl) echo "$pin curl -s --cacert $work/ca.crt --parallel --parallel-max $conns -K $work/curl-null.cfg -w %{size_download}\n" ;;
       *) echo "false" ;;
@@ -72,6 +77,8 @@ command_for() {  # $1 tool, output into $shm/out
   echo -n "$pin "
   case $1 in
     uvget) echo "$uvget -q --cacert $work/ca.crt -d $out -j $conns --per-host $conns -i $work/urls.txt" ;;
+    uvget-pipe) echo "$uvget -q --pipeline $pipe --cacert $work/ca.crt -d $out -j $conns --per-host $conns -i $work/urls.txt" ;;
+    uvget-pipe-same) echo "$uvget -q --pipeline $pipe --cacert $work/ca.crt -d $out -j $((conns / pipe)) --per-host $((conns / pipe)) -i $work/urls.txt" ;;
     uvget-split) echo "$uvget -q -s $split --min-split-size 1M --cacert $work/ca.crt -d $out -j $conns --per-host $conns -i $work/urls.txt" ;;
     aria2c-split) echo "aria2c -q --ca-certificate=$work/ca.crt -j $conns -x $split -s $split -k 1M --allow-overwrite=true --auto-file-renaming=false -d $out -i $work/urls.txt" ;;
     curl) echo "curl -s --cacert $work/ca.crt --parallel --parallel-max $conns -K $work/curl.cfg" ;;

@@ -21,6 +21,13 @@ struct ClientOptions {
   /// the server's accept queue (Linux caps it at 4096 by default, nginx asks for 511), and the
   /// dropped connections fail. 0: no limit.
   int max_connecting_per_host = 256;
+  /// HTTP/1.1 pipelining: requests in flight on one connection. 1: one at a time (the default).
+  /// Above 1, when every connection an origin may have is open and busy, a plain GET or HEAD
+  /// (not split, not resumed) is sent on one of them behind the requests already there, once
+  /// that connection has kept alive for one response and is not reading a large one. When the
+  /// server closes with requests unanswered, they go again (not counted as retries); if it did
+  /// so without `Connection: close`, pipelining to that origin stops.
+  int pipeline = 1;
   /// Per connection attempt to one address; the next address gets a fresh timeout.
   std::uint64_t connect_timeout_ms = 30'000;
   /// A transfer fails when no byte arrives (or leaves) for this long. 0: never.

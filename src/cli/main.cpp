@@ -42,6 +42,7 @@ struct Settings {
   std::string output;
   int connections = 64;
   int per_host = 16;
+  int pipeline = 1;
   bool discard = false;
   bool overwrite = false;
   bool resume = false;  // -c
@@ -161,6 +162,7 @@ class App {
     s_.per_host = std::min(s_.per_host, s_.connections);
     o.max_connections = s_.connections;
     o.max_per_host = s_.per_host;
+    o.pipeline = s_.pipeline;
     o.connect_timeout_ms = static_cast<std::uint64_t>(s_.connect_timeout * 1000);
     o.idle_timeout_ms = static_cast<std::uint64_t>(s_.idle_timeout * 1000);
     o.max_redirects = s_.max_redirects;
@@ -245,7 +247,8 @@ class App {
       }
       client_ = std::make_unique<EngineOf<Client>>(std::move(*client));
     }
-    window_ = static_cast<std::size_t>(s_.connections) * 4;
+    // Enough submitted to keep every connection busy, pipelines full.
+    window_ = static_cast<std::size_t>(s_.connections) * std::max(4, s_.pipeline + 2);
     bool tty = isatty(2) != 0;
     if (s_.quiet || s_.progress == "none")
       mode_ = Progress::none;
@@ -586,6 +589,11 @@ int main(int argc, char** argv) {
   app.add_option("--per-host", s.per_host, "Connections per host")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  app.add_option("--pipeline", s.pipeline,
+                 "Requests in flight per connection (HTTP/1.1 pipelining) once every connection "
+                 "is busy; 1: off. Plain GET/HEAD only; off for a server that drops them")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_flag("--discard", s.discard, "Download and count bytes, write nothing");
   app.add_flag("--overwrite", s.overwrite, "Replace existing files instead of adding .1, .2, ...");
   app.add_option("-s,--split", s.split,

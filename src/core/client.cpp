@@ -123,6 +123,21 @@ Client::Impl::Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_pt
     uv_prepare_start(&pass_start_,
                      [](uv_prepare_t* p) noexcept { static_cast<Impl*>(p->data)->pass_ns_ = 0; });
   uv_unref(as_handle(&pass_start_));
+  uv_check_init(loop_, &flusher_);
+  flusher_.data = this;
+}
+
+// Runs in the check phase, right after the poll phase whose reads pipelined the requests.
+void Client::Impl::flush_after_reads(Connection& c) {
+  to_flush_.push_back(&c);
+  if (to_flush_.size() > 1 || handles_closed_) return;
+  uv_check_start(&flusher_, [](uv_check_t* h) noexcept {
+    auto* self = static_cast<Impl*>(h->data);
+    std::vector<Connection*> now;
+    now.swap(self->to_flush_);
+    for (Connection* conn : now) conn->flush_pipelined();  // closing ones were unlisted
+    if (self->to_flush_.empty()) uv_check_stop(h);
+  });
 }
 
 // ---- Retries and held origins ------------------------------------------------------------
@@ -411,6 +426,13 @@ void Client::Impl::pump() {
         c = o.idle.back();
         remove_idle(c, conns_.at(c));
       } else {
+        bool full = o.open >= opts_.max_per_host ||
+                    (opts_.max_connecting_per_host > 0 && o.opening >= opts_.max_connecting_per_host) ||
+                    (conns_.size() >= static_cast<std::size_t>(opts_.max_connections) &&
+                     idle_lru_.empty());
+        if (full) c = pipeline_room(o, *t);  // every connection it may have is busy: queue behind
+      }
+      if (!c) {
         if (opts_.max_connecting_per_host > 0 && o.opening >= opts_.max_connecting_per_host)
           continue;  // connection_established() makes it ready again
         if (o.open >= opts_.max_per_host) {
@@ -425,6 +447,7 @@ void Client::Impl::pump() {
         }
         c = Connection::open(loop_, *this, t->url());
         conns_.emplace(c, ConnInfo{key, false, true, {}});
+        o.conns.push_back(c);
         ++live_conns_;
         ++o.open;
         ++o.opening;
@@ -439,6 +462,19 @@ void Client::Impl::pump() {
     }
   } while (pump_again_ && !closing_);
   pumping_ = false;
+}
+
+Connection* Client::Impl::pipeline_room(Origin& o, const Transfer& t) {
+  if (opts_.pipeline < 2 || o.no_pipelining || !t.pipelinable()) return nullptr;
+  auto depth = static_cast<std::size_t>(opts_.pipeline);
+  Connection* best = nullptr;
+  for (Connection* c : o.conns)
+    if (c->can_pipeline(depth) && (!best || c->in_flight() < best->in_flight())) best = c;
+  return best;
+}
+
+void Client::Impl::stop_pipelining(const std::string& origin) {
+  if (auto it = origins_.find(origin); it != origins_.end()) it->second.no_pipelining = true;
 }
 
 bool Client::Impl::evict_idle() {
@@ -459,6 +495,10 @@ void Client::Impl::release(Connection* c) {
   UVGET_TRACE("release %p reusable=%d", static_cast<void*>(c), c->reusable());
   auto it = conns_.find(c);
   if (it == conns_.end()) return;  // already closing
+  if (c->state() == Connection::State::busy) {  // pipelined: the next response is being read
+    pump();
+    return;
+  }
   if (!c->reusable() || closing_) {
     c->close();
   } else {
@@ -476,6 +516,7 @@ void Client::Impl::release(Connection* c) {
 void Client::Impl::connection_closing(Connection& c) {
   UVGET_TRACE("closing %p", static_cast<void*>(&c));
   if (!deferred_.empty()) std::erase(deferred_, &c);
+  if (!to_flush_.empty()) std::erase(to_flush_, &c);
   if (!lowat_.empty()) std::erase(lowat_, &c);
   auto it = conns_.find(&c);
   if (it == conns_.end()) return;
@@ -485,6 +526,7 @@ void Client::Impl::connection_closing(Connection& c) {
   conns_.erase(it);
   auto oit = origins_.find(key);
   if (oit != origins_.end()) {
+    std::erase(oit->second.conns, &c);
     --oit->second.open;
     if (opening) --oit->second.opening;
     mark_ready(key, oit->second);
@@ -510,7 +552,7 @@ void Client::Impl::connection_established(Connection& c) {
 void Client::Impl::drop_origin_if_unused(const std::string& key) {
   auto it = origins_.find(key);
   if (it != origins_.end() && it->second.open == 0 && it->second.queue.empty() &&
-      !it->second.ready && it->second.held_until <= uv_now(loop_))
+      !it->second.ready && it->second.held_until <= uv_now(loop_) && !it->second.no_pipelining)
     origins_.erase(it);
 }
 
@@ -603,6 +645,7 @@ void Client::Impl::maybe_closed() {
   uv_close(as_handle(&speed_timer_), &on_handle_closed);
   uv_close(as_handle(&rate_timer_), &on_handle_closed);
   uv_close(as_handle(&pass_start_), &on_handle_closed);
+  uv_close(as_handle(&flusher_), &on_handle_closed);
   uv_close(as_handle(&deadline_timer_), &on_handle_closed);
   uv_close(as_handle(&poster_), &on_handle_closed);
 }

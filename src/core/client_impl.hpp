@@ -61,6 +61,8 @@ struct Client::Impl final : ConnectionOwner {
   void forget_retry(Transfer* t);
   /// No new request to `origin` starts for `delay_ms` (it answered 429 or 503).
   void hold_origin(const std::string& origin, std::uint64_t delay_ms);
+  /// The origin dropped pipelined requests: one request at a time to it from now on.
+  void stop_pipelining(const std::string& origin);
 
   // ConnectionOwner
   Resolver& resolver() override { return resolver_; }
@@ -86,6 +88,11 @@ struct Client::Impl final : ConnectionOwner {
   void charge_slice(std::uint64_t ns) override { pass_ns_ += ns; }
   void defer(Connection& c) override;
   void watch_wakeups(Connection& c) override;
+  void release(Connection& c) override { release(&c); }
+  void read_began() override { ++reads_; }
+  void read_ended() override { --reads_; }
+  bool reading() const override { return reads_ > 0; }
+  void flush_after_reads(Connection& c) override;
   std::size_t read_allowance() override;
   std::int64_t rate_min_read() const {  // smallest read worth making under the rate limit
     return static_cast<std::int64_t>(
@@ -99,6 +106,8 @@ struct Client::Impl final : ConnectionOwner {
   struct Origin {
     std::deque<Transfer*> queue;    // waiting for a connection, in order
     std::vector<Connection*> idle;  // parked, most recent last
+    std::vector<Connection*> conns;  // every open one (pipelining looks for room among them)
+    bool no_pipelining = false;      // it dropped pipelined requests once
     int open = 0;                   // connections open to this origin (any state)
     int opening = 0;                // of those, not yet established
     std::uint64_t held_until = 0;   // uv_now ms: no new request before (429/503)
@@ -116,6 +125,9 @@ struct Client::Impl final : ConnectionOwner {
   void schedule_pump();
   void pump();
   bool evict_idle();
+  /// A busy connection of `o` with room for one more pipelined request, the least loaded; null
+  /// if none (or pipelining is off).
+  Connection* pipeline_room(Origin& o, const Transfer& t);
   void remove_idle(Connection* c, ConnInfo& info);
   void drop_origin_if_unused(const std::string& key);
   void run_posted();
@@ -140,6 +152,9 @@ struct Client::Impl final : ConnectionOwner {
   uv_idle_t poster_{};                // runs posted_ on the next tick
   uv_timer_t deadline_timer_{};       // fires at the earliest entry of deadlines_
   uv_prepare_t pass_start_{};         // before each poll: a fresh slice for the reads
+  uv_check_t flusher_{};              // after each poll: sends what to_flush_ pipelined
+  std::vector<Connection*> to_flush_;
+  int reads_ = 0;                     // read callbacks running now
   std::uint64_t slice_ns_ = 0;        // ClientOptions::loop_slice_us
   std::uint64_t pass_ns_ = 0;         // spent on reads in this phase of the pass
   std::deque<Connection*> deferred_;  // connections waiting for the next pass to read
@@ -154,7 +169,8 @@ struct Client::Impl final : ConnectionOwner {
   uv_timer_t retry_timer_{};  // fires at the earliest of retries_ and held_
   std::multimap<std::uint64_t, std::uint64_t> retries_;  // uv_now ms -> transfer id to requeue
   std::multimap<std::uint64_t, std::string> held_;       // uv_now ms -> held origin to resume
-  int open_handles_ = 7;  // poster_, pass_start_, the deadline/retry/quiet/speed/rate timers
+  int open_handles_ = 8;  // poster_, pass_start_, flusher_, the deadline/retry/quiet/speed/rate
+                          // timers
   std::vector<std::function<void()>> posted_;
   bool pump_scheduled_ = false;
   bool pumping_ = false;  // re-entrancy guard for pump()

@@ -359,6 +359,24 @@ void Transfer::on_exchange_done(const Error& error, bool retry_safe) {
   sink_->finish([this](Error e) { complete(std::move(e)); });
 }
 
+void Transfer::on_exchange_unanswered(bool server_broke) {
+  conn_ = nullptr;
+  if (phase_ != Phase::running) return;
+  if (server_broke) client_.stop_pipelining(url_.origin());
+  --attempts_;  // it was never answered: not a try
+  phase_ = Phase::queued;
+  if (client_.closing()) return;  // Client::close() fails every transfer
+  client_.requeue(this);
+}
+
+bool Transfer::pipelinable() const {
+  if (split_n_ >= 2 || needs_fresh_) return false;
+  if (!sink_ || ranges_off_) return true;
+  // A resume asks for a range and may be split: never behind others.
+  const Sink::Held& h = sink_->held();
+  return h.bytes == 0 && h.total == 0 && h.validator.empty();
+}
+
 void Transfer::follow_redirect() {
   auto next = url_.resolve(redirect_to_);
   if (!next)
@@ -404,7 +422,7 @@ void Transfer::check_speed(std::uint64_t now_ms, std::uint64_t min_bytes_per_s,
   if (now_ms - slow_since_ms_ < for_ms) return;
   Connection* c = conn_;
   conn_ = nullptr;
-  c->close();    // the exchange is abandoned: its callbacks never come
+  c->abandon(this);  // its callbacks never come
   if (split_) {  // the stream's segment goes on as a segment request of its own
     if (split_->stream_sink) end_stream();
     return;
@@ -454,7 +472,7 @@ void Transfer::fail(Error error) {
   if (conn_) {
     Connection* c = conn_;
     conn_ = nullptr;
-    c->close();
+    c->abandon(this);
   }
   Error e = std::move(error);
   if (split_) {
@@ -547,7 +565,7 @@ void Transfer::end_stream() {
   if (conn_) {  // the segment is complete: the rest of this response belongs to other segments
     Connection* c = conn_;
     conn_ = nullptr;
-    c->close();  // the exchange is abandoned: its callbacks never come
+    c->abandon(this);  // its callbacks never come
   }
   // Every byte handed to the stream's sink is written (finish flushes; a short segment is
   // fine for the stream's own sink), so the rest starts exactly where the stream stopped.

@@ -38,6 +38,8 @@ class Transfer final : public Exchange {
   Phase phase() const noexcept { return phase_; }
   const Url& url() const noexcept { return url_; }
   bool needs_fresh_connection() const noexcept { return needs_fresh_; }
+  /// Its request may be pipelined behind others: a plain GET or HEAD, not split, not resumed.
+  bool pipelinable() const;
   std::uint64_t timeout_ms() const noexcept { return timeout_ms_; }
   void set_timeout(std::uint64_t ms) noexcept { timeout_ms_ = ms; }
   /// Called every second by the client when a lowest speed is set: fails the transfer when it
@@ -50,6 +52,7 @@ class Transfer final : public Exchange {
   void on_exchange_head(Response& head) override;
   void on_exchange_body(std::span<const std::byte> bytes) override;
   void on_exchange_done(const Error& error, bool retry_safe) override;
+  void on_exchange_unanswered(bool server_broke) override;
   void follow_redirect();
   /// The server refused or garbled the range: ask again for the whole body (not an attempt).
   void start_over();

@@ -15,6 +15,19 @@ struct WriteReq {
   std::string bytes;  // owned until the write callback
 };
 
+// Stands in for an abandoned exchange behind others: its response is read and dropped.
+struct DiscardExchange final : Exchange {
+  void on_exchange_head(Response&) override {}
+  void on_exchange_body(std::span<const std::byte>) override {}
+  void on_exchange_done(const Error&, bool) override {}
+  void on_exchange_unanswered(bool) override {}
+};
+DiscardExchange discarded;
+
+// A response with more than this still to come is not queued behind: the requests would wait
+// for all of it.
+constexpr std::uint64_t kPipelineBehindMax = 256 * 1024;
+
 }  // namespace
 
 Connection::Connection(uv_loop_t* loop, ConnectionOwner& owner, const Url& url)
@@ -35,6 +48,12 @@ Connection* Connection::open(uv_loop_t* loop, ConnectionOwner& owner, const Url&
 }
 
 void Connection::begin(Exchange* exchange, std::string request, bool head_request) {
+  if (state_ == State::busy) {
+    behind_.push_back({exchange, head_request});
+    ++requests_;
+    pipeline_request(std::move(request));
+    return;
+  }
   exchange_ = exchange;
   pending_request_ = std::move(request);
   head_request_ = head_request;
@@ -54,6 +73,58 @@ void Connection::begin(Exchange* exchange, std::string request, bool head_reques
     case State::closing:
       break;  // the client never does this
   }
+}
+
+bool Connection::can_pipeline(std::size_t depth) const noexcept {
+  if (state_ != State::busy || !kept_alive_ || paused_ || !exchange_ || in_flight() >= depth)
+    return false;
+  // Unknown length (chunked, or until close) counts as large once the head is in.
+  if (parser_.head_done() && (parser_.identity_body_left() > kPipelineBehindMax ||
+                              parser_.identity_body_left() == 0))
+    return false;
+  return true;
+}
+
+void Connection::abandon(Exchange* exchange) {
+  if (exchange != exchange_) {
+    for (Behind& b : behind_)
+      if (b.exchange == exchange) b.exchange = &discarded;
+    return;
+  }
+  close();
+}
+
+void Connection::pipeline_request(std::string request) {
+  if (tls_) {
+    if (!tls_->write(request.data(), request.size())) {
+      fail_exchange(Errc::connection_reset, tls_->error().message());
+      return;
+    }
+  } else {
+    pipelined_out_ += request;
+  }
+  if (in_read_ || owner_.reading()) {
+    if (!flush_listed_) {
+      flush_listed_ = true;
+      owner_.flush_after_reads(*this);
+    }
+    return;
+  }
+  flush_pipelined();
+}
+
+// Requests pipelined while reads were being handled go out together once they are all done.
+void Connection::flush_pipelined() {
+  flush_listed_ = false;
+  if (!tcp_ || state_ == State::closing) {
+    pipelined_out_.clear();
+    return;
+  }
+  if (tls_) return flush_tls();
+  if (pipelined_out_.empty()) return;
+  std::string out = std::move(pipelined_out_);
+  pipelined_out_.clear();
+  send_bytes(std::move(out));
 }
 
 void Connection::start_resolve() {
@@ -292,6 +363,7 @@ void Connection::connect_failed(const Error& error) {
 
 void Connection::start_exchange_io() {
   state_ = State::busy;
+  pipelined_ = false;
   reused_ = requests_ > 0;
   ++requests_;
   reusable_ = false;
@@ -422,6 +494,16 @@ void Connection::resume_after_slice() {
 }
 
 void Connection::on_read_now(ssize_t nread, const uv_buf_t* buf) {
+  in_read_ = true;
+  owner_.read_began();
+  on_read_inner(nread, buf);
+  owner_.read_ended();
+  in_read_ = false;
+  if (flush_listed_) return;  // with the owner's flush after the reads
+  if (!pipelined_out_.empty() || (tls_ && state_ == State::busy)) flush_pipelined();
+}
+
+void Connection::on_read_inner(ssize_t nread, const uv_buf_t* buf) {
   if (state_ == State::parked) {
     close();  // the server closed it, or talks out of turn: never hand this one out
     return;
@@ -525,7 +607,7 @@ void Connection::drain_tls() {
   uv_buf_t plain = owner_.plain_buffer();
   while (state_ == State::busy && exchange_ && !paused_) {
     long n = tls_->read(plain.base, plain.len);
-    flush_tls();
+    if (!in_read_) flush_tls();  // else at the end of the read, with any pipelined requests
     if (n > 0) {
       process(plain.base, static_cast<std::size_t>(n));
       continue;
@@ -542,21 +624,50 @@ void Connection::drain_tls() {
 }
 
 void Connection::process(const char* data, std::size_t n) {
-  auto progress = parser_.feed(data, n);
-  if (state_ != State::busy || !exchange_) return;  // closed or cancelled from a callback
-  switch (progress.status) {
-    case ResponseParser::Status::need_more:
-      break;
-    case ResponseParser::Status::complete:
-      // Bytes after the response were never asked for: the connection is out of step.
-      reusable_ =
-          parser_.keep_alive() && progress.consumed == n && !(tls_ && tls_->has_buffered_input());
-      finish_exchange({});
-      break;
-    case ResponseParser::Status::failed:
-      finish_exchange(parser_.error());
-      break;
+  std::string carry;  // what follows a pipelined response, kept across its callbacks
+  for (;;) {
+    auto progress = parser_.feed(data, n);
+    if (state_ != State::busy || !exchange_) return;  // closed or cancelled from a callback
+    if (progress.status == ResponseParser::Status::need_more) return;
+    if (progress.status == ResponseParser::Status::failed) return finish_exchange(parser_.error());
+    std::size_t rest = n - progress.consumed;
+    if (behind_.empty() || !parser_.keep_alive()) {
+      // Bytes after the response were never asked for: the connection is out of step. (With
+      // requests behind and `Connection: close`, close() tells them they went unanswered.)
+      reusable_ = parser_.keep_alive() && rest == 0 && !(tls_ && tls_->has_buffered_input());
+      return finish_exchange({});
+    }
+    std::string next(data + progress.consumed, rest);  // `data` may point into `carry`
+    carry.swap(next);
+    next_exchange();
+    if (state_ != State::busy || !exchange_ || carry.empty()) return;
+    data = carry.data();
+    n = carry.size();
   }
+}
+
+// The response being read ended and the connection stays: the first request behind it becomes
+// the one whose response is read, and the finished exchange is told (it may queue more).
+void Connection::next_exchange() {
+  Exchange* done = exchange_;
+  Behind next = behind_.front();
+  behind_.pop_front();
+  exchange_ = next.exchange;
+  head_request_ = next.head_request;
+  pipelined_ = true;
+  reused_ = true;
+  reusable_ = true;
+  kept_alive_ = true;
+  parser_.start(head_request_);
+  last_activity_ = uv_now(loop_);
+  if (paused_) {  // the finished exchange's sink was full; this one's has room
+    paused_ = false;
+    if (!reading_ && !slice_deferred_ && tcp_ &&
+        uv_read_start(as_stream(tcp_), &on_alloc_cb, &on_read_cb) == 0)
+      reading_ = true;
+  }
+  if (owner_.options().idle_timeout_ms > 0) arm_timer(owner_.options().idle_timeout_ms);
+  done->on_exchange_done({}, false);
 }
 
 void Connection::on_response_head(Response& head) {
@@ -664,6 +775,19 @@ void Connection::finish_exchange(const Error& error) {
                     (error.code == Errc::connection_closed || error.code == Errc::connection_reset);
   if (error) reusable_ = false;
   if (state_ == State::busy) state_ = State::ready;
+  if (reusable_) kept_alive_ = true;
+  if (error && pipelined_ && !parser_.started()) {
+    // A pipelined request the server never answered (it closed, or ignored it until the idle
+    // timeout): it and every request behind it go again, elsewhere.
+    server_broke_ = true;
+    close();
+    if (ex) ex->on_exchange_unanswered(true);
+    return;
+  }
+  if (ex == &discarded) {
+    owner_.release(*this);  // parks it, or closes it (and tells those behind)
+    return;
+  }
   if (ex)
     ex->on_exchange_done(error, retry_safe);  // may park or close us: nothing after this
   else if (error)
@@ -692,6 +816,13 @@ void Connection::close() {
   uv_timer_stop(&timer_);
   uv_close(as_handle(&timer_), &on_close_cb);
   close_tcp();
+  pipelined_out_.clear();
+  // Requests pipelined behind go again; told last first, so that each going back to the front
+  // of its queue keeps their order.
+  std::deque<Behind> unanswered;
+  unanswered.swap(behind_);
+  for (auto it = unanswered.rbegin(); it != unanswered.rend(); ++it)
+    it->exchange->on_exchange_unanswered(server_broke_);
 }
 
 void Connection::close_tcp() {

@@ -1,11 +1,12 @@
-// Connection: one TCP connection to one origin, running one request/response exchange at a time.
-// Owns its uv_tcp_t and uv_timer_t and frees itself after their close callbacks; it does not
+// Connection: one TCP connection to one origin, running one request/response exchange at a time,
+// or, pipelined, several whose requests went out before the first response ended. Owns its uv_tcp_t and uv_timer_t and frees itself after their close callbacks; it does not
 // own the exchange (the transfer) nor decide about pooling (the client does).
 #pragma once
 
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -53,6 +54,16 @@ struct ConnectionOwner {
   virtual void charge_bytes(std::size_t n) = 0;
   /// `c` raised its SO_RCVLOWAT: the owner calls c.relax_wakeups() if it then goes quiet.
   virtual void watch_wakeups(Connection& c) = 0;
+  /// The response of an abandoned exchange was read to its end and thrown away, and no
+  /// exchange is left: park `c` or close it, as after any exchange.
+  virtual void release(Connection& c) = 0;
+  /// A read callback of any of the owner's connections is running (nested calls count).
+  virtual void read_began() = 0;
+  virtual void read_ended() = 0;
+  virtual bool reading() const = 0;
+  /// Calls c.flush_pipelined() once this pass's reads are all handled, so that the requests
+  /// pipelined meanwhile leave in one write per connection.
+  virtual void flush_after_reads(Connection& c) = 0;
 
  protected:
   ~ConnectionOwner() = default;
@@ -65,6 +76,11 @@ struct Exchange {
   /// Exactly once per exchange, last. `retry_safe`: the request went over a reused connection
   /// and no byte of a response came back, so it may be repeated on a fresh connection.
   virtual void on_exchange_done(const Error& error, bool retry_safe) = 0;
+  /// Instead of on_exchange_done, for a pipelined request: the connection ended before a byte of
+  /// its response came, so it may be sent again and the try does not count. `server_broke`: the
+  /// server dropped pipelined requests without saying so (no `Connection: close`), so pipelining
+  /// to it is not safe.
+  virtual void on_exchange_unanswered(bool server_broke) = 0;
 
  protected:
   ~Exchange() = default;
@@ -78,8 +94,17 @@ class Connection final : private ResponseParser::Handler {
   static Connection* open(uv_loop_t* loop, ConnectionOwner& owner, const Url& url);
 
   /// Sends `request` and reports the response to `exchange`. The connection must be ready or
-  /// still connecting, with no exchange.
+  /// still connecting, with no exchange; or busy, when can_pipeline(): then the request goes
+  /// out now and its response is read after the ones before it.
   void begin(Exchange* exchange, std::string request, bool head_request);
+  /// Another request may go out behind the `in_flight()` ones, keeping at most `depth`: the
+  /// connection has kept alive once, is not paused, and the response being read is not a large
+  /// one (the requests behind would wait for all of it).
+  bool can_pipeline(std::size_t depth) const noexcept;
+  std::size_t in_flight() const noexcept { return (exchange_ ? 1 : 0) + behind_.size(); }
+  /// `exchange` wants no more of its response. The one being read closes the connection (its
+  /// requests behind are unanswered); one behind it has its response read and thrown away.
+  void abandon(Exchange* exchange);
   /// Stops reading until resume_reading() (backpressure). The idle timer stops too.
   void pause_reading();
   void resume_reading();
@@ -97,6 +122,8 @@ class Connection final : private ResponseParser::Handler {
   std::uint64_t requests() const noexcept { return requests_; }
   std::uint64_t last_activity() const noexcept { return last_activity_; }
   /// Back to waking for every byte (a stream that went quiet must not keep bytes in the kernel).
+  /// Sends the pipelined requests that wait (see ConnectionOwner::flush_after_reads).
+  void flush_pipelined();
   void relax_wakeups() {
     wake_watched_ = false;
     set_rcvlowat(1);
@@ -123,6 +150,9 @@ class Connection final : private ResponseParser::Handler {
   void established();
   void start_exchange_io();
   void write_request();
+  void pipeline_request(std::string request);
+  void next_exchange();
+  void on_read_inner(ssize_t nread, const uv_buf_t* buf);
   void send_bytes(std::string bytes);
   void flush_tls();
   void process(const char* data, std::size_t len);
@@ -177,6 +207,17 @@ class Connection final : private ResponseParser::Handler {
   bool tls_leading_ = false;         // this connection's full handshake is the one others wait for
   bool tls_closed_ = false;          // the server sent close_notify
   Exchange* exchange_ = nullptr;     // non-null from begin() until on_exchange_done
+  struct Behind {
+    Exchange* exchange;  // a no-op exchange once abandoned
+    bool head_request;
+  };
+  std::deque<Behind> behind_;   // pipelined: requests sent, responses after exchange_'s
+  std::string pipelined_out_;   // plain requests pipelined during a read, sent as it ends
+  bool in_read_ = false;        // inside on_read_now: TLS output waits for its end
+  bool flush_listed_ = false;   // the owner will call flush_pipelined()
+  bool pipelined_ = false;      // exchange_'s request went out before the previous response ended
+  bool kept_alive_ = false;     // a response has left this connection usable for another
+  bool server_broke_ = false;   // the server dropped pipelined requests unannounced
   std::string pending_request_;      // waits here while connecting
   bool head_request_ = false;
   bool reading_ = false;   // uv_read_start is in effect

@@ -670,6 +670,31 @@ TEST_F(CliTest, LoopsGiveTheSameFilesReportAndExitStatusAsOneLoop) {
   EXPECT_EQ(reports[0], reports[1]);
 }
 
+TEST_F(CliTest, PipelineFetchesAListOverFewConnections) {
+  TestServer server([](const RecordedRequest& r) {
+    return Script().pause_ms(2).send(http_response(200, body_of(r.target)));
+  });
+  std::string list;
+  for (int i = 0; i < 150; ++i) list += server.url("/p" + std::to_string(i) + "/f") + "\n";
+  std::string out = dir_ + "/pipe";
+  auto r = uvget({"-q", "-j", "2", "--pipeline", "4", "-d", out, "--json", out + ".json", "-i", "-"},
+                 list);
+  EXPECT_EQ(r.status, 0) << r.err;
+  int records = 0;
+  for (auto& l : sorted_lines(read_file(out + ".json"))) {
+    std::string path = json_field(l, "path"), url = json_field(l, "url");
+    std::string target = url.substr(url.find('/', std::strlen("http://")));
+    EXPECT_TRUE(read_file(path) == body_of(target)) << l;
+    ++records;
+  }
+  EXPECT_EQ(records, 150);
+  EXPECT_EQ(server.accepted_connections(), 2);
+  int pipelined = 0;
+  for (auto& req : server.requests()) pipelined += req.pipelined;
+  EXPECT_GT(pipelined, 100) << "requests were not sent behind others";
+  EXPECT_EQ(uvget({"--pipeline", "0", "http://127.0.0.1:1/"}).status, 2);
+}
+
 TEST_F(CliTest, LoopsHoldThePerHostLimitTogether) {
   TestServer server(
       [](const RecordedRequest&) { return Script().pause_ms(5).send(http_response(200, "ok")); });

@@ -145,6 +145,7 @@ struct Connection {
   std::vector<Script::Step> steps;  // the script in progress
   std::size_t next_step = 0;
   bool running = false;     // a script is in progress
+  bool early = false;       // bytes of a request came while the one before it was answered
   bool processing = false;  // inside process_input (guards against recursion)
   bool stalled = false;
   bool peer_eof = false;
@@ -320,6 +321,7 @@ static void run_next_step(Connection& conn) {
 }
 
 static void start_script(Connection& conn, Script script) {
+  conn.early = !conn.input.empty();  // the next request is already here: pipelined
   conn.steps = script.steps();
   conn.next_step = 0;
   conn.running = true;
@@ -350,6 +352,7 @@ static void process_input(Connection& conn) {
     RecordedRequest request = parse_request_head(std::string_view(conn.input).substr(0, head_size));
     conn.input.erase(0, head_size);
     request.connection_id = conn.id;
+    request.pipelined = conn.requests_seen > 0 && conn.early;
     request.index_on_connection = conn.requests_seen++;
     if (conn.tls) {
       request.tls = true;
@@ -373,6 +376,7 @@ static void tls_receive(Connection& conn, std::string_view ciphertext) {
   TlsServerSession& tls = *conn.tls;
   conn.tls_bytes_seen = true;
   bool was_complete = tls.handshake_complete();
+  if (conn.running) conn.early = true;
   TlsServerSession::Status status = tls.receive(ciphertext, conn.input);
   if (!flush_tls(conn)) return;
   if (!was_complete && tls.handshake_complete()) conn.server->tls_handshake_done(tls.resumed());
@@ -401,6 +405,7 @@ static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noe
       tls_receive(*conn, std::string_view(buf->base, static_cast<std::size_t>(nread)));
       return;
     }
+    if (conn->running) conn->early = true;
     conn->input.append(buf->base, static_cast<std::size_t>(nread));
     if (!conn->running) process_input(*conn);
   } else if (nread == UV_EOF) {

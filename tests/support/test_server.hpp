@@ -59,6 +59,7 @@ struct RecordedRequest {
   std::string raw;              // the whole request head, including the final "\r\n\r\n"
   int connection_id = 0;        // 1, 2, 3... per accepted connection
   int index_on_connection = 0;  // 0 for the first request on its connection, then 1, 2...
+  bool pipelined = false;       // sent before the response to the one before it had ended
   // TLS mode only: the connection's SNI ("" without), negotiated ALPN ("" without), and whether
   // its handshake resumed an earlier session.
   bool tls = false;
