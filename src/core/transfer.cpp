@@ -403,7 +403,8 @@ void Transfer::follow_redirect() {
 void Transfer::check_speed(std::uint64_t now_ms, std::uint64_t min_bytes_per_s,
                            std::uint64_t for_ms) {
   if (phase_ != Phase::running || !conn_) return;
-  if (conn_->paused() || speed_mark_ms_ == 0) {  // our own sink holds it back: not its fault
+  // Our own sink holds it back, or it waits behind other pipelined requests: not its fault.
+  if (conn_->paused() || !conn_->answering(this) || speed_mark_ms_ == 0) {
     speed_mark_ = moved_;
     speed_mark_ms_ = now_ms;
     slow_since_ms_ = 0;

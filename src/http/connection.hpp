@@ -102,6 +102,8 @@ class Connection final : private ResponseParser::Handler {
   /// one (the requests behind would wait for all of it).
   bool can_pipeline(std::size_t depth) const noexcept;
   std::size_t in_flight() const noexcept { return (exchange_ ? 1 : 0) + behind_.size(); }
+  /// `exchange`'s response is the one being read (not one still waiting behind).
+  bool answering(const Exchange* exchange) const noexcept { return exchange_ == exchange; }
   /// `exchange` wants no more of its response. The one being read closes the connection (its
   /// requests behind are unanswered); one behind it has its response read and thrown away.
   void abandon(Exchange* exchange);

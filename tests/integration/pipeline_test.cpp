@@ -283,6 +283,29 @@ TEST_F(PipelineTest, CancellingTheAnswerBeingReadSendsThoseBehindAgain) {
   EXPECT_EQ(server.accepted_connections(), 2);
 }
 
+TEST_F(PipelineTest, WaitingBehindASlowAnswerIsNotTooSlow) {
+  // /f1 trickles in for about 2.4 s, above the lowest speed; the requests behind it move no
+  // byte all that time and must not be failed as too slow.
+  TestServer server([](const RecordedRequest& r) {
+    if (r.target != "/f1") return answer(r, 0);
+    std::string body = body_of(r.target);
+    Script s;
+    s.send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n");
+    std::size_t piece = body.size() / 6 + 1;
+    for (std::size_t at = 0; at < body.size(); at += piece)
+      s.pause_ms(400).send(body.substr(at, piece));
+    return s;
+  });
+  ClientOptions o = one_connection(4);
+  o.low_speed_bytes_per_s = 500;
+  o.low_speed_time_ms = 1000;
+  client(o);
+  auto outs = fetch_all(server, 5);
+  run();
+  expect_all_whole(outs);
+  EXPECT_GT(pipelined(server), 0);
+}
+
 TEST_F(PipelineTest, ClosingTheClientWithAPipelineInFlightEndsEveryTransfer) {
   TestServer server([](const RecordedRequest& r) { return answer(r, 50); });
   client(one_connection(4));
