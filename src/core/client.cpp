@@ -496,6 +496,8 @@ void Client::Impl::release(Connection* c) {
   auto it = conns_.find(c);
   if (it == conns_.end()) return;  // already closing
   if (c->state() == Connection::State::busy) {  // pipelined: the next response is being read
+    Origin& o = origins_[it->second.origin];
+    mark_ready(it->second.origin, o);  // a place in its pipeline is free again
     pump();
     return;
   }

@@ -129,7 +129,7 @@ Transfer::Transfer(Client::Impl& client, std::uint64_t id, Request request, Url 
       started_ns_(uv_hrtime()) {
   // The caller's own Range is theirs: never replaced by a resume.
   for (auto& h : headers_)
-    if (iequals(h.first, "Range") || iequals(h.first, "If-Range")) ranges_off_ = true;
+    if (iequals(h.first, "Range") || iequals(h.first, "If-Range")) ranges_off_ = own_range_ = true;
   if (method_ != Method::get) ranges_off_ = true;
 }
 
@@ -366,11 +366,13 @@ void Transfer::on_exchange_unanswered(bool server_broke) {
   --attempts_;  // it was never answered: not a try
   phase_ = Phase::queued;
   if (client_.closing()) return;  // Client::close() fails every transfer
-  client_.requeue(this);
+  // Queued, not started here: those told after it (the connection tells the last first) go
+  // in front of it, so the order of the list holds.
+  client_.admit(this, true);
 }
 
 bool Transfer::pipelinable() const {
-  if (split_n_ >= 2 || needs_fresh_) return false;
+  if (split_n_ >= 2 || needs_fresh_ || own_range_) return false;  // a segment has its Range
   if (!sink_ || ranges_off_) return true;
   // A resume asks for a range and may be split: never behind others.
   const Sink::Held& h = sink_->held();

@@ -107,6 +107,7 @@ class Transfer final : public Exchange {
   std::uint64_t range_from_ = 0;    // the request asked for bytes from here on; 0: the whole
   std::uint64_t resumed_from_ = 0;  // the final response continued this many held bytes
   bool ranges_off_ = false;         // never ask for a range again (refused, or the caller's own)
+  bool own_range_ = false;          // the caller's request carries a Range (a split's segment)
   bool start_over_ = false;         // the range answer cannot be used: ask for the whole body
   bool held_complete_ = false;      // 416: the held bytes are the whole body
   bool ranged_ = false;             // the request asked for a range (from range_from_)

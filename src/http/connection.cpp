@@ -78,9 +78,10 @@ void Connection::begin(Exchange* exchange, std::string request, bool head_reques
 bool Connection::can_pipeline(std::size_t depth) const noexcept {
   if (state_ != State::busy || !kept_alive_ || paused_ || !exchange_ || in_flight() >= depth)
     return false;
-  // Unknown length (chunked, or until close) counts as large once the head is in.
+  // Unknown length (chunked, or until close) counts as large once the head is in; a response
+  // that ends the connection would leave the request unanswered.
   if (parser_.head_done() && (parser_.identity_body_left() > kPipelineBehindMax ||
-                              parser_.identity_body_left() == 0))
+                              parser_.identity_body_left() == 0 || parser_.ends_connection()))
     return false;
   return true;
 }
@@ -671,6 +672,14 @@ void Connection::next_exchange() {
 }
 
 void Connection::on_response_head(Response& head) {
+  if (exchange_ == &discarded) {
+    // Nobody wants this answer: read it away only when it is small and known; else the
+    // connection goes, and the requests behind it are sent again elsewhere.
+    auto length = head.content_length();
+    if (head_request_ || (length && *length <= kPipelineBehindMax)) return;
+    close();
+    return;
+  }
   if (exchange_) exchange_->on_exchange_head(head);
 }
 

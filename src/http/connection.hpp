@@ -123,9 +123,9 @@ class Connection final : private ResponseParser::Handler {
   const std::string& origin() const noexcept { return origin_; }
   std::uint64_t requests() const noexcept { return requests_; }
   std::uint64_t last_activity() const noexcept { return last_activity_; }
-  /// Back to waking for every byte (a stream that went quiet must not keep bytes in the kernel).
   /// Sends the pipelined requests that wait (see ConnectionOwner::flush_after_reads).
   void flush_pipelined();
+  /// Back to waking for every byte (a stream that went quiet must not keep bytes in the kernel).
   void relax_wakeups() {
     wake_watched_ = false;
     set_rcvlowat(1);

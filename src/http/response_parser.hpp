@@ -45,6 +45,11 @@ class ResponseParser {
   /// True once any byte of this response arrived.
   bool started() const noexcept { return started_; }
   bool head_done() const noexcept { return head_done_; }
+  /// The head is in and says the connection ends with this response (Connection: close,
+  /// HTTP/1.0 without keep-alive, or a body delimited by the close).
+  bool ends_connection() const noexcept {
+    return head_done_ && !complete_ && llhttp_should_keep_alive(&parser_) == 0;
+  }
   std::uint64_t body_bytes() const noexcept { return body_bytes_; }
   /// Bytes still to come of a Content-Length body (not chunked, not close-delimited); else 0.
   std::uint64_t identity_body_left() const noexcept {
