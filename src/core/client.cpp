@@ -426,10 +426,10 @@ void Client::Impl::pump() {
         c = o.idle.back();
         remove_idle(c, conns_.at(c));
       } else {
-        bool full = o.open >= opts_.max_per_host ||
-                    (opts_.max_connecting_per_host > 0 && o.opening >= opts_.max_connecting_per_host) ||
-                    (conns_.size() >= static_cast<std::size_t>(opts_.max_connections) &&
-                     idle_lru_.empty());
+        bool full =
+            o.open >= opts_.max_per_host ||
+            (opts_.max_connecting_per_host > 0 && o.opening >= opts_.max_connecting_per_host) ||
+            (conns_.size() >= static_cast<std::size_t>(opts_.max_connections) && idle_lru_.empty());
         if (full) c = pipeline_room(o, *t);  // every connection it may have is busy: queue behind
       }
       if (!c) {
@@ -494,7 +494,7 @@ void Client::Impl::remove_idle(Connection* c, ConnInfo& info) {
 void Client::Impl::release(Connection* c) {
   UVGET_TRACE("release %p reusable=%d", static_cast<void*>(c), c->reusable());
   auto it = conns_.find(c);
-  if (it == conns_.end()) return;  // already closing
+  if (it == conns_.end()) return;               // already closing
   if (c->state() == Connection::State::busy) {  // pipelined: the next response is being read
     Origin& o = origins_[it->second.origin];
     mark_ready(it->second.origin, o);  // a place in its pipeline is free again

@@ -104,14 +104,14 @@ struct Client::Impl final : ConnectionOwner {
 
  private:
   struct Origin {
-    std::deque<Transfer*> queue;    // waiting for a connection, in order
-    std::vector<Connection*> idle;  // parked, most recent last
+    std::deque<Transfer*> queue;     // waiting for a connection, in order
+    std::vector<Connection*> idle;   // parked, most recent last
     std::vector<Connection*> conns;  // every open one (pipelining looks for room among them)
     bool no_pipelining = false;      // it dropped pipelined requests once
-    int open = 0;                   // connections open to this origin (any state)
-    int opening = 0;                // of those, not yet established
-    std::uint64_t held_until = 0;   // uv_now ms: no new request before (429/503)
-    bool ready = false;             // listed in ready_
+    int open = 0;                    // connections open to this origin (any state)
+    int opening = 0;                 // of those, not yet established
+    std::uint64_t held_until = 0;    // uv_now ms: no new request before (429/503)
+    bool ready = false;              // listed in ready_
   };
   struct ConnInfo {
     std::string origin;
@@ -145,14 +145,14 @@ struct Client::Impl final : ConnectionOwner {
   uv_loop_t* loop_;
   ClientOptions opts_;
   Resolver resolver_;
-  std::vector<char> read_buf_;        // shared by every connection (see read_buffer)
-  std::vector<char> plain_buf_;       // decrypted bytes, shared the same way
-  std::unique_ptr<TlsContext> tls_;   // null when it could not be set up:
-  Error tls_error_;                   // then this says why
-  uv_idle_t poster_{};                // runs posted_ on the next tick
-  uv_timer_t deadline_timer_{};       // fires at the earliest entry of deadlines_
-  uv_prepare_t pass_start_{};         // before each poll: a fresh slice for the reads
-  uv_check_t flusher_{};              // after each poll: sends what to_flush_ pipelined
+  std::vector<char> read_buf_;       // shared by every connection (see read_buffer)
+  std::vector<char> plain_buf_;      // decrypted bytes, shared the same way
+  std::unique_ptr<TlsContext> tls_;  // null when it could not be set up:
+  Error tls_error_;                  // then this says why
+  uv_idle_t poster_{};               // runs posted_ on the next tick
+  uv_timer_t deadline_timer_{};      // fires at the earliest entry of deadlines_
+  uv_prepare_t pass_start_{};        // before each poll: a fresh slice for the reads
+  uv_check_t flusher_{};             // after each poll: sends what to_flush_ pipelined
   std::vector<Connection*> to_flush_;
   int reads_ = 0;                     // read callbacks running now
   std::uint64_t slice_ns_ = 0;        // ClientOptions::loop_slice_us

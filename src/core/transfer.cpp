@@ -426,7 +426,7 @@ void Transfer::check_speed(std::uint64_t now_ms, std::uint64_t min_bytes_per_s,
   Connection* c = conn_;
   conn_ = nullptr;
   c->abandon(this);  // its callbacks never come
-  if (split_) {  // the stream's segment goes on as a segment request of its own
+  if (split_) {      // the stream's segment goes on as a segment request of its own
     if (split_->stream_sink) end_stream();
     return;
   }

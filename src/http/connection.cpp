@@ -104,7 +104,7 @@ void Connection::pipeline_request(std::string request) {
   } else {
     pipelined_out_ += request;
   }
-  if (in_read_ || owner_.reading()) {
+  if (owner_.reading()) {  // true inside our own read too
     if (!flush_listed_) {
       flush_listed_ = true;
       owner_.flush_after_reads(*this);

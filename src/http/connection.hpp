@@ -1,6 +1,7 @@
 // Connection: one TCP connection to one origin, running one request/response exchange at a time,
-// or, pipelined, several whose requests went out before the first response ended. Owns its uv_tcp_t and uv_timer_t and frees itself after their close callbacks; it does not
-// own the exchange (the transfer) nor decide about pooling (the client does).
+// or, pipelined, several whose requests went out before the first response ended. Owns its uv_tcp_t
+// and uv_timer_t and frees itself after their close callbacks; it does not own the exchange (the
+// transfer) nor decide about pooling (the client does).
 #pragma once
 
 #include <uv.h>
@@ -213,14 +214,14 @@ class Connection final : private ResponseParser::Handler {
     Exchange* exchange;  // a no-op exchange once abandoned
     bool head_request;
   };
-  std::deque<Behind> behind_;   // pipelined: requests sent, responses after exchange_'s
-  std::string pipelined_out_;   // plain requests pipelined during a read, sent as it ends
-  bool in_read_ = false;        // inside on_read_now: TLS output waits for its end
-  bool flush_listed_ = false;   // the owner will call flush_pipelined()
-  bool pipelined_ = false;      // exchange_'s request went out before the previous response ended
-  bool kept_alive_ = false;     // a response has left this connection usable for another
-  bool server_broke_ = false;   // the server dropped pipelined requests unannounced
-  std::string pending_request_;      // waits here while connecting
+  std::deque<Behind> behind_;    // pipelined: requests sent, responses after exchange_'s
+  std::string pipelined_out_;    // plain requests pipelined during a read, sent as it ends
+  bool in_read_ = false;         // inside on_read_now: TLS output waits for its end
+  bool flush_listed_ = false;    // the owner will call flush_pipelined()
+  bool pipelined_ = false;       // exchange_'s request went out before the previous response ended
+  bool kept_alive_ = false;      // a response has left this connection usable for another
+  bool server_broke_ = false;    // the server dropped pipelined requests unannounced
+  std::string pending_request_;  // waits here while connecting
   bool head_request_ = false;
   bool reading_ = false;   // uv_read_start is in effect
   bool paused_ = false;    // the exchange asked to stop reading

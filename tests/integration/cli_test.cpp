@@ -677,8 +677,8 @@ TEST_F(CliTest, PipelineFetchesAListOverFewConnections) {
   std::string list;
   for (int i = 0; i < 150; ++i) list += server.url("/p" + std::to_string(i) + "/f") + "\n";
   std::string out = dir_ + "/pipe";
-  auto r = uvget({"-q", "-j", "2", "--pipeline", "4", "-d", out, "--json", out + ".json", "-i", "-"},
-                 list);
+  auto r = uvget(
+      {"-q", "-j", "2", "--pipeline", "4", "-d", out, "--json", out + ".json", "-i", "-"}, list);
   EXPECT_EQ(r.status, 0) << r.err;
   int records = 0;
   for (auto& l : sorted_lines(read_file(out + ".json"))) {

@@ -16,7 +16,8 @@ class PipelineTest : public LoopTest {
  protected:
   // Every target gets a body of its own; `pause_ms` before each answer lets requests pile up.
   static std::string body_of(const std::string& target) {
-    return target + ":" + pattern_bytes(3000 + target.size() * 97, static_cast<uint32_t>(target.size()));
+    return target + ":" +
+           pattern_bytes(3000 + target.size() * 97, static_cast<uint32_t>(target.size()));
   }
 
   static Script answer(const RecordedRequest& r, int pause_ms = 10, Headers extra = {}) {
@@ -55,6 +56,23 @@ class PipelineTest : public LoopTest {
       EXPECT_EQ(o.body, body_of(target)) << target << " got another URL's bytes, or a part";
       EXPECT_EQ(o.result.attempts, 1) << target << ": an unanswered request counted as a try";
     }
+  }
+
+  // fetch() of /fI that also gives the transfer's id (for cancel()).
+  std::shared_ptr<Outcome> fetch_with_id(const TestServer& server, int i, TransferId* id) {
+    auto out = std::make_shared<Outcome>();
+    Request req;
+    req.url = server.url("/f" + std::to_string(i));
+    req.sink = make_memory_sink(&out->body);
+    Callbacks cbs;
+    cbs.on_done = [out](const TransferResult& r) {
+      out->done = true;
+      out->result = r;
+    };
+    auto got = client_->get(std::move(req), std::move(cbs));
+    EXPECT_TRUE(got) << got.error().message();
+    if (got) *id = *got;
+    return out;
   }
 
   static int pipelined(const TestServer& server, int connection_id = 0) {
@@ -163,8 +181,7 @@ TEST_F(PipelineTest, ConnectionCloseMidPipelineSendsTheRestAgainAndKeepsPipelini
   // The third answer on each connection says Connection: close and closes: the requests behind
   // it go again on a new connection, and pipelining goes on there (the server warned).
   TestServer server([](const RecordedRequest& r) {
-    if (r.index_on_connection == 2)
-      return answer(r, 10, {{"Connection", "close"}}).close();
+    if (r.index_on_connection == 2) return answer(r, 10, {{"Connection", "close"}}).close();
     return answer(r);
   });
   client(one_connection(4));
@@ -177,7 +194,8 @@ TEST_F(PipelineTest, ConnectionCloseMidPipelineSendsTheRestAgainAndKeepsPipelini
   std::map<int, std::size_t> last;
   auto reqs = server.requests();
   for (std::size_t i = 0; i < reqs.size(); ++i) last[std::stoi(reqs[i].target.substr(2))] = i;
-  for (int i = 1; i < 16; ++i) EXPECT_LT(last[i - 1], last[i]) << "/f" << i << " went before /f" << i - 1;
+  for (int i = 1; i < 16; ++i)
+    EXPECT_LT(last[i - 1], last[i]) << "/f" << i << " went before /f" << i - 1;
 }
 
 TEST_F(PipelineTest, AServerThatDropsAPipelineSilentlyGetsOneRequestAtATime) {
@@ -219,26 +237,15 @@ TEST_F(PipelineTest, AServerThatIgnoresPipelinedRequestsCostsOneIdleTimeout) {
 TEST_F(PipelineTest, CancellingARequestBehindOthersThrowsItsAnswerAwayAndKeepsTheConnection) {
   // /f1 is answered slowly: /f2.. wait behind it when /f3 is cancelled. Its answer is read and
   // dropped; /f4 gets its own bytes, on the same connection.
-  TestServer server([](const RecordedRequest& r) {
-    return answer(r, r.target == "/f1" ? 300 : 5);
-  });
+  TestServer server(
+      [](const RecordedRequest& r) { return answer(r, r.target == "/f1" ? 300 : 5); });
   client(one_connection(4));
   std::vector<std::shared_ptr<Outcome>> outs;
   TransferId cancel_me{};
   for (int i = 0; i < 6; ++i) {
-    auto out = std::make_shared<Outcome>();
-    Request req;
-    req.url = server.url("/f" + std::to_string(i));
-    req.sink = make_memory_sink(&out->body);
-    Callbacks cbs;
-    cbs.on_done = [out](const TransferResult& r) {
-      out->done = true;
-      out->result = r;
-    };
-    auto id = client_->get(std::move(req), std::move(cbs));
-    ASSERT_TRUE(id);
-    if (i == 3) cancel_me = *id;
-    outs.push_back(out);
+    TransferId id{};
+    outs.push_back(fetch_with_id(server, i, &id));
+    if (i == 3) cancel_me = id;
   }
   run_for(120);
   ASSERT_TRUE(server.wait_for_requests(4, 2000));
@@ -265,19 +272,9 @@ TEST_F(PipelineTest, ACancelledRequestWhoseAnswerIsLargeIsNotReadAway) {
   std::vector<std::shared_ptr<Outcome>> outs;
   TransferId cancel_me{};
   for (int i = 0; i < 4; ++i) {
-    auto out = std::make_shared<Outcome>();
-    Request req;
-    req.url = server.url("/f" + std::to_string(i));
-    req.sink = make_memory_sink(&out->body);
-    Callbacks cbs;
-    cbs.on_done = [out](const TransferResult& r) {
-      out->done = true;
-      out->result = r;
-    };
-    auto id = client_->get(std::move(req), std::move(cbs));
-    ASSERT_TRUE(id);
-    if (i == 2) cancel_me = *id;
-    outs.push_back(out);
+    TransferId id{};
+    outs.push_back(fetch_with_id(server, i, &id));
+    if (i == 2) cancel_me = id;
   }
   run_for(120);
   ASSERT_TRUE(server.wait_for_requests(3, 2000));
@@ -302,19 +299,9 @@ TEST_F(PipelineTest, CancellingTheAnswerBeingReadSendsThoseBehindAgain) {
   std::vector<std::shared_ptr<Outcome>> outs;
   TransferId slow{};
   for (int i = 0; i < 5; ++i) {
-    auto out = std::make_shared<Outcome>();
-    Request req;
-    req.url = server.url("/f" + std::to_string(i));
-    req.sink = make_memory_sink(&out->body);
-    Callbacks cbs;
-    cbs.on_done = [out](const TransferResult& r) {
-      out->done = true;
-      out->result = r;
-    };
-    auto id = client_->get(std::move(req), std::move(cbs));
-    ASSERT_TRUE(id);
-    if (i == 1) slow = *id;
-    outs.push_back(out);
+    TransferId id{};
+    outs.push_back(fetch_with_id(server, i, &id));
+    if (i == 1) slow = id;
   }
   run_for(150);
   client_->cancel(slow);
@@ -377,7 +364,8 @@ TEST_F(PipelineTest, OverTls) {
   o.ca_file = certs.ca_cert;
   client(o);
   std::vector<std::shared_ptr<Outcome>> outs;
-  for (int i = 0; i < 16; ++i) outs.push_back(fetch(server.localhost_url("/f" + std::to_string(i))));
+  for (int i = 0; i < 16; ++i)
+    outs.push_back(fetch(server.localhost_url("/f" + std::to_string(i))));
   run();
   expect_all_whole(outs);
   EXPECT_EQ(server.accepted_connections(), 1);
