@@ -44,7 +44,8 @@ Result<std::unique_ptr<Client>> Client::create(uv_loop_s* loop, ClientOptions op
       lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     overrides.emplace_back(std::move(lower), std::move(list));
   }
-  // The CA bundle is parsed here, once per process (later clients share it), not on the loop.
+  // A CA file named here is parsed now, once per process (later clients share it); the system
+  // bundle at the first handshake that needs it, on the threadpool (TlsContext::ensure_ca).
   auto tls = TlsContext::create(TlsSettings{options.tls_verify, options.ca_file});
   // A CA file that was asked for and cannot be used is an error now; without one, a missing
   // system bundle fails only the https downloads.

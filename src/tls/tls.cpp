@@ -5,13 +5,18 @@
 #include <mbedtls/chachapoly.h>
 #include <mbedtls/error.h>
 #include <mbedtls/gcm.h>
+#include <mbedtls/pem.h>
 #include <mbedtls/ssl_ciphersuites.h>
 #include <mbedtls/ssl_internal.h>
 #include <uv.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <string_view>
+#include <vector>
 
 namespace uvget {
 namespace {
@@ -34,6 +39,70 @@ std::string mbed_words(int rc) {
 void free_crt(mbedtls_x509_crt* c) {
   mbedtls_x509_crt_free(c);
   delete c;
+}
+
+// The base64 of one PEM block, as DER; false on a character that is not base64. mbedTLS's own
+// decoder runs in constant time, which certificates (public) do not need and which cost 3 of the
+// 5 ms a start-up spent parsing the system bundle of about 140 certificates.
+bool pem_base64(std::string_view text, std::vector<unsigned char>& der) {
+  der.clear();
+  der.reserve(text.size() / 4 * 3 + 3);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  bool padded = false;
+  for (unsigned char c : text) {
+    std::uint32_t v;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+')
+      v = 62;
+    else if (c == '/')
+      v = 63;
+    else if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+      continue;
+    else if (c == '=') {
+      padded = true;
+      continue;
+    } else
+      return false;
+    if (padded) return false;  // data after the padding
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      der.push_back(static_cast<unsigned char>(acc >> bits));
+    }
+  }
+  return !der.empty();
+}
+
+// Every CERTIFICATE block of a PEM file into crt: the number loaded, 0 with `rc` the last
+// error when none did, or -1 when the text holds no PEM certificate (DER, say).
+int parse_pem(mbedtls_x509_crt* crt, std::string_view text, int& rc) {
+  constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
+  constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
+  int loaded = 0;
+  bool any = false;
+  std::vector<unsigned char> der;
+  for (std::size_t at = text.find(kBegin); at != std::string_view::npos;
+       at = text.find(kBegin, at)) {
+    at += kBegin.size();
+    std::size_t end = text.find(kEnd, at);
+    if (end == std::string_view::npos) break;
+    any = true;
+    if (!pem_base64(text.substr(at, end - at), der))
+      rc = MBEDTLS_ERR_PEM_INVALID_DATA;
+    else if (int r = mbedtls_x509_crt_parse_der(crt, der.data(), der.size()); r != 0)
+      rc = r;  // bundles often hold a few that mbedTLS does not support: the rest still load
+    else
+      ++loaded;
+    at = end + kEnd.size();
+  }
+  return any ? loaded : -1;
 }
 
 // One parse per file per process; shared (read-only) by every client on every loop.
@@ -59,14 +128,29 @@ Result<std::shared_ptr<mbedtls_x509_crt>> load_ca(const std::string& requested) 
   std::lock_guard lock(mu);
   if (auto it = cache.find(path); it != cache.end())
     if (auto sp = it->second.lock()) return sp;
+  auto failed = [&](const std::string& why) {
+    return Error(Errc::tls_verify, "cannot load CA certificates from '" + path + "': " + why);
+  };
+  std::string text;
+  if (std::FILE* f = std::fopen(path.c_str(), "rbe")) {
+    char buf[64 * 1024];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
+    bool bad = std::ferror(f) != 0;
+    std::fclose(f);
+    if (bad) return failed("read error");
+  } else {
+    return failed(std::strerror(errno));
+  }
   std::shared_ptr<mbedtls_x509_crt> crt(new mbedtls_x509_crt, free_crt);
   mbedtls_x509_crt_init(crt.get());
-  int rc = mbedtls_x509_crt_parse_file(crt.get(), path.c_str());
-  // A positive result counts certificates that failed to parse while others loaded: bundles
-  // often hold a few that mbedTLS does not support.
-  if (rc < 0 || crt->version == 0)
-    return Error(Errc::tls_verify, "cannot load CA certificates from '" + path +
-                                       "': " + (rc < 0 ? mbed_words(rc) : "no certificate in it"));
+  int rc = 0;
+  int loaded = parse_pem(crt.get(), text, rc);
+  if (loaded < 0) {  // not PEM: mbedTLS reads DER (and says what is wrong)
+    rc = mbedtls_x509_crt_parse(crt.get(), reinterpret_cast<const unsigned char*>(text.data()),
+                                text.size());
+    loaded = rc == 0 && crt->version != 0 ? 1 : 0;
+  }
+  if (loaded == 0) return failed(rc < 0 ? mbed_words(rc) : "no certificate in it");
   cache[path] = crt;
   return crt;
 }
@@ -198,7 +282,10 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsSettings& settin
   // OPTIONAL: the handshake completes and check_peer() decides, so every failure is reported
   // in words and IP addresses are checked too. Nothing is sent before check_peer() passes.
   mbedtls_ssl_conf_authmode(&c->conf_, MBEDTLS_SSL_VERIFY_OPTIONAL);
-  if (c->verify_ || !settings.ca_file.empty()) {
+  if (c->verify_ && settings.ca_file.empty()) {
+    c->ca_later_ = true;  // see ensure_ca()
+  } else if (!settings.ca_file.empty()) {
+    // A file the user named is read now, so that a wrong one is an error before any download.
     auto ca = load_ca(settings.ca_file);
     if (!ca) {
       if (c->verify_) return ca.error();
@@ -209,6 +296,20 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsSettings& settin
   }
   if (!c->verify_) mbedtls_ssl_conf_authmode(&c->conf_, MBEDTLS_SSL_VERIFY_NONE);
   return c;
+}
+
+Error TlsContext::ensure_ca() {
+  if (!ca_later_) return {};
+  std::call_once(ca_once_, [this] {
+    auto ca = load_ca({});
+    if (!ca) {
+      ca_error_ = ca.error();
+      return;
+    }
+    ca_ = *ca;
+    mbedtls_ssl_conf_ca_chain(&conf_, ca_.get(), nullptr);
+  });
+  return ca_error_;
 }
 
 TlsContext::~TlsContext() {
@@ -335,6 +436,10 @@ void TlsSession::fail(int rc, const char* during) {
 
 TlsSession::Step TlsSession::handshake() {
   if (error_) return Step::failed;
+  if (Error e = ctx_.ensure_ca()) {
+    error_ = std::move(e);
+    return Step::failed;
+  }
   int rc = mbedtls_ssl_handshake(&ssl_);
   // mbedTLS frees the handshake state when it completes, so look while it is there.
   if (ssl_.handshake && ssl_.handshake->resume) resumed_ = true;

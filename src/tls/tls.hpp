@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -34,6 +35,10 @@ class TlsContext {
 
   const mbedtls_ssl_config* conf() const noexcept { return &conf_; }
   bool verify() const noexcept { return verify_; }
+  /// The system CA bundle is parsed at the first handshake that needs it, on the thread that
+  /// runs it (the threadpool), not when the client is made: a list of plain http URLs never
+  /// pays for it, and no loop waits for it. Thread-safe; later calls return the first result.
+  Error ensure_ca();
 
   /// A session to resume for `origin`, or null.
   const mbedtls_ssl_session* session_for(const std::string& origin) const;
@@ -64,6 +69,9 @@ class TlsContext {
   mbedtls_ctr_drbg_context drbg_;
   mbedtls_ssl_config conf_;
   std::shared_ptr<mbedtls_x509_crt> ca_;  // shared with every context that uses the same file
+  bool ca_later_ = false;                 // ensure_ca() loads the system bundle
+  std::once_flag ca_once_;
+  Error ca_error_;  // why ensure_ca() could not load it
   bool verify_ = true;
   bool initialised_ = false;
   std::unordered_map<std::string, OriginState> origins_;

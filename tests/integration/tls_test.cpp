@@ -2,6 +2,8 @@
 // --cacert and insecure mode, resumption counted on both sides, truncation, redirects.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "support/certs.hpp"
 #include "support/command.hpp"
 #include "support/loop_fixture.hpp"
@@ -114,6 +116,62 @@ TEST_F(TlsTest, MissingCaFileIsAnErrorAtCreate) {
   auto c = Client::create(&loop_, o);
   ASSERT_FALSE(c);
   EXPECT_NE(c.error().message().find("/nonexistent/ca.pem"), std::string::npos);
+}
+
+// A CA bundle is read block by block: blocks that are not base64, or not a certificate
+// mbedTLS can use, are passed over and the others still trusted (system bundles carry a few).
+TEST_F(TlsTest, CaBundleWithUnusableBlocksTrustsTheRest) {
+  TestServer server(echo(), TlsServerFiles{certs().good_cert, certs().good_key});
+  std::string dir = make_temp_dir("uvget-ca");
+  std::string bundle = dir + "/bundle.pem";
+  {
+    std::ofstream out(bundle);
+    out << "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n"
+        << "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n"
+        << read_file(certs().other_ca_cert) << read_file(certs().ca_cert);
+  }
+  ClientOptions o;
+  o.ca_file = bundle;
+  client(o);
+  auto out = fetch(server.url("/x"));
+  run();
+  EXPECT_TRUE(out->result.ok()) << out->result.error.message();
+  EXPECT_EQ(out->body, "tls /x");
+  remove_tree(dir);
+}
+
+// A file with no usable certificate at all is an error when the client is made, naming it.
+TEST_F(TlsTest, CaFileWithoutAUsableCertificateIsAnErrorAtCreate) {
+  std::string dir = make_temp_dir("uvget-ca");
+  std::string bad = dir + "/bad.pem", empty = dir + "/empty.pem";
+  { std::ofstream(bad) << "-----BEGIN CERTIFICATE-----\n@@@@\n-----END CERTIFICATE-----\n"; }
+  { std::ofstream(empty) << "nothing here\n"; }
+  for (const std::string& f : {bad, empty}) {
+    ClientOptions o;
+    o.ca_file = f;
+    auto c = Client::create(&loop_, o);
+    ASSERT_FALSE(c) << f;
+    EXPECT_EQ(c.error().code, Errc::tls_verify);
+    EXPECT_NE(c.error().message().find(f), std::string::npos) << c.error().message();
+  }
+  remove_tree(dir);
+}
+
+// A CA certificate in DER (not PEM) is accepted too.
+TEST_F(TlsTest, DerCaFileIsTrusted) {
+  TestServer server(echo(), TlsServerFiles{certs().good_cert, certs().good_key});
+  std::string dir = make_temp_dir("uvget-ca");
+  std::string der = dir + "/ca.der";
+  auto conv =
+      run_command({"openssl", "x509", "-in", certs().ca_cert, "-outform", "DER", "-out", der});
+  ASSERT_TRUE(conv.ok()) << conv.err;
+  ClientOptions o;
+  o.ca_file = der;
+  client(o);
+  auto out = fetch(server.url("/x"));
+  run();
+  EXPECT_TRUE(out->result.ok()) << out->result.error.message();
+  remove_tree(dir);
 }
 
 TEST_F(TlsTest, InsecureModeAcceptsAnyCertificate) {
