@@ -10,6 +10,7 @@
 #include <mbedtls/ssl_internal.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -190,6 +191,26 @@ std::vector<int> cipher_order() {
   return ids;
 }
 
+// The ECDHE groups we offer, in order: mbedTLS's default puts the largest curves first, and a
+// server that follows the client's order (nginx does, by default) then picks P-521, whose key
+// exchange costs mbedTLS 2.5 times P-256's here (4.5 against 1.8 ms of CPU per full handshake).
+// P-256 first (a little faster than X25519 in mbedTLS 2.28), then X25519 and P-384; every other
+// curve mbedTLS has stays after them, since the list also bounds the server certificate's curve.
+std::vector<mbedtls_ecp_group_id> curve_order() {
+  std::vector<mbedtls_ecp_group_id> ids;
+  auto add = [&](mbedtls_ecp_group_id id) {
+    if (std::find(ids.begin(), ids.end(), id) != ids.end()) return;
+    for (const mbedtls_ecp_group_id* d = mbedtls_ecp_grp_id_list(); *d != MBEDTLS_ECP_DP_NONE; ++d)
+      if (*d == id) ids.push_back(id);  // only what this build of mbedTLS has
+  };
+  for (auto id : {MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP384R1})
+    add(id);
+  for (const mbedtls_ecp_group_id* d = mbedtls_ecp_grp_id_list(); *d != MBEDTLS_ECP_DP_NONE; ++d)
+    add(*d);
+  ids.push_back(MBEDTLS_ECP_DP_NONE);
+  return ids;
+}
+
 const char* alert_name(int a) {
   switch (a) {
     case 10:
@@ -279,6 +300,8 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsSettings& settin
   mbedtls_ssl_conf_session_tickets(&c->conf_, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
   static const std::vector<int> ciphers = cipher_order();
   mbedtls_ssl_conf_ciphersuites(&c->conf_, ciphers.data());
+  static const std::vector<mbedtls_ecp_group_id> curves = curve_order();
+  mbedtls_ssl_conf_curves(&c->conf_, curves.data());
   // OPTIONAL: the handshake completes and check_peer() decides, so every failure is reported
   // in words and IP addresses are checked too. Nothing is sent before check_peer() passes.
   mbedtls_ssl_conf_authmode(&c->conf_, MBEDTLS_SSL_VERIFY_OPTIONAL);
