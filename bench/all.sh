@@ -24,6 +24,8 @@ section "S over HTTP, nothing pinned" PIN=0 TOOLS="$fast"
 section "S over HTTP, bodies discarded" DISCARD=1 TOOLS="uvget uvget-loops curl"
 section "S over HTTPS, writing files" PROTO=https TOOLS="$everyone"
 section "S over HTTPS, bodies discarded" PROTO=https DISCARD=1 TOOLS="uvget uvget-loops curl"
+printf '\n### One URL, start to finish\n\nCommand: `bench/one_url.sh`\n\n'
+"$root/bench/one_url.sh" "$build"
 [ "${QUICK:-0}" = 1 ] && exit 0
 section "M over HTTP, writing files" FILES=200 SIZE=1048576 TOOLS="$fast thread"
 section "L over HTTP, writing files" FILES=1 SIZE=1073741824 TOOLS="uvget curl wget2 aria2c aiohttp"

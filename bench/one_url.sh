@@ -43,7 +43,7 @@ for proto in http https; do
     -n curl "$pin curl -s $ca_c -o $out/f1 $url" \
     -n wget2 "$pin wget2 -q $ca_w --no-robots -O $out/f1 $url" \
     -n aria2c "$pin aria2c -q $ca_w --allow-overwrite=true --auto-file-renaming=false -d $out -o f1 $url" \
-    >/dev/null
+    >/dev/null 2>"$work/hyperfine.err" || { cat "$work/hyperfine.err" >&2; exit 1; }
   cmp -s "$out/f1" "$work/www/f1" || { echo "$proto: the file on disk differs" >&2; exit 1; }
   printf '\n%s (client %s)\n\n' "${proto^^}" "${pin:-not pinned}"
   echo "| tool | mean ms | σ ms | min ms | user ms | system ms | ratio to uvget |"
