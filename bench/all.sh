@@ -25,7 +25,7 @@ section "S over HTTP, bodies discarded" DISCARD=1 TOOLS="uvget uvget-loops curl"
 section "S over HTTPS, writing files" PROTO=https TOOLS="$everyone"
 section "S over HTTPS, bodies discarded" PROTO=https DISCARD=1 TOOLS="uvget uvget-loops curl"
 printf '\n### One URL, start to finish\n\nCommand: `bench/one_url.sh`\n\n'
-"$root/bench/one_url.sh" "$build"
+RUNS=100 "$root/bench/one_url.sh" "$build"  # its own count: each run is milliseconds
 [ "${QUICK:-0}" = 1 ] && exit 0
 section "M over HTTP, writing files" FILES=200 SIZE=1048576 TOOLS="$fast thread"
 section "L over HTTP, writing files" FILES=1 SIZE=1073741824 TOOLS="uvget curl wget2 aria2c aiohttp"
@@ -34,6 +34,8 @@ section "L over HTTPS, writing files" PROTO=https FILES=1 SIZE=1073741824 TOOLS=
 section "L over HTTPS, bodies discarded" PROTO=https FILES=1 SIZE=1073741824 DISCARD=1 TOOLS="uvget curl"
 section "L over HTTP, one file over 4 connections" FILES=1 SIZE=1073741824 CONNS=4 TOOLS="uvget uvget-split curl aria2c-split"
 section "L over HTTPS, one file over 4 connections, on both cores" PROTO=https FILES=1 SIZE=1073741824 CONNS=4 TOOLS="uvget uvget-split uvget-split-loops curl aria2c-split"
+printf '\n### Memory against the length of the list\n\nCommand: `bench/memory.sh`\n\n'
+"$root/bench/memory.sh" "$build"
 printf '\n### Embedding latency (HTTP, then HTTPS)\n\nCommand: `bench/embed_latency.sh`, `PROTO=https bench/embed_latency.sh`\n\n'
 "$root/bench/embed_latency.sh" "$build"
 PROTO=https "$root/bench/embed_latency.sh" "$build"

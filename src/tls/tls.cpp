@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace uvget {
@@ -140,7 +141,7 @@ Result<std::shared_ptr<mbedtls_x509_crt>> load_ca(const std::string& requested) 
     std::fclose(f);
     if (bad) return failed("read error");
   } else {
-    return failed(std::strerror(errno));
+    return failed(std::error_code(errno, std::generic_category()).message());
   }
   std::shared_ptr<mbedtls_x509_crt> crt(new mbedtls_x509_crt, free_crt);
   mbedtls_x509_crt_init(crt.get());
