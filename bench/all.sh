@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole comparison in one command: every workload of bench/README.md, one after another on a
 # quiet machine, each table printed as it finishes (Markdown) and its chart drawn into
-# bench/charts/. About 15 minutes on the project's 2-core machine.
+# bench/charts/. About 18 minutes on the project's 2-core machine.
 # Usage: bench/all.sh [BUILD_DIR] > results.md   (env: RUNS=3; QUICK=1: S only)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +28,7 @@ printf '\n### One URL, start to finish\n\nCommand: `bench/one_url.sh`\n\n'
 RUNS=100 "$root/bench/one_url.sh" "$build"  # its own count: each run is milliseconds
 [ "${QUICK:-0}" = 1 ] && exit 0
 section "M over HTTP, writing files" FILES=200 SIZE=1048576 TOOLS="$fast thread"
+section "M over HTTP, writing files, 8 connections" FILES=200 SIZE=1048576 CONNS=8 TOOLS="$fast thread"
 section "L over HTTP, writing files" FILES=1 SIZE=1073741824 TOOLS="uvget curl wget2 aria2c aiohttp"
 section "L over HTTP, bodies discarded" FILES=1 SIZE=1073741824 DISCARD=1 TOOLS="uvget curl"
 section "L over HTTPS, writing files" PROTO=https FILES=1 SIZE=1073741824 TOOLS="uvget curl wget2 aria2c"
