@@ -135,6 +135,44 @@ TEST_F(SinkTest, ManySmallFilesLandWithTheirOwnBytes) {
   remove_tree(dir);
 }
 
+// Medium files one after another over two connections: each streamed body's buffers go back to
+// a pool when its sink ends and the next sink takes them. Bodies of falling sizes, arriving in
+// pieces (so a buffer is taken while it already holds bytes), must each land with exactly
+// their own bytes: nothing of an earlier, longer body, nothing lost in the hand-over.
+TEST_F(SinkTest, MediumFilesInTurnLandWithTheirOwnBytes) {
+  constexpr int kFiles = 16;
+  auto body_of = [](int i) {
+    return pattern_bytes(900'000 - static_cast<std::size_t>(i) * 37'000, 100 + i);
+  };
+  TestServer server([&](const RecordedRequest& r) {
+    std::string body = body_of(std::stoi(r.target.substr(2)));
+    Script s;
+    // 60,000 bytes first: held in memory, under the small-file size, when the next piece comes.
+    s.send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+           body.substr(0, 60'000))
+        .pause_ms(2);
+    for (std::size_t off = 60'000; off < body.size(); off += 16 * 1024)
+      s.send(body.substr(off, 16 * 1024)).pause_ms(1);
+    return s;
+  });
+  std::string dir = make_temp_dir("uvget-sink");
+  ClientOptions o;
+  o.max_connections = 2;
+  client(o);
+  std::vector<std::shared_ptr<Outcome>> all;
+  for (int i = 0; i < kFiles; ++i) {
+    Request r;
+    r.sink = make_file_sink(dir + "/m" + std::to_string(i));
+    all.push_back(fetch(server.url("/m" + std::to_string(i)), std::move(r)));
+  }
+  run();
+  for (int i = 0; i < kFiles; ++i) {
+    ASSERT_TRUE(all[i]->result.ok()) << all[i]->result.error.message();
+    EXPECT_TRUE(read_file(dir + "/m" + std::to_string(i)) == body_of(i)) << "file " << i;
+  }
+  remove_tree(dir);
+}
+
 TEST_F(SinkTest, ExistingFileIsReplacedOnlyOnSuccess) {
   TestServer server;
   server.route("/good", Script().send(http_response(200, "new content")));
