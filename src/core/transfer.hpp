@@ -51,6 +51,9 @@ class Transfer final : public Exchange {
  private:
   void on_exchange_head(Response& head) override;
   void on_exchange_body(std::span<const std::byte> bytes) override;
+  std::size_t body_room() const override {
+    return !split_ && sink_ ? sink_->room() : SIZE_MAX;  // from the first read, head and all
+  }
   void on_exchange_done(const Error& error, bool retry_safe) override;
   void on_exchange_unanswered(bool server_broke) override;
   void follow_redirect();

@@ -455,6 +455,11 @@ void Connection::on_alloc_cb(uv_handle_t* h, std::size_t, uv_buf_t* buf) noexcep
     }
     *buf = self->owner_.read_buffer();
     if (allowed < buf->len) buf->len = static_cast<unsigned>(allowed);
+    // No more than the body's sink takes now: a whole read buffer above its bound would be
+    // held in memory (with many large bodies at once, most of the client's memory).
+    constexpr std::size_t kMinRead = 16 * 1024;
+    if (std::size_t room = std::max(self->exchange_->body_room(), kMinRead); room < buf->len)
+      buf->len = static_cast<unsigned>(room);
     return;
   }
   *buf = self->owner_.read_buffer();

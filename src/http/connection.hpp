@@ -82,6 +82,8 @@ struct Exchange {
   /// server dropped pipelined requests without saying so (no `Connection: close`), so pipelining
   /// to it is not safe.
   virtual void on_exchange_unanswered(bool server_broke) = 0;
+  /// Body bytes the exchange takes now without pausing (a read for it is cut to this, or 16 KiB).
+  virtual std::size_t body_room() const { return SIZE_MAX; }
 
  protected:
   ~Exchange() = default;

@@ -33,11 +33,19 @@ constexpr std::size_t kSmallFile = 64 * 1024;
 // few hundred KiB was a fresh mmap whose every page faulted in at first touch, and it grew by
 // doubling copies: 200 files of 1 MiB spent about a tenth of the client's CPU on that. The pool
 // keeps at most kPoolBytes; small bodies (whole-file jobs) never touch it.
+//
+// The same thread-wide view bounds memory: while many streamed bodies hold buffers at once, each
+// may hold an even share of kBudget before its reading pauses (never less than kMinHold, never
+// more than its high-water mark). 64 bodies keep the whole 256 KiB; 1,000 at once on a fast
+// network and a slow disk hold 64 MiB, not 500.
 namespace body_buffers {
-constexpr std::size_t kPoolBytes = 16 << 20;
+constexpr std::size_t kPoolBytes = 8 << 20;
+constexpr std::size_t kBudget = 32 << 20;
+constexpr std::size_t kMinHold = 64 << 10;
 struct Pool {
   std::vector<std::string> free;
   std::size_t bytes = 0;
+  std::size_t holders = 0;  // file sinks of this thread streaming a body through buffers
 };
 thread_local Pool pool;
 
@@ -188,6 +196,7 @@ class FileSink final : public Sink, public SplitFile {
   const FileSinkOptions& options() const noexcept { return opts_; }
   std::uint64_t total() const noexcept { return total_; }
   ~FileSink() override {
+    if (holding_) --body_buffers::pool.holders;
     body_buffers::give(pending_);
     body_buffers::give(inflight_);
   }
@@ -229,8 +238,13 @@ class FileSink final : public Sink, public SplitFile {
 
   bool write(std::span<const std::byte> data) override {
     if (error_) return true;  // already failed: the transfer is stopping
-    if (pending_.size() + data.size() > std::max(pending_.capacity(), kSmallFile))
+    if (pending_.size() + data.size() > std::max(pending_.capacity(), kSmallFile)) {
+      if (!holding_) {
+        holding_ = true;
+        ++body_buffers::pool.holders;
+      }
       body_buffers::reserve(pending_, buffer_size(data.size()));
+    }
     pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
     if (state_ == State::buffering && pending_.size() >= std::min(kSmallFile, opts_.high_water / 2))
       run_job(Job::open);
@@ -238,7 +252,7 @@ class FileSink final : public Sink, public SplitFile {
       run_job(Job::reopen);
     else if (state_ == State::open && !busy_)
       write_more();
-    if (pending_.size() + inflight_.size() >= opts_.high_water) paused_ = true;
+    if (pending_.size() + inflight_.size() >= hold_limit()) paused_ = true;
     return !paused_;
   }
 
@@ -361,9 +375,23 @@ class FileSink final : public Sink, public SplitFile {
     return {self, result};
   }
 
-  // A streamed body's buffer: a high-water mark and a quarter more (a read that crosses it).
+  // Bytes held (waiting and being written) above which reading pauses; see body_buffers.
+  std::size_t hold_limit() const {
+    std::size_t holders = std::max<std::size_t>(1, body_buffers::pool.holders);
+    std::size_t floor = std::min(opts_.high_water, body_buffers::kMinHold);
+    return std::max(floor, std::min(opts_.high_water, body_buffers::kBudget / holders));
+  }
+  std::size_t room() const override {
+    std::size_t held = pending_.size() + inflight_.size(), limit = hold_limit();
+    return held < limit ? limit - held : 0;
+  }
+  // Where reading starts again after a pause.
+  std::size_t resume_below() const { return std::min(opts_.low_water, hold_limit() / 2); }
+
+  // A streamed body's buffer: the hold limit and a quarter more (a read that crosses it).
   std::size_t buffer_size(std::size_t adding) const {
-    return std::max(pending_.size() + adding, opts_.high_water + opts_.high_water / 4);
+    std::size_t limit = hold_limit();
+    return std::max(pending_.size() + adding, limit + limit / 4);
   }
 
   // Drops every byte so far; the file (if opened) is closed, and truncated by the next open.
@@ -448,7 +476,7 @@ class FileSink final : public Sink, public SplitFile {
     }
     self->inflight_.clear();
     self->inflight_done_ = 0;
-    if (self->paused_ && self->pending_.size() < self->opts_.low_water) {
+    if (self->paused_ && self->pending_.size() < self->resume_below()) {
       self->paused_ = false;
       if (self->events_.drained) self->events_.drained();  // may write more into pending_
     }
@@ -845,14 +873,15 @@ class FileSink final : public Sink, public SplitFile {
   std::function<void()> prepare_cb_;                               // prepare() in progress
   std::function<void(std::span<const std::byte>)> replay_update_;  // Job::replay, threadpool
   std::function<void(Error)> replay_cb_;                           // replay_held() in progress
-  bool part_on_disk_ = false;             // NAME.part was created (by this or an earlier attempt)
-  bool meta_on_disk_ = false;             // so was NAME.part.meta
-  std::string validator_;                 // of the response the held bytes came from
-  std::uint64_t total_ = 0;               // its full length; 0: unknown
-  std::string meta_text_;                 // the sidecar Job::open writes
-  bool trust_size_ = false;               // held bytes found without a sidecar: resume by size
-  bool foreign_ = false;                  // the held bytes are in NAME itself (another program's)
-  bool adopted_ = false;                  // ... and NAME became our .part (Job::reopen)
+  bool holding_ = false;       // counted in body_buffers' holders (a body streamed through buffers)
+  bool part_on_disk_ = false;  // NAME.part was created (by this or an earlier attempt)
+  bool meta_on_disk_ = false;  // so was NAME.part.meta
+  std::string validator_;      // of the response the held bytes came from
+  std::uint64_t total_ = 0;    // its full length; 0: unknown
+  std::string meta_text_;      // the sidecar Job::open writes
+  bool trust_size_ = false;    // held bytes found without a sidecar: resume by size
+  bool foreign_ = false;       // the held bytes are in NAME itself (another program's)
+  bool adopted_ = false;       // ... and NAME became our .part (Job::reopen)
   std::uint64_t adopted_size_ = 0;        // NAME's size then
   bool mismatch_ = false;                 // aborted for a checksum mismatch
   std::atomic<bool> stop_replay_{false};  // abort() during Job::replay: stop reading

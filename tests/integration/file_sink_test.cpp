@@ -76,6 +76,42 @@ TEST_F(SinkTest, UserSinkBackpressurePausesReading) {
   EXPECT_LT(max_held, 64u * 1024 + 512 * 1024);
 }
 
+// A sink that says how much it takes (room()) is never handed more than that from one read
+// (16 KiB at the least): what it holds stays at its bound, not its bound plus a whole read.
+class RoomSink final : public Sink {
+ public:
+  RoomSink(std::string* out, std::size_t* largest) : out_(out), largest_(largest) {}
+  Error open(uv_loop_s*, const Response&, Events) override { return {}; }
+  bool write(std::span<const std::byte> b) override {
+    *largest_ = std::max(*largest_, b.size());
+    out_->append(reinterpret_cast<const char*>(b.data()), b.size());
+    return true;
+  }
+  std::size_t room() const override { return 20 * 1024; }
+  void finish(std::function<void(Error)> done) override { done({}); }
+  void abort(const Error&, std::function<void()> done) override { done(); }
+
+ private:
+  std::string* out_;
+  std::size_t* largest_;
+};
+
+TEST_F(SinkTest, ReadsForASinkAreCutToItsRoom) {
+  TestServer server;
+  std::string body = pattern_bytes(4 * 1024 * 1024, 19);
+  server.route("/big", Script().send(http_response(200, body)));
+  std::string got;
+  std::size_t largest = 0;
+  Request r;
+  r.sink = std::make_unique<RoomSink>(&got, &largest);
+  auto o = fetch(server.url("/big"), std::move(r));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_TRUE(got == body);
+  EXPECT_GT(largest, 0u);
+  EXPECT_LE(largest, 20u * 1024);
+}
+
 TEST_F(SinkTest, FileSinkWithSmallWaterMarksStillWritesEveryByte) {
   // Water marks far below one read force the pause/drain cycle on almost every read.
   TestServer server;
@@ -170,6 +206,47 @@ TEST_F(SinkTest, MediumFilesInTurnLandWithTheirOwnBytes) {
     ASSERT_TRUE(all[i]->result.ok()) << all[i]->result.error.message();
     EXPECT_TRUE(read_file(dir + "/m" + std::to_string(i)) == body_of(i)) << "file " << i;
   }
+  remove_tree(dir);
+}
+
+// Bodies streamed at once share a memory budget (32 MiB a loop): one alone is held up to its
+// high-water mark (256 KiB) before reading pauses; with 300 streaming, each pauses at about
+// 32 MiB / 300, so memory stays near the budget instead of growing with the connections.
+TEST_F(SinkTest, ManyStreamedBodiesShareAMemoryBudget) {
+  std::string dir = make_temp_dir("uvget-sink");
+  Response head;
+  head.status = 200;  // no Content-Length: nothing is reserved on disk
+  const std::string chunk(16 * 1024, 'x');
+  auto bytes = std::as_bytes(std::span(chunk.data(), chunk.size()));
+  auto accepted = [&](Sink& sink) {  // bytes taken until write() asks the reader to pause
+    std::size_t n = 0;
+    while (n < (8u << 20)) {
+      n += chunk.size();
+      if (!sink.write(bytes)) break;
+    }
+    return n;
+  };
+  constexpr int kSinks = 300;
+  std::vector<std::unique_ptr<Sink>> sinks;
+  for (int i = 0; i < kSinks; ++i) {
+    sinks.push_back(make_file_sink(dir + "/b" + std::to_string(i)));
+    ASSERT_FALSE(sinks.back()->open(&loop_, head, {}));
+  }
+  EXPECT_EQ(sinks[0]->room(), 256u * 1024);  // what it takes before pausing, as the client reads
+  std::size_t first = accepted(*sinks[0]);
+  EXPECT_EQ(sinks[0]->room(), 0u);
+  EXPECT_GE(first, 256u * 1024);
+  EXPECT_LE(first, 256u * 1024 + chunk.size());
+  std::size_t last = 0;
+  for (int i = 1; i < kSinks; ++i) last = accepted(*sinks[i]);
+  EXPECT_GE(last, (32u << 20) / kSinks);
+  EXPECT_LE(last, (32u << 20) / kSinks + chunk.size());
+  int aborted = 0;
+  for (auto& sink : sinks) sink->abort(Error(Errc::cancelled, "test"), [&] { ++aborted; });
+  run();
+  EXPECT_EQ(aborted, kSinks);
+  sinks.clear();
+  EXPECT_FALSE(exists(dir + "/b0.part")) << "an aborted body leaves nothing";
   remove_tree(dir);
 }
 
