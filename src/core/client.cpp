@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "http/request_writer.hpp"
+#include "sink/body_buffers.hpp"
 #include "trace.hpp"
 #include "uv/util.hpp"
 
@@ -657,6 +658,7 @@ void Client::Impl::on_handle_closed(uv_handle_t* h) noexcept {
   auto* self = static_cast<Impl*>(h->data);
   if (--self->open_handles_ > 0) return;
   self->fully_closed_ = true;
+  release_body_buffers();  // of this loop's thread: nothing is kept for downloads to come
   auto cb = std::move(self->on_closed_);
   self->on_closed_ = nullptr;
   if (self->detached_) {

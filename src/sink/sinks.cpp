@@ -16,6 +16,7 @@
 
 #include <uvget/request.hpp>
 
+#include "sink/body_buffers.hpp"
 #include "sink/split_file.hpp"
 #include "text.hpp"
 #include "uv/util.hpp"
@@ -1276,6 +1277,14 @@ class DiscardSink final : public Sink {
 };
 
 }  // namespace
+
+std::size_t pooled_body_bytes() {
+  return body_buffers::pool.bytes;
+}
+void release_body_buffers() {
+  std::vector<std::string>().swap(body_buffers::pool.free);
+  body_buffers::pool.bytes = 0;
+}
 
 std::unique_ptr<Sink> make_file_sink(std::string path, FileSinkOptions options) {
   return std::make_unique<FileSink>(std::move(path), options);
