@@ -47,10 +47,6 @@ class Sink {
   /// Takes a copy of `data` or consumes it now. Returns false when the caller should stop reading
   /// until Events::drained is called (backpressure).
   virtual bool write(std::span<const std::byte> data) = 0;
-  /// About how many more bytes write() takes before it asks the reader to pause. The client
-  /// reads no more than this for the sink at once (never under 16 KiB), so what a sink holds
-  /// stays near its own bound instead of growing by a whole read. Default: no bound.
-  virtual std::size_t room() const { return SIZE_MAX; }
   /// The body is complete and verified: make it final (for a file: close, rename). `done` is called
   /// exactly once, possibly later; an error there fails the transfer.
   virtual void finish(std::function<void(Error)> done) = 0;
@@ -111,6 +107,10 @@ class Sink {
     (void)update, (void)done;
     return false;
   }
+  /// About how many more bytes write() takes before it asks the reader to pause. The client
+  /// reads no more than this for the sink at once (never under 16 KiB), so what a sink holds
+  /// stays near its own bound instead of growing by a whole read. Default: no bound.
+  virtual std::size_t room() const { return SIZE_MAX; }
 };
 
 struct FileSinkOptions {

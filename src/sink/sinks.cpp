@@ -43,16 +43,24 @@ namespace body_buffers {
 constexpr std::size_t kPoolBytes = 8 << 20;
 constexpr std::size_t kBudget = 32 << 20;
 constexpr std::size_t kMinHold = 64 << 10;
+thread_local bool pool_gone = false;  // the thread is exiting: its pool was destroyed
 struct Pool {
   std::vector<std::string> free;
   std::size_t bytes = 0;
   std::size_t holders = 0;  // file sinks of this thread streaming a body through buffers
+  ~Pool() { pool_gone = true; }
 };
 thread_local Pool pool;
+
+// The calling thread's pool, or null once the thread is exiting.
+Pool* here() {
+  return pool_gone ? nullptr : &pool;
+}
 
 // Room for `want` bytes in s, keeping what it holds: a pooled buffer when one is large enough.
 void reserve(std::string& s, std::size_t want) {
   if (s.capacity() >= want) return;
+  if (pool_gone) return s.reserve(want);
   for (std::size_t i = pool.free.size(); i-- > 0;) {
     if (pool.free[i].capacity() < want) continue;
     std::string b = std::move(pool.free[i]);
@@ -66,7 +74,7 @@ void reserve(std::string& s, std::size_t want) {
 }
 
 void give(std::string& s) {
-  if (s.capacity() <= kSmallFile || pool.bytes + s.capacity() > kPoolBytes) return;
+  if (pool_gone || s.capacity() <= kSmallFile || pool.bytes + s.capacity() > kPoolBytes) return;
   s.clear();
   pool.bytes += s.capacity();
   pool.free.push_back(std::move(s));
@@ -197,7 +205,9 @@ class FileSink final : public Sink, public SplitFile {
   const FileSinkOptions& options() const noexcept { return opts_; }
   std::uint64_t total() const noexcept { return total_; }
   ~FileSink() override {
-    if (holding_) --body_buffers::pool.holders;
+    // Counted on the thread that wrote; a sink destroyed on another one (an embedder's choice)
+    // leaves that count one high rather than touch another thread's pool.
+    if (holding_ && holding_ == body_buffers::here()) --holding_->holders;
     body_buffers::give(pending_);
     body_buffers::give(inflight_);
   }
@@ -240,10 +250,7 @@ class FileSink final : public Sink, public SplitFile {
   bool write(std::span<const std::byte> data) override {
     if (error_) return true;  // already failed: the transfer is stopping
     if (pending_.size() + data.size() > std::max(pending_.capacity(), kSmallFile)) {
-      if (!holding_) {
-        holding_ = true;
-        ++body_buffers::pool.holders;
-      }
+      if (!holding_ && (holding_ = body_buffers::here())) ++holding_->holders;
       body_buffers::reserve(pending_, buffer_size(data.size()));
     }
     pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
@@ -378,7 +385,8 @@ class FileSink final : public Sink, public SplitFile {
 
   // Bytes held (waiting and being written) above which reading pauses; see body_buffers.
   std::size_t hold_limit() const {
-    std::size_t holders = std::max<std::size_t>(1, body_buffers::pool.holders);
+    body_buffers::Pool* p = body_buffers::here();
+    std::size_t holders = std::max<std::size_t>(1, p ? p->holders : 1);
     std::size_t floor = std::min(opts_.high_water, body_buffers::kMinHold);
     return std::max(floor, std::min(opts_.high_water, body_buffers::kBudget / holders));
   }
@@ -387,7 +395,9 @@ class FileSink final : public Sink, public SplitFile {
     return held < limit ? limit - held : 0;
   }
   // Where reading starts again after a pause.
-  std::size_t resume_below() const { return std::min(opts_.low_water, hold_limit() / 2); }
+  std::size_t resume_below() const {
+    return std::min(opts_.low_water, std::max<std::size_t>(1, hold_limit() / 2));
+  }
 
   // A streamed body's buffer: the hold limit and a quarter more (a read that crosses it).
   std::size_t buffer_size(std::size_t adding) const {
@@ -874,7 +884,8 @@ class FileSink final : public Sink, public SplitFile {
   std::function<void()> prepare_cb_;                               // prepare() in progress
   std::function<void(std::span<const std::byte>)> replay_update_;  // Job::replay, threadpool
   std::function<void(Error)> replay_cb_;                           // replay_held() in progress
-  bool holding_ = false;       // counted in body_buffers' holders (a body streamed through buffers)
+  body_buffers::Pool* holding_ =
+      nullptr;                 // counted in body_buffers' holders (a body streamed through buffers)
   bool part_on_disk_ = false;  // NAME.part was created (by this or an earlier attempt)
   bool meta_on_disk_ = false;  // so was NAME.part.meta
   std::string validator_;      // of the response the held bytes came from

@@ -135,11 +135,15 @@ Result<std::shared_ptr<mbedtls_x509_crt>> load_ca(const std::string& requested) 
   };
   std::string text;
   if (std::FILE* f = std::fopen(path.c_str(), "rbe")) {
+    // Bundles are a few hundred KiB; a bound keeps a device like /dev/zero from filling memory.
+    constexpr std::size_t kMaxBundle = 16 << 20;
     char buf[64 * 1024];
-    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
+    for (std::size_t n; text.size() <= kMaxBundle && (n = std::fread(buf, 1, sizeof buf, f)) > 0;)
+      text.append(buf, n);
     bool bad = std::ferror(f) != 0;
     std::fclose(f);
     if (bad) return failed("read error");
+    if (text.size() > kMaxBundle) return failed("larger than 16 MiB");
   } else {
     return failed(std::error_code(errno, std::generic_category()).message());
   }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <thread>
 
 #include "sink/body_buffers.hpp"
 #include "support/loop_fixture.hpp"
@@ -128,6 +129,45 @@ TEST_F(SinkTest, FileSinkWithSmallWaterMarksStillWritesEveryByte) {
   run();
   ASSERT_TRUE(o->result.ok()) << o->result.error.message();
   EXPECT_TRUE(read_file(dir + "/big") == body);
+  remove_tree(dir);
+}
+
+// Water marks of one byte: every write pauses reading, and every completed write resumes it.
+TEST_F(SinkTest, FileSinkWithWaterMarksOfOneByteFinishes) {
+  TestServer server;
+  std::string body = pattern_bytes(1024 * 1024, 23);
+  server.route("/big", Script().send(http_response(200, body)));
+  std::string dir = make_temp_dir("uvget-sink");
+  FileSinkOptions fo;
+  fo.high_water = 1;
+  fo.low_water = 1;
+  Request r;
+  r.sink = make_file_sink(dir + "/big", fo);
+  auto o = fetch(server.url("/big"), std::move(r));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_TRUE(read_file(dir + "/big") == body);
+  remove_tree(dir);
+}
+
+// A sink that streamed on one thread and is destroyed on another does not disturb the second
+// thread's count of streaming sinks: a new sink there still takes a whole high-water mark.
+TEST_F(SinkTest, SinkDestroyedOnAnotherThreadLeavesThisThreadsBudgetAlone) {
+  std::string dir = make_temp_dir("uvget-sink");
+  Response head;
+  head.status = 200;
+  std::unique_ptr<Sink> sink = make_file_sink(dir + "/t");
+  ASSERT_FALSE(sink->open(&loop_, head, {}));
+  const std::string chunk(100 * 1024, 'y');
+  std::thread([&] { sink->write(std::as_bytes(std::span(chunk.data(), chunk.size()))); }).join();
+  bool aborted = false;
+  sink->abort(Error(Errc::cancelled, "test"), [&] { aborted = true; });
+  run();
+  EXPECT_TRUE(aborted);
+  sink.reset();  // here, not on the thread that counted it
+  auto fresh = make_file_sink(dir + "/u");
+  EXPECT_EQ(fresh->room(), 256u * 1024);
+  fresh.reset();
   remove_tree(dir);
 }
 

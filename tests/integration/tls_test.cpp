@@ -140,13 +140,14 @@ TEST_F(TlsTest, CaBundleWithUnusableBlocksTrustsTheRest) {
   remove_tree(dir);
 }
 
-// A file with no usable certificate at all is an error when the client is made, naming it.
+// A file with no usable certificate at all, or one too large to be a bundle (/dev/zero), is an
+// error when the client is made, naming it.
 TEST_F(TlsTest, CaFileWithoutAUsableCertificateIsAnErrorAtCreate) {
   std::string dir = make_temp_dir("uvget-ca");
   std::string bad = dir + "/bad.pem", empty = dir + "/empty.pem";
   { std::ofstream(bad) << "-----BEGIN CERTIFICATE-----\n@@@@\n-----END CERTIFICATE-----\n"; }
   { std::ofstream(empty) << "nothing here\n"; }
-  for (const std::string& f : {bad, empty}) {
+  for (const std::string& f : {bad, empty, std::string("/dev/zero")}) {
     ClientOptions o;
     o.ca_file = f;
     auto c = Client::create(&loop_, o);
