@@ -46,7 +46,9 @@ struct ClientOptions {
   HeaderList headers;
   /// Verify the server's certificate chain, validity dates and name (DNS name or IP address).
   bool tls_verify = true;
-  /// PEM file of trusted CAs replacing the system bundle; empty: the system bundle.
+  /// PEM (or DER) file of trusted CAs replacing the system bundle; empty: the file the
+  /// SSL_CERT_FILE environment variable names when set (read by Client::create), else the system
+  /// bundle.
   std::string ca_file;
   /// Follow a redirect from https to plain http. Off: such a redirect is an error, because a
   /// secure download must not silently become a plain one.

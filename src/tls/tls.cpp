@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -312,6 +313,9 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsSettings& settin
   mbedtls_ssl_conf_authmode(&c->conf_, MBEDTLS_SSL_VERIFY_OPTIONAL);
   if (c->verify_ && settings.ca_file.empty()) {
     c->ca_later_ = true;  // see ensure_ca()
+    // OpenSSL's variable for another system bundle (containers, company CAs); read here, on the
+    // thread that makes the client, not on the threadpool.
+    if (const char* env = std::getenv("SSL_CERT_FILE"); env && *env) c->ca_env_ = env;
   } else if (!settings.ca_file.empty()) {
     // A file the user named is read now, so that a wrong one is an error before any download.
     auto ca = load_ca(settings.ca_file);
@@ -329,9 +333,10 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsSettings& settin
 Error TlsContext::ensure_ca() {
   if (!ca_later_) return {};
   std::call_once(ca_once_, [this] {
-    auto ca = load_ca({});
+    auto ca = load_ca(ca_env_);
     if (!ca) {
       ca_error_ = ca.error();
+      if (!ca_env_.empty()) ca_error_.detail += " (named by SSL_CERT_FILE)";
       return;
     }
     ca_ = *ca;

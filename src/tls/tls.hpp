@@ -35,9 +35,10 @@ class TlsContext {
 
   const mbedtls_ssl_config* conf() const noexcept { return &conf_; }
   bool verify() const noexcept { return verify_; }
-  /// The system CA bundle is parsed at the first handshake that needs it, on the thread that
-  /// runs it (the threadpool), not when the client is made: a list of plain http URLs never
-  /// pays for it, and no loop waits for it. Thread-safe; later calls return the first result.
+  /// The system CA bundle (or the file SSL_CERT_FILE names, when set: OpenSSL's variable) is
+  /// parsed at the first handshake that needs it, on the thread that runs it (the threadpool),
+  /// not when the client is made: a list of plain http URLs never pays for it, and no loop
+  /// waits for it. Thread-safe; later calls return the first result.
   Error ensure_ca();
 
   /// A session to resume for `origin`, or null.
@@ -70,6 +71,7 @@ class TlsContext {
   mbedtls_ssl_config conf_;
   std::shared_ptr<mbedtls_x509_crt> ca_;  // shared with every context that uses the same file
   bool ca_later_ = false;                 // ensure_ca() loads the system bundle
+  std::string ca_env_;                    // or this file, from SSL_CERT_FILE
   std::once_flag ca_once_;
   Error ca_error_;  // why ensure_ca() could not load it
   bool verify_ = true;

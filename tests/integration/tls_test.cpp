@@ -2,6 +2,7 @@
 // --cacert and insecure mode, resumption counted on both sides, truncation, redirects.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include "support/certs.hpp"
@@ -98,6 +99,31 @@ TEST_F(TlsTest, SystemTrustStoreDoesNotTrustTheTestCa) {
   run();
   EXPECT_EQ(o->result.error.code, Errc::tls_verify) << o->result.error.message();
   EXPECT_NE(o->result.error.message().find("not trusted"), std::string::npos);
+}
+
+// SSL_CERT_FILE (OpenSSL's variable) replaces the system bundle when no CA file is given; one
+// that names a missing file fails the https download with a message that says where it came from.
+TEST_F(TlsTest, SslCertFileReplacesTheSystemBundle) {
+  TestServer server(echo(), TlsServerFiles{certs().good_cert, certs().good_key});
+  ::setenv("SSL_CERT_FILE", certs().ca_cert.c_str(), 1);
+  client();  // default options: no CA file, verification on
+  ::unsetenv("SSL_CERT_FILE");
+  auto ok = fetch(server.localhost_url("/x"));
+  run();
+  EXPECT_TRUE(ok->result.ok()) << ok->result.error.message();
+
+  client_->close([] {});
+  run();
+  client_.reset();
+  ::setenv("SSL_CERT_FILE", "/nonexistent/bundle.pem", 1);
+  client();
+  ::unsetenv("SSL_CERT_FILE");
+  auto bad = fetch(server.localhost_url("/y"));
+  run();
+  EXPECT_EQ(bad->result.error.code, Errc::tls_verify) << bad->result.error.message();
+  EXPECT_NE(bad->result.error.message().find("/nonexistent/bundle.pem"), std::string::npos)
+      << bad->result.error.message();
+  EXPECT_NE(bad->result.error.message().find("SSL_CERT_FILE"), std::string::npos);
 }
 
 TEST_F(TlsTest, AnotherCaFileDoesNotTrustTheServer) {
