@@ -19,11 +19,7 @@ chmod 755 "$work"
 # shellcheck source=bench/lib.sh
 . "$root/bench/lib.sh"
 trap 'stop_nginx; rm -rf "$work"' EXIT
-mkdir -p "$work/www"
-head -c 4096 /dev/urandom > "$work/www/seed"
-for i in $(seq 1 200); do ln "$work/www/seed" "$work/www/f$i"; done
-port=$(free_port)
-start_nginx "listen 127.0.0.1:$port;"
+serve_files 200 4096 http  # sets $port
 pin="taskset -c 1"
 
 for n in "$short" "$long"; do

@@ -619,7 +619,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 100));
   app.add_option("-H,--header", s.headers, "Extra request header 'Name: value' (repeatable)");
   app.add_option("-U,--user-agent", s.user_agent, "User-Agent header")->capture_default_str();
-  app.add_option("--cacert", s.cacert, "Trust the CAs in this PEM file instead of the system's (or $SSL_CERT_FILE)");
+  app.add_option("--cacert", s.cacert,
+                 "Trust the CAs in this PEM file instead of the system's (or $SSL_CERT_FILE)");
   app.add_flag("-k,--insecure", s.insecure, "Do not verify TLS certificates (says so on stderr)");
   app.add_flag("--allow-insecure-redirect", s.allow_downgrade,
                "Follow redirects from https to plain http (refused by default)");

@@ -57,9 +57,13 @@ Pool* here() {
   return pool_gone ? nullptr : &pool;
 }
 
-// Room for `want` bytes in s, keeping what it holds: a pooled buffer when one is large enough.
-void reserve(std::string& s, std::size_t want) {
-  if (s.capacity() >= want) return;
+// Before `adding` bytes go into a streamed body's buffer s: past the small-file size and its
+// capacity, s gets room for `limit` held bytes and a quarter more (a read that crosses it),
+// keeping what it holds, in a pooled buffer when one is large enough.
+void grow(std::string& s, std::size_t adding, std::size_t limit) {
+  std::size_t need = s.size() + adding;
+  if (need <= std::max(s.capacity(), kSmallFile)) return;
+  std::size_t want = std::max(need, limit + limit / 4);
   if (pool_gone) return s.reserve(want);
   for (std::size_t i = pool.free.size(); i-- > 0;) {
     if (pool.free[i].capacity() < want) continue;
@@ -249,10 +253,10 @@ class FileSink final : public Sink, public SplitFile {
 
   bool write(std::span<const std::byte> data) override {
     if (error_) return true;  // already failed: the transfer is stopping
-    if (pending_.size() + data.size() > std::max(pending_.capacity(), kSmallFile)) {
-      if (!holding_ && (holding_ = body_buffers::here())) ++holding_->holders;
-      body_buffers::reserve(pending_, buffer_size(data.size()));
-    }
+    if (!holding_ && pending_.size() + data.size() > kSmallFile &&
+        (holding_ = body_buffers::here()))
+      ++holding_->holders;
+    body_buffers::grow(pending_, data.size(), hold_limit());
     pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
     if (state_ == State::buffering && pending_.size() >= std::min(kSmallFile, opts_.high_water / 2))
       run_job(Job::open);
@@ -397,12 +401,6 @@ class FileSink final : public Sink, public SplitFile {
   // Where reading starts again after a pause.
   std::size_t resume_below() const {
     return std::min(opts_.low_water, std::max<std::size_t>(1, hold_limit() / 2));
-  }
-
-  // A streamed body's buffer: the hold limit and a quarter more (a read that crosses it).
-  std::size_t buffer_size(std::size_t adding) const {
-    std::size_t limit = hold_limit();
-    return std::max(pending_.size() + adding, limit + limit / 4);
   }
 
   // Drops every byte so far; the file (if opened) is closed, and truncated by the next open.
@@ -964,9 +962,7 @@ class SegmentSink final : public Sink {
 
   bool write(std::span<const std::byte> data) override {
     if (failed_) return true;
-    if (pending_.size() + data.size() > std::max(pending_.capacity(), kSmallFile))
-      body_buffers::reserve(pending_, std::max(pending_.size() + data.size(),
-                                               opts_.high_water + opts_.high_water / 4));
+    body_buffers::grow(pending_, data.size(), opts_.high_water);
     pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
     next();
     if (pending_.size() + inflight_.size() >= opts_.high_water) paused_ = true;

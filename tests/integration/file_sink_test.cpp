@@ -115,39 +115,27 @@ TEST_F(SinkTest, ReadsForASinkAreCutToItsRoom) {
 }
 
 TEST_F(SinkTest, FileSinkWithSmallWaterMarksStillWritesEveryByte) {
-  // Water marks far below one read force the pause/drain cycle on almost every read.
-  TestServer server;
-  std::string body = pattern_bytes(3 * 1024 * 1024, 11);
-  server.route("/big", Script().send(http_response(200, body)));
-  std::string dir = make_temp_dir("uvget-sink");
-  FileSinkOptions fo;
-  fo.high_water = 16 * 1024;
-  fo.low_water = 4 * 1024;
-  Request r;
-  r.sink = make_file_sink(dir + "/big", fo);
-  auto o = fetch(server.url("/big"), std::move(r));
-  run();
-  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
-  EXPECT_TRUE(read_file(dir + "/big") == body);
-  remove_tree(dir);
-}
-
-// Water marks of one byte: every write pauses reading, and every completed write resumes it.
-TEST_F(SinkTest, FileSinkWithWaterMarksOfOneByteFinishes) {
-  TestServer server;
-  std::string body = pattern_bytes(1024 * 1024, 23);
-  server.route("/big", Script().send(http_response(200, body)));
-  std::string dir = make_temp_dir("uvget-sink");
-  FileSinkOptions fo;
-  fo.high_water = 1;
-  fo.low_water = 1;
-  Request r;
-  r.sink = make_file_sink(dir + "/big", fo);
-  auto o = fetch(server.url("/big"), std::move(r));
-  run();
-  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
-  EXPECT_TRUE(read_file(dir + "/big") == body);
-  remove_tree(dir);
+  // Water marks far below one read force the pause/drain cycle on almost every read; marks of
+  // one byte pause reading at every write, and every completed write must resume it.
+  struct Marks {
+    std::size_t high, low;
+  };
+  for (Marks m : {Marks{16 * 1024, 4 * 1024}, Marks{1, 1}}) {
+    TestServer server;
+    std::string body = pattern_bytes(m.high == 1 ? 1024 * 1024 : 3 * 1024 * 1024, 11);
+    server.route("/big", Script().send(http_response(200, body)));
+    std::string dir = make_temp_dir("uvget-sink");
+    FileSinkOptions fo;
+    fo.high_water = m.high;
+    fo.low_water = m.low;
+    Request r;
+    r.sink = make_file_sink(dir + "/big", fo);
+    auto o = fetch(server.url("/big"), std::move(r));
+    run();
+    ASSERT_TRUE(o->result.ok()) << m.high << ": " << o->result.error.message();
+    EXPECT_TRUE(read_file(dir + "/big") == body) << m.high;
+    remove_tree(dir);
+  }
 }
 
 // A sink that streamed on one thread and is destroyed on another does not disturb the second
