@@ -617,7 +617,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-redirects", s.max_redirects, "Redirects followed at most")
       ->capture_default_str()
       ->check(CLI::Range(0, 100));
-  app.add_option("-H,--header", s.headers, "Extra request header 'Name: value' (repeatable)");
+  // One value per occurrence: a vector option would otherwise take the URLs after it as more
+  // headers ("-H 'X: 1' URL" would fetch nothing and send the URL as a header line).
+  app.add_option("-H,--header", s.headers, "Extra request header 'Name: value' (repeatable)")
+      ->allow_extra_args(false);
   app.add_option("-U,--user-agent", s.user_agent, "User-Agent header")->capture_default_str();
   app.add_option("--cacert", s.cacert,
                  "Trust the CAs in this PEM file instead of the system's (or $SSL_CERT_FILE)");

@@ -158,6 +158,40 @@ TEST_F(CliTest, DownloadsIntoTheDirectoryAndExitsZero) {
   EXPECT_NE(r.err.find(std::to_string(a.size() + b.size()) + " bytes"), std::string::npos) << r.err;
 }
 
+// -H takes exactly one value each time, wherever it stands among the URLs: the URLs after it are
+// URLs, not more headers (it once took them as header lines and fetched nothing after it).
+TEST_F(CliTest, HeaderOptionsTakeOneValueWhereverTheyStand) {
+  TestServer server(
+      [](const RecordedRequest& r) { return Script().send(http_response(200, r.target)); });
+  auto header_lines = [](const RecordedRequest& r) {
+    std::vector<std::string> names;
+    for (auto& [name, value] : r.headers)
+      if (name.starts_with("X-")) names.push_back(name + ": " + value);
+    return names;
+  };
+  auto r = uvget({"-o", "-", "-H", "X-Test: 1", server.url("/echo")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "/echo");
+  r = uvget({"-o", "-", "--header=X-Test: 2", server.url("/eq")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "/eq");
+  r = uvget({"-d", dir_, "-H", "X-A: 1", server.url("/first"), "--header", "X-B: 2",
+             server.url("/second"), "-H", "X-C: 3", server.url("/third"), "--header=X-D: 4"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  for (auto name : {"first", "second", "third"})
+    EXPECT_EQ(read_file(dir_ + "/" + name), std::string("/") + name) << name;
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 5u);
+  EXPECT_EQ(header_lines(reqs[0]), (std::vector<std::string>{"X-Test: 1"}));
+  EXPECT_EQ(header_lines(reqs[1]), (std::vector<std::string>{"X-Test: 2"}));
+  for (std::size_t i = 2; i < reqs.size(); ++i) {
+    EXPECT_EQ(header_lines(reqs[i]),
+              (std::vector<std::string>{"X-A: 1", "X-B: 2", "X-C: 3", "X-D: 4"}))
+        << reqs[i].raw;
+    EXPECT_EQ(reqs[i].raw.find("http:"), std::string::npos) << "a URL became a header line";
+  }
+}
+
 TEST_F(CliTest, AFailureExitsOneAndNamesTheUrlAndCause) {
   TestServer server;
   server.route("/good", Script().send(http_response(200, "good")));
