@@ -135,11 +135,18 @@ struct FileSinkOptions {
   /// replace, so two programs writing into one directory never overwrite each other).
   /// TransferResult::path says which name the body got. Not together with `resume`.
   bool unique_name = false;
+  /// When NAME is a symbolic link (without unique_name): write to where it points, as `-o LINK`
+  /// asks. Off: such a NAME is refused (a name that came from a URL must not lead elsewhere).
+  bool write_through_symlink = false;
 };
 
 /// Writes the body to `path + ".part"` and renames it to `path` once the body is complete.
 /// While streaming it keeps `path + ".part.meta"` beside it (what a later resume needs), removed
 /// with the .part. A retry continues the .part when the server allows (see Sink::held).
+/// Only a regular file is ever replaced: when `path` is a device, a FIFO or a socket (without
+/// unique_name), the body is written straight into it (no .part, no rename, no reservation, no
+/// retry once a byte went in), and a directory or a symbolic link there is an error unless
+/// FileSinkOptions::write_through_symlink.
 std::unique_ptr<Sink> make_file_sink(std::string path, FileSinkOptions options = {});
 /// Appends the body to `*out`; fails the transfer when it would grow over `max_bytes`.
 /// `out` must outlive the transfer.

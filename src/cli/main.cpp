@@ -377,6 +377,8 @@ class App {
           // A name derived from the URL never replaces a file: the sink takes NAME.1, ... when
           // NAME is there when it creates or renames the file (race-free, off the loop).
           fo.unique_name = s_.output.empty() && !s_.overwrite && !s_.resume;
+          // -o LINK writes where the link points, as asked; a name from a URL never does.
+          fo.write_through_symlink = !s_.output.empty();
           req.sink = make_file_sink(path, fo);
         }
       }

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <climits>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -162,7 +163,7 @@ class FileSink final : public Sink, public SplitFile {
   std::string location() const override { return path_; }
 
   Held held() const override {
-    if (error_ || aborting_) return {};
+    if (error_ || aborting_ || direct_) return {};
     std::uint64_t bytes = state_ == State::held ? offset_ : pending_.size();
     if (bytes == 0 && done_.empty()) return {};
     // Bytes of a response that gave neither a validator nor a length cannot be checked against
@@ -308,7 +309,8 @@ class FileSink final : public Sink, public SplitFile {
   }
 
   bool restart(std::function<void()> done) override {
-    if (error_ || aborting_ || finish_cb_) return false;
+    // Bytes written into a device or a pipe cannot be taken back.
+    if (error_ || aborting_ || finish_cb_ || direct_) return false;
     restart_cb_ = std::move(done);
     if (!busy_) do_restart();
     return true;
@@ -324,7 +326,7 @@ class FileSink final : public Sink, public SplitFile {
   }
 
   bool suspend(std::function<void()> done) override {
-    if (error_ || aborting_ || finish_cb_) return false;
+    if (error_ || aborting_ || finish_cb_ || direct_) return false;
     suspend_cb_ = std::move(done);
     next();
     return true;
@@ -357,6 +359,8 @@ class FileSink final : public Sink, public SplitFile {
     int fd = -1;            // opened by Job::open, Job::reopen or Job::open_split
     bool keep = false;      // keep_ when submitted (abort() may change it meanwhile)
     bool restore = false;   // give an adopted NAME back (a checksum mismatch)
+    bool direct = false;    // settle_target(): NAME is a device, FIFO or socket: written into
+    const char* why = "";   // settle_target()'s refusal, for the message
     // Job::probe's findings
     std::uint64_t size = 0;
     bool found_part = false, found_final = false, found_meta = false;
@@ -450,6 +454,9 @@ class FileSink final : public Sink, public SplitFile {
 
   void kick_segments();
 
+  // The file the bytes go to now, for messages.
+  const std::string& written_to() const { return direct_ ? path_ : part_; }
+
   void write_more() {
     inflight_.swap(pending_);
     pending_.clear();
@@ -462,18 +469,20 @@ class FileSink final : public Sink, public SplitFile {
     f->req.data = f;
     uv_buf_t b = uv_buf_init(inflight_.data() + inflight_done_,
                              static_cast<unsigned>(inflight_.size() - inflight_done_));
-    if (int rc = uv_fs_write(loop_, &f->req, fd_, &b, 1, static_cast<int64_t>(offset_), &on_write);
-        rc < 0) {
+    // A pipe or a terminal has no offsets: written where it stands.
+    auto at = direct_ ? int64_t{-1} : static_cast<int64_t>(offset_);
+    if (int rc = uv_fs_write(loop_, &f->req, fd_, &b, 1, at, &on_write); rc < 0) {
       delete f;
       busy_ = false;
-      fail("cannot write '" + part_ + "': " + uv_words(rc));
+      fail("cannot write '" + written_to() + "': " + uv_words(rc));
     }
   }
 
   static void on_write(uv_fs_t* req) {
     auto [self, result] = complete(req);
     if (result < 0) {
-      self->fail("cannot write '" + self->part_ + "': " + uv_words(static_cast<int>(result)));
+      self->fail("cannot write '" + self->written_to() + "': " +
+                 uv_words(static_cast<int>(result)));
       self->next();
       return;
     }
@@ -547,8 +556,18 @@ class FileSink final : public Sink, public SplitFile {
   // next free NAME.N is taken, passing over names whose NAME.N.part another download holds. Where
   // the file system has no RENAME_NOREPLACE, a hard link (which cannot replace either) and an
   // unlink do the same; where it has no hard links, a look before the rename is the best there is.
-  static bool place(FileSink* s) {
-    if (!s->opts_.unique_name) return ::rename(s->part_.c_str(), s->path_.c_str()) == 0;
+  static bool place(FileSink* s, Work* w) {
+    if (!s->opts_.unique_name) {
+      // Replacing is for regular files only: never a device, a FIFO, a socket, a directory or
+      // a symbolic link that took NAME since the body started (settle_target() saw none).
+      struct stat st;
+      if (::lstat(s->path_.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+        w->why = S_ISLNK(st.st_mode) ? "it became a symbolic link" : "it is not a regular file";
+        errno = EEXIST;
+        return false;
+      }
+      return ::rename(s->part_.c_str(), s->path_.c_str()) == 0;
+    }
     for (;;) {
       const char *from = s->part_.c_str(), *to = s->path_.c_str();
       if (::renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return true;
@@ -572,6 +591,58 @@ class FileSink final : public Sink, public SplitFile {
     }
   }
 
+  // Replace mode, before the first open: what is at NAME decides how the body gets there. A
+  // regular file or nothing: NAME.part, renamed over it at the end. A device, FIFO or socket:
+  // written straight into (w->direct; no .part, no rename, no reservation), as the user named
+  // it. A symbolic link: followed only with write_through_symlink (to wherever it points, which
+  // then decides the same way), else refused. False (errno, w->why) when NAME cannot be used.
+  static bool settle_target(FileSink* s, Work* w) {
+    if (s->opts_.unique_name || s->part_on_disk_) return true;
+    struct stat st;
+    for (int hops = 0;; ++hops) {
+      if (::lstat(s->path_.c_str(), &st) < 0) return errno == ENOENT || errno == ENOTDIR;
+      if (!S_ISLNK(st.st_mode)) break;
+      if (!s->opts_.write_through_symlink || hops == 40) {
+        w->why = hops == 40 ? "too many symbolic links" : "it is a symbolic link (not followed)";
+        errno = ELOOP;
+        return false;
+      }
+      std::string to(PATH_MAX, '\0');
+      ssize_t n = ::readlink(s->path_.c_str(), to.data(), to.size());
+      if (n <= 0 || static_cast<std::size_t>(n) >= to.size()) return false;
+      to.resize(static_cast<std::size_t>(n));
+      auto slash = s->path_.rfind('/');
+      if (to[0] != '/' && slash != std::string::npos) to = s->path_.substr(0, slash + 1) + to;
+      s->path_ = std::move(to);
+      s->part_ = s->path_ + ".part";
+      s->meta_ = s->part_ + ".meta";
+    }
+    if (S_ISREG(st.st_mode)) return true;
+    if (S_ISDIR(st.st_mode)) {
+      w->why = "it is a directory";
+      errno = EISDIR;
+      return false;
+    }
+    w->direct = true;
+    return true;
+  }
+
+  // Opens NAME itself (settle_target() found a device, FIFO or socket). A FIFO that nobody
+  // reads fails at once (ENXIO) instead of holding a threadpool thread until a reader comes.
+  static int open_direct(FileSink* s, Work* w) {
+    int fd = ::open(s->path_.c_str(), O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && errno == ENXIO) w->why = "nothing reads from it (a FIFO needs a reader first)";
+    if (fd < 0) return fd;
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+      int e = errno;
+      ::close(fd);
+      errno = e;
+      return -1;
+    }
+    return fd;
+  }
+
   static bool write_all(int fd, const char* p, std::size_t n) {
     while (n > 0) {
       ssize_t k = ::write(fd, p, n);
@@ -592,8 +663,8 @@ class FileSink final : public Sink, public SplitFile {
       w->err = errno;
       w->step = step;
       // Nothing to remove when the .part could not be opened, or NAME not renamed to it.
-      bool nothing =
-          std::strcmp(step, "open") == 0 || w->job == Job::reopen || w->job == Job::replay;
+      bool nothing = std::strcmp(step, "open") == 0 || w->job == Job::reopen ||
+                     w->job == Job::replay || w->direct || s->direct_;
       if (!w->keep && !nothing) {
         ::unlink(s->part_.c_str());
         ::unlink(s->meta_.c_str());
@@ -629,6 +700,12 @@ class FileSink final : public Sink, public SplitFile {
       }
       case Job::open:
       case Job::reopen: {
+        if (w->job == Job::open && !settle_target(s, w)) return failed("open");
+        if (w->direct) {
+          w->fd = open_direct(s, w);
+          if (w->fd < 0) return failed("open");
+          return;
+        }
         if (w->job == Job::reopen && s->foreign_ &&
             ::rename(s->path_.c_str(), s->part_.c_str()) < 0)
           return failed("rename");
@@ -649,6 +726,12 @@ class FileSink final : public Sink, public SplitFile {
         return;
       }
       case Job::open_split: {
+        if (!settle_target(s, w)) return failed("open");
+        if (w->direct) {  // segments write at their offsets: a file's, not a pipe's
+          w->why = "segments need a regular file (no --split into it)";
+          errno = EINVAL;
+          return failed("open");
+        }
         if (s->foreign_ && ::rename(s->path_.c_str(), s->part_.c_str()) < 0)
           return failed("rename");
         int flags =
@@ -691,18 +774,21 @@ class FileSink final : public Sink, public SplitFile {
         return;
       }
       case Job::whole: {
-        int fd = open_part(s, kOpenFlags);
+        if (!settle_target(s, w)) return failed("open");
+        int fd = w->direct ? open_direct(s, w) : open_part(s, kOpenFlags);
         if (fd < 0) return failed("open");
         if (!write_all(fd, s->pending_.data(), s->pending_.size()))
           return close_failed(fd, "write");
         if (::close(fd) < 0) return failed("close");
-        if (!place(s)) return failed("rename");
+        if (w->direct) return;
+        if (!place(s, w)) return failed("rename");
         if (s->meta_on_disk_) ::unlink(s->meta_.c_str());
         return;
       }
       case Job::close_rename:
         if (s->fd_ >= 0 && ::close(s->fd_) < 0) return failed("close");
-        if (!place(s)) return failed("rename");
+        if (s->direct_) return;
+        if (!place(s, w)) return failed("rename");
         ::unlink(s->meta_.c_str());
         return;
       case Job::close_only:
@@ -710,6 +796,7 @@ class FileSink final : public Sink, public SplitFile {
         return;
       case Job::discard:
         if (s->fd_ >= 0) ::close(s->fd_);
+        if (s->direct_) return;  // nothing of ours to remove
         if (w->restore && s->part_on_disk_) {
           // Another program's NAME, continued and then failed its checksum: cut back to what it
           // held and give it its name again (left as NAME.part if NAME was taken meanwhile).
@@ -739,9 +826,11 @@ class FileSink final : public Sink, public SplitFile {
       std::string target = std::strcmp(w->step, "rename") == 0
                                ? "rename '" + (to_part ? self->path_ : self->part_) + "' to '" +
                                      (to_part ? self->part_ : self->path_) + "'"
-                               : std::string(w->step) + " '" + self->part_ + "'";
-      err = Error(Errc::file_io,
-                  "cannot " + target + ": " + uv_words(uv_translate_sys_error(w->err)));
+                               : std::string(w->step) + " '" +
+                                     (w->direct || *w->why ? self->path_ : self->part_) + "'";
+      err = Error(Errc::file_io, "cannot " + target + ": " +
+                                     (*w->why ? std::string(w->why)
+                                              : uv_words(uv_translate_sys_error(w->err))));
     }
     self->busy_ = false;
     switch (w->job) {
@@ -795,7 +884,8 @@ class FileSink final : public Sink, public SplitFile {
           self->adopted_size_ = self->offset_;
         }
         self->fd_ = w->fd;
-        self->part_on_disk_ = self->meta_on_disk_ = true;
+        self->direct_ = w->direct;
+        self->part_on_disk_ = self->meta_on_disk_ = !w->direct;
         self->state_ = State::open;
         if (w->job == Job::open_split) {
           self->foreign_ = false;
@@ -894,6 +984,7 @@ class FileSink final : public Sink, public SplitFile {
   bool adopted_ = false;       // ... and NAME became our .part (Job::reopen)
   std::uint64_t adopted_size_ = 0;        // NAME's size then
   bool mismatch_ = false;                 // aborted for a checksum mismatch
+  bool direct_ = false;  // NAME is a device, FIFO or socket, written into (settle_target)
   std::atomic<bool> stop_replay_{false};  // abort() during Job::replay: stop reading
   bool split_ = false;                    // a segmented download: full-size .part, done_ ranges
   bool split_continuing_ = false;         // Job::open_split keeps what the .part holds

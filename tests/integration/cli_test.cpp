@@ -1,5 +1,8 @@
 // The uvget binary as a user runs it: exit codes, files on disk, messages, signals.
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <gtest/gtest.h>
 
 #include <mbedtls/md.h>
@@ -302,6 +305,116 @@ TEST_F(CliTest, OverwriteAndOutputReplaceTheFile) {
   EXPECT_EQ(read_file(dir_ + "/named"), "new");
   EXPECT_FALSE(exists(dir_ + "/file.1"));
   EXPECT_FALSE(exists(dir_ + "/named.1"));
+}
+
+// Only regular files are ever replaced. -o at a device, a FIFO or a socket writes straight into
+// it (curl, wget and aria2c do), with no .part and no rename: it once renamed a .part over
+// /dev/null. The device here is made with mknod in the test's own directory (as root), never the
+// system's.
+TEST_F(CliTest, OutputToACharacterDeviceWritesIntoItAndLeavesItADevice) {
+  TestServer server;
+  server.route("/small", Script().send(http_response(200, "small body")));
+  server.route("/large", Script().send(http_response(200, pattern_bytes(300'000, 4))));
+  std::string dev = dir_ + "/null";
+  ASSERT_EQ(::mknod(dev.c_str(), S_IFCHR | 0666, makedev(1, 3)), 0)
+      << "cannot make a character device (the test needs root): " << std::strerror(errno);
+  for (auto target : {"/small", "/large"}) {
+    auto r = uvget({"-q", "-o", dev, server.url(target)});
+    EXPECT_EQ(r.status, 0) << target << ": " << r.err;
+    struct stat st {};
+    ASSERT_EQ(::lstat(dev.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode)) << target << ": the device was replaced";
+    EXPECT_EQ(st.st_rdev, makedev(1, 3));
+    std::vector<std::string> names;
+    for (auto& e : std::filesystem::directory_iterator(dir_))
+      names.push_back(e.path().filename().string());
+    EXPECT_EQ(names, std::vector<std::string>{"null"}) << target << ": something beside it";
+  }
+}
+
+// Reads a FIFO opened read-write (so it never sees EOF early) until `want` bytes or 20 s.
+std::string read_fifo(int fd, std::size_t want) {
+  std::string got;
+  char buf[65536];
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (got.size() < want && std::chrono::steady_clock::now() < until) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+TEST_F(CliTest, OutputToAFifoStreamsIntoItAndANoReaderFifoFailsClearly) {
+  TestServer server;
+  std::string large = pattern_bytes(300'000, 5);
+  server.route("/small", Script().send(http_response(200, "through the pipe")));
+  server.route("/large", Script().send(http_response(200, large)));
+  std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0) << std::strerror(errno);
+  {
+    auto r = uvget({"-o", fifo, server.url("/small")});
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_NE(r.err.find(server.url("/small") + ": cannot open '" + fifo + "': nothing reads"),
+              std::string::npos)
+        << r.err;
+  }
+  int fd = ::open(fifo.c_str(), O_RDWR | O_NONBLOCK);  // the reader: us
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  for (auto [target, body] : {std::pair<std::string, std::string>{"/small", "through the pipe"},
+                              std::pair<std::string, std::string>{"/large", large}}) {
+    std::string got;
+    std::thread reader([&] { got = read_fifo(fd, body.size()); });
+    auto r = uvget({"-q", "-o", fifo, server.url(target)});
+    reader.join();
+    EXPECT_EQ(r.status, 0) << target << ": " << r.err;
+    EXPECT_EQ(got.size(), body.size()) << target;
+    EXPECT_TRUE(got == body) << target << ": the bytes differ";
+    char extra;
+    EXPECT_EQ(::read(fd, &extra, 1), -1) << target << ": more bytes than the body";
+    struct stat st {};
+    ASSERT_EQ(::lstat(fifo.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISFIFO(st.st_mode)) << target << ": the FIFO was replaced";
+    EXPECT_FALSE(exists(fifo + ".part"));
+  }
+  ::close(fd);
+}
+
+// -o LINK writes where the link points (a relative link, and a dangling one that creates its
+// target) and leaves the link as it was. A name that came from a URL is never followed: with
+// --overwrite a symbolic link there is refused, and without it the body takes NAME.1.
+TEST_F(CliTest, OutputThroughASymlinkButNeverANameFromAUrl) {
+  TestServer server;
+  server.route("/body", Script().send(http_response(200, "new bytes")));
+  server.route("/large", Script().send(http_response(200, pattern_bytes(200'000, 6))));
+  { std::ofstream(dir_ + "/target") << "old"; }
+  ASSERT_EQ(::symlink("target", (dir_ + "/link").c_str()), 0);
+  ASSERT_EQ(::symlink("made-by-uvget", (dir_ + "/dangling").c_str()), 0);
+  auto r = uvget({"-q", "-o", dir_ + "/link", server.url("/body")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/target"), "new bytes");
+  r = uvget({"-q", "-o", dir_ + "/dangling", server.url("/large")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/made-by-uvget"), pattern_bytes(200'000, 6));
+  for (auto [link, to] : {std::pair{"/link", "target"}, std::pair{"/dangling", "made-by-uvget"}}) {
+    std::error_code ec;
+    EXPECT_TRUE(std::filesystem::is_symlink(dir_ + link)) << link;
+    EXPECT_EQ(std::filesystem::read_symlink(dir_ + link, ec), to) << link;
+  }
+
+  std::string out = dir_ + "/out";
+  std::filesystem::create_directory(out);
+  { std::ofstream(dir_ + "/secret") << "keep me"; }
+  ASSERT_EQ(::symlink((dir_ + "/secret").c_str(), (out + "/body").c_str()), 0);
+  r = uvget({"-d", out, "--overwrite", server.url("/body")});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("symbolic link (not followed)"), std::string::npos) << r.err;
+  r = uvget({"-q", "-d", out, server.url("/body")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(out + "/body.1"), "new bytes");
+  EXPECT_EQ(read_file(dir_ + "/secret"), "keep me");
+  EXPECT_TRUE(std::filesystem::is_symlink(out + "/body"));
 }
 
 TEST_F(CliTest, TraversalAttemptsStayInsideTheDirectory) {

@@ -435,6 +435,48 @@ TEST_F(SinkTest, PlantedSymlinkAtPartPathIsNotFollowed) {
   remove_tree(dir);
 }
 
+// A file sink replaces regular files only: a symbolic link at its name is refused (the link and
+// what it points at stay as they were) unless write_through_symlink, and then the body lands
+// where it points, small (one job) or streamed.
+TEST_F(SinkTest, ASymlinkAtTheNameIsRefusedUnlessWrittenThrough) {
+  TestServer server;
+  std::string large = pattern_bytes(300'000, 8);
+  server.route("/small", Script().send(http_response(200, "small")));
+  server.route("/large", Script().send(http_response(200, large)));
+  std::string dir = make_temp_dir("uvget-sink");
+  { std::ofstream(dir + "/victim") << "precious"; }
+  std::filesystem::create_symlink(dir + "/victim", dir + "/out");
+  std::vector<std::shared_ptr<LoopTest::Outcome>> refused, through;
+  for (auto target : {"/small", "/large"}) {
+    Request r;
+    r.sink = make_file_sink(dir + "/out");
+    refused.push_back(fetch(server.url(target), std::move(r)));
+  }
+  run();
+  for (auto& o : refused) {
+    EXPECT_EQ(o->result.error.code, Errc::file_io);
+    EXPECT_NE(o->result.error.message().find("symbolic link"), std::string::npos)
+        << o->result.error.message();
+  }
+  EXPECT_EQ(read_file(dir + "/victim"), "precious");
+  EXPECT_TRUE(std::filesystem::is_symlink(dir + "/out"));
+  for (auto [target, name] : {std::pair{"/small", "/out"}, std::pair{"/large", "/out2"}}) {
+    if (std::string(name) != "/out") std::filesystem::create_symlink("victim2", dir + name);
+    FileSinkOptions fo;
+    fo.write_through_symlink = true;
+    Request r;
+    r.sink = make_file_sink(dir + name, fo);
+    through.push_back(fetch(server.url(target), std::move(r)));
+    run();
+  }
+  for (auto& o : through) EXPECT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(read_file(dir + "/victim"), "small");
+  EXPECT_TRUE(read_file(dir + "/victim2") == large);
+  EXPECT_TRUE(std::filesystem::is_symlink(dir + "/out"));
+  EXPECT_TRUE(std::filesystem::is_symlink(dir + "/out2"));
+  remove_tree(dir);
+}
+
 }  // namespace
 }  // namespace uvget::test
 
