@@ -6,9 +6,9 @@
 #include <uv.h>
 
 #include <algorithm>
-#include <climits>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <memory>
 #include <string_view>
@@ -481,8 +481,8 @@ class FileSink final : public Sink, public SplitFile {
   static void on_write(uv_fs_t* req) {
     auto [self, result] = complete(req);
     if (result < 0) {
-      self->fail("cannot write '" + self->written_to() + "': " +
-                 uv_words(static_cast<int>(result)));
+      self->fail("cannot write '" + self->written_to() +
+                 "': " + uv_words(static_cast<int>(result)));
       self->next();
       return;
     }
@@ -828,9 +828,9 @@ class FileSink final : public Sink, public SplitFile {
                                      (to_part ? self->part_ : self->path_) + "'"
                                : std::string(w->step) + " '" +
                                      (w->direct || *w->why ? self->path_ : self->part_) + "'";
-      err = Error(Errc::file_io, "cannot " + target + ": " +
-                                     (*w->why ? std::string(w->why)
-                                              : uv_words(uv_translate_sys_error(w->err))));
+      err = Error(Errc::file_io,
+                  "cannot " + target + ": " +
+                      (*w->why ? std::string(w->why) : uv_words(uv_translate_sys_error(w->err))));
     }
     self->busy_ = false;
     switch (w->job) {
@@ -982,8 +982,8 @@ class FileSink final : public Sink, public SplitFile {
   bool trust_size_ = false;    // held bytes found without a sidecar: resume by size
   bool foreign_ = false;       // the held bytes are in NAME itself (another program's)
   bool adopted_ = false;       // ... and NAME became our .part (Job::reopen)
-  std::uint64_t adopted_size_ = 0;        // NAME's size then
-  bool mismatch_ = false;                 // aborted for a checksum mismatch
+  std::uint64_t adopted_size_ = 0;  // NAME's size then
+  bool mismatch_ = false;           // aborted for a checksum mismatch
   bool direct_ = false;  // NAME is a device, FIFO or socket, written into (settle_target)
   std::atomic<bool> stop_replay_{false};  // abort() during Job::replay: stop reading
   bool split_ = false;                    // a segmented download: full-size .part, done_ ranges

@@ -1,9 +1,9 @@
 // The uvget binary as a user runs it: exit codes, files on disk, messages, signals.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <gtest/gtest.h>
 
 #include <mbedtls/md.h>
 #include <signal.h>
