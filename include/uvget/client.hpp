@@ -15,10 +15,12 @@ namespace uvget {
 
 struct ClientStats {
   std::uint64_t connections_opened = 0;  // TCP connections established
+  std::uint64_t connect_attempts = 0;    // TCP connects begun (several per connection when
+                                         // addresses fail or race, Happy Eyeballs)
   std::uint64_t requests_sent = 0;
   std::uint64_t requests_reused = 0;  // requests sent over a kept-alive connection
-  std::uint64_t dns_lookups = 0;      // uv_getaddrinfo calls
-  std::uint64_t dns_cache_hits = 0;
+  std::uint64_t dns_lookups = 0;      // names looked up (DNS questions or getaddrinfo calls)
+  std::uint64_t dns_cache_hits = 0;   // answered from the cache or a lookup already running
   std::uint64_t transfers_done = 0;
   std::uint64_t transfers_failed = 0;
   std::uint64_t body_bytes = 0;

@@ -11,6 +11,17 @@ namespace uvget {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
+/// How host names are looked up.
+enum class ResolverKind {
+  /// DNS on the client's own loop (c-ares): /etc/hosts and /etc/resolv.conf (nameservers,
+  /// search, ndots, timeout, attempts) read as the system's resolver reads them, A and AAAA,
+  /// no thread and no threadpool, thousands of lookups at once.
+  dns,
+  /// The system's getaddrinfo on libuv's threadpool: every source nsswitch names (LDAP, mDNS,
+  /// ...), at one threadpool thread per lookup in flight.
+  system,
+};
+
 struct ClientOptions {
   /// Open connections (busy, idle or connecting) never exceed this, across all origins.
   int max_connections = 64;
@@ -30,6 +41,10 @@ struct ClientOptions {
   int pipeline = 1;
   /// Per connection attempt to one address; the next address gets a fresh timeout.
   std::uint64_t connect_timeout_ms = 30'000;
+  /// Happy Eyeballs (RFC 8305): while an attempt to one address has not connected for this
+  /// long, the next address (of the other family first) is tried beside it; the first to
+  /// connect wins. A failed attempt starts the next one at once.
+  std::uint64_t happy_eyeballs_delay_ms = 250;
   /// A transfer fails when no byte arrives (or leaves) for this long. 0: never.
   std::uint64_t idle_timeout_ms = 60'000;
   /// A transfer fails with Errc::timeout when it has not finished this long after get(),
@@ -83,9 +98,16 @@ struct ClientOptions {
   /// and parse a response on each. Costs some throughput; 0: no limit (the command line's choice,
   /// and the Runner's for its worker loops).
   std::uint64_t loop_slice_us = 500;
-  /// Entries kept in the per-client DNS cache, and for how long.
-  std::size_t dns_cache_size = 256;
-  std::uint64_t dns_cache_ttl_ms = 60'000;
+  ResolverKind resolver = ResolverKind::dns;
+  /// Names kept in the per-client DNS cache (least recently used go first). An answer is kept
+  /// for its TTL, at least 5 s (names from /etc/hosts have none) and at most dns_cache_ttl_ms
+  /// (the system resolver tells no TTL: 60 s at most); "no such host" for dns_negative_ttl_ms.
+  std::size_t dns_cache_size = 10'000;
+  std::uint64_t dns_cache_ttl_ms = 300'000;
+  std::uint64_t dns_negative_ttl_ms = 5'000;
+  /// Lookups started ahead for queued downloads whose host is not cached yet, so that a
+  /// connection finds its addresses ready when its turn comes. 0: none ahead.
+  std::size_t dns_prefetch = 1'000;
 };
 
 }  // namespace uvget

@@ -64,6 +64,7 @@ struct Settings {
   std::string shard;
   std::string progress = "auto";
   std::string loops = "1";
+  std::string resolver = "dns";
   int retries = 3;
   double retry_wait = 1;
   std::string checksum;
@@ -174,6 +175,7 @@ class App {
     // This loop runs nothing that needs sub-millisecond turns: read as much as arrives per pass.
     o.loop_slice_us = 0;
     o.retries = s_.retries;
+    o.resolver = s_.resolver == "system" ? ResolverKind::system : ResolverKind::dns;
     // Byte counts with K, M, G suffixes.
     struct {
       const char* option;
@@ -669,6 +671,11 @@ int main(int argc, char** argv) {
                  "Event loops, each on its own thread: N, or auto for one per core; limits "
                  "(-j, --per-host) hold for all loops together")
       ->capture_default_str();
+  app.add_option("--resolver", s.resolver,
+                 "dns: DNS on the event loop, reading /etc/hosts and /etc/resolv.conf (c-ares); "
+                 "system: the system's getaddrinfo on worker threads (every nsswitch source)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"dns", "system"}));
   app.add_flag("-q,--quiet", s.quiet, "No summary");
   app.add_flag("-v,--verbose", s.verbose, "A line per finished download");
   app.set_version_flag("-V,--version", std::string("uvget ") + uvget::kVersion);

@@ -81,7 +81,12 @@ const ClientOptions& Client::options() const {
 Client::Impl::Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_ptr<TlsContext>> tls)
     : loop_(loop),
       opts_(std::move(options)),
-      resolver_(loop, opts_.dns_cache_size, opts_.dns_cache_ttl_ms),
+      resolver_(loop, Resolver::Options{.kind = opts_.resolver,
+                                        .cache_size = opts_.dns_cache_size,
+                                        .max_ttl_ms = opts_.dns_cache_ttl_ms,
+                                        .min_ttl_ms =
+                                            std::min<std::uint64_t>(5'000, opts_.dns_cache_ttl_ms),
+                                        .negative_ttl_ms = opts_.dns_negative_ttl_ms}),
       read_buf_(kReadBuffer),
       plain_buf_(kPlainBuffer) {
   if (tls)
@@ -368,6 +373,9 @@ ClientStats Client::Impl::stats() const {
 void Client::Impl::enqueue(Transfer* t, bool front) {
   std::string key = t->url().origin();
   Origin& o = origins_[key];
+  // Look the host up while the transfer waits for a connection: its turn then costs no lookup.
+  if (opts_.dns_prefetch > 0 && o.queue.empty() && o.conns.empty())
+    resolver_.prefetch(t->url().host, opts_.dns_prefetch);
   if (front)
     o.queue.push_front(t);
   else

@@ -81,6 +81,7 @@ struct Client::Impl final : ConnectionOwner {
     ++(resumed ? stats_.tls_resumed_handshakes : stats_.tls_full_handshakes);
   }
   void connection_established(Connection& c) override;
+  void count_connect_attempts(std::size_t n) override { stats_.connect_attempts += n; }
   void connection_closing(Connection& c) override;
   void connection_freed(Connection& c) override;
   bool slice_spent() const override { return slice_ns_ > 0 && pass_ns_ >= slice_ns_; }

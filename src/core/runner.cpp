@@ -33,6 +33,7 @@ void add_stats(ClientStats& sum, const ClientStats& s) {
   sum.requests_reused += s.requests_reused;
   sum.dns_lookups += s.dns_lookups;
   sum.dns_cache_hits += s.dns_cache_hits;
+  sum.connect_attempts += s.connect_attempts;
   sum.transfers_done += s.transfers_done;
   sum.transfers_failed += s.transfers_failed;
   sum.body_bytes += s.body_bytes;

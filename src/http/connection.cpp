@@ -130,72 +130,38 @@ void Connection::flush_pipelined() {
 
 void Connection::start_resolve() {
   resolve_ticket_ = owner_.resolver().resolve(
-      host_, port_, [this](int status, std::shared_ptr<const AddressList> addresses) {
-        on_resolved(status, std::move(addresses));
+      host_, port_, [this](const Error& error, std::shared_ptr<const AddressList> addresses) {
+        on_resolved(error, std::move(addresses));
       });
 }
 
-void Connection::on_resolved(int status, std::shared_ptr<const AddressList> addresses) {
+void Connection::on_resolved(const Error& error, std::shared_ptr<const AddressList> addresses) {
   resolve_ticket_ = 0;
   if (state_ == State::closing) return;
-  if (status < 0) {
-    connect_failed(Error(status == UV_EAI_AGAIN ? Errc::dns_temporary : Errc::resolve,
-                         "cannot resolve host '" + host_ + "': " + uv_words(status)));
+  if (error) {
+    connect_failed(error);
     return;
   }
   addresses_ = std::move(addresses);
-  next_address_ = 0;
-  try_next_address();
+  state_ = State::connecting;
+  uv_timer_stop(&timer_);  // each attempt has its own deadline
+  connect_ = std::make_unique<TcpConnect>(
+      loop_, addresses_, owner_.options().connect_timeout_ms,
+      owner_.options().happy_eyeballs_delay_ms,
+      [this](uv_tcp_t* tcp, const sockaddr_storage&, const Error& why) { on_connected(tcp, why); });
+  connect_->start();  // may report at once
 }
 
-void Connection::try_next_address() {
-  while (next_address_ < addresses_->size()) {
-    const sockaddr_storage& addr = (*addresses_)[next_address_++];
-    tcp_ = new uv_tcp_t;
-    if (int rc = uv_tcp_init(loop_, tcp_); rc < 0) {
-      delete tcp_;
-      tcp_ = nullptr;
-      last_connect_error_ = Error(Errc::connect, "socket: " + uv_words(rc));
-      continue;
-    }
-    tcp_->data = this;
-    ++live_handles_;
-    uv_tcp_nodelay(tcp_, 1);
-    auto* req = new uv_connect_t;
-    req->data = this;
-    if (int rc =
-            uv_tcp_connect(req, tcp_, reinterpret_cast<const sockaddr*>(&addr), &on_connect_cb);
-        rc < 0) {
-      delete req;
-      last_connect_error_ =
-          Error(Errc::connect, "connect to " + address_string(addr) + ": " + uv_words(rc));
-      close_tcp();
-      continue;
-    }
-    state_ = State::connecting;
-    arm_timer(owner_.options().connect_timeout_ms);
+void Connection::on_connected(uv_tcp_t* tcp, const Error& error) {
+  owner_.count_connect_attempts(connect_->attempts());
+  connect_.reset();  // it is done with us; no member of it is touched after this callback
+  if (!tcp) {
+    connect_failed(error);
     return;
   }
-  connect_failed(last_connect_error_);
-}
-
-void Connection::on_connect_cb(uv_connect_t* req, int status) noexcept {
-  auto* self = static_cast<Connection*>(req->data);
-  self->on_connected(req, status);
-  delete req;
-}
-
-void Connection::on_connected(uv_connect_t* req, int status) {
-  // A timed-out attempt's callback arrives after its handle was given up: ignore it.
-  if (reinterpret_cast<uv_tcp_t*>(req->handle) != tcp_ || state_ != State::connecting) return;
-  if (status < 0) {
-    const sockaddr_storage& addr = (*addresses_)[next_address_ - 1];
-    last_connect_error_ =
-        Error(Errc::connect, "connect to " + address_string(addr) + ": " + uv_words(status));
-    close_tcp();
-    try_next_address();
-    return;
-  }
+  tcp_ = tcp;
+  tcp_->data = this;
+  ++live_handles_;
   if (https_) {
     arm_timer(owner_.options().connect_timeout_ms);  // a fresh budget for the handshake
     state_ = State::handshaking;
@@ -340,15 +306,6 @@ void Connection::after_handshake_step(TlsSession::Step step) {
   (*ctx)->save_session(origin_, tls_->ssl());
   end_lead();  // waiters now resume this session
   if (state_ == State::handshaking) established();
-}
-
-void Connection::on_connect_timeout() {
-  const sockaddr_storage& addr = (*addresses_)[next_address_ - 1];
-  last_connect_error_ =
-      Error(Errc::connect_timeout, "connect to " + address_string(addr) + " timed out after " +
-                                       std::to_string(owner_.options().connect_timeout_ms) + " ms");
-  close_tcp();
-  try_next_address();
 }
 
 void Connection::connect_failed(const Error& error) {
@@ -748,8 +705,7 @@ void Connection::on_timer() {
                                                     std::to_string(timer_ms_) + " ms"));
       break;
     case State::connecting:
-      on_connect_timeout();
-      break;
+      break;  // TcpConnect times each attempt
     case State::handshaking:
       if (auto ctx = owner_.tls(); ctx && tls_waiting_)
         (*ctx)->cancel_wait(origin_, reinterpret_cast<std::uintptr_t>(this));
@@ -826,6 +782,7 @@ void Connection::close() {
     tls_waiting_ = false;
   }
   end_lead();
+  connect_.reset();  // attempts still running are closed
   owner_.connection_closing(*this);
   uv_timer_stop(&timer_);
   uv_close(as_handle(&timer_), &on_close_cb);

@@ -18,6 +18,7 @@
 
 #include "http/response_parser.hpp"
 #include "net/resolver.hpp"
+#include "net/tcp_connect.hpp"
 #include "tls/tls.hpp"
 #include "url.hpp"
 
@@ -38,6 +39,8 @@ struct ConnectionOwner {
   virtual Result<TlsContext*> tls() = 0;
   virtual void tls_handshake_done(bool resumed) = 0;
   virtual void connection_established(Connection& c) = 0;
+  /// `n` TCP connects were begun for one connection (Happy Eyeballs may race several).
+  virtual void count_connect_attempts(std::size_t n) = 0;
   /// `c` stops being usable now (closed by anyone); drop it from pools and counts.
   virtual void connection_closing(Connection& c) = 0;
   /// Every handle of `c` is closed; `c` is deleted right after this returns.
@@ -140,10 +143,8 @@ class Connection final : private ResponseParser::Handler {
   ~Connection() = default;
 
   void start_resolve();
-  void on_resolved(int status, std::shared_ptr<const AddressList> addresses);
-  void try_next_address();
-  void on_connected(uv_connect_t* req, int status);
-  void on_connect_timeout();
+  void on_resolved(const Error& error, std::shared_ptr<const AddressList> addresses);
+  void on_connected(uv_tcp_t* tcp, const Error& error);
   void connect_failed(const Error& error);
   void start_tls();
   void drive_handshake();
@@ -180,7 +181,6 @@ class Connection final : private ResponseParser::Handler {
 
   static void on_alloc_cb(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf) noexcept;
   static void on_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept;
-  static void on_connect_cb(uv_connect_t* req, int status) noexcept;
   static void on_write_cb(uv_write_t* req, int status) noexcept;
   static void on_timer_cb(uv_timer_t* t) noexcept;
   static void on_close_cb(uv_handle_t* h) noexcept;
@@ -197,8 +197,7 @@ class Connection final : private ResponseParser::Handler {
   int live_handles_ = 0;              // handles not yet through their close callback
   std::uint64_t resolve_ticket_ = 0;  // non-zero while a lookup is pending
   std::shared_ptr<const AddressList> addresses_;  // set once resolved
-  std::size_t next_address_ = 0;                  // index of the address to try next
-  Error last_connect_error_;
+  std::unique_ptr<TcpConnect> connect_;           // while connecting
   ResponseParser parser_;
   std::unique_ptr<TlsSession> tls_;  // non-null from the TLS handshake on (https only)
   int rcvlowat_ = 1;                 // SO_RCVLOWAT now set on the socket

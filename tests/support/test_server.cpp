@@ -910,39 +910,37 @@ constexpr int kFillerConnectWaitMs = 200;
   throw std::runtime_error(std::string("BlackholeListener: ") + what + ": " + std::strerror(errno));
 }
 
-sockaddr_in loopback(uint16_t port) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return addr;
-}
-
 }  // namespace
 
-BlackholeListener::BlackholeListener() {
+BlackholeListener::BlackholeListener() : BlackholeListener("127.0.0.1", 0) {}
+
+BlackholeListener::BlackholeListener(const std::string& ip, uint16_t port) {
   try {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_storage addr{};
+    bool v6 = ip.find(':') != std::string::npos;
+    int rc = v6 ? uv_ip6_addr(ip.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr))
+                : uv_ip4_addr(ip.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr));
+    if (rc != 0) throw std::runtime_error("BlackholeListener: bad address " + ip);
+    socklen_t len = v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    listen_fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (listen_fd_ < 0) throw_errno("socket");
-    sockaddr_in addr = loopback(0);
-    if (::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    if (::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
       throw_errno("bind");
     }
     if (::listen(listen_fd_, 0) != 0) throw_errno("listen");
-    socklen_t len = sizeof(addr);
     if (::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
       throw_errno("getsockname");
     }
-    port_ = ntohs(addr.sin_port);
+    port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                     : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
 
     // Connect until one connection no longer completes: the accept queue is then full and the
     // kernel drops further SYNs. Keep every filler socket open for the listener's lifetime.
-    sockaddr_in target = loopback(port_);
     for (int i = 0; i < kMaxFillers; ++i) {
-      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (fd < 0) throw_errno("socket");
       fillers_.push_back(fd);
-      if (::connect(fd, reinterpret_cast<const sockaddr*>(&target), sizeof(target)) == 0) continue;
+      if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) == 0) continue;
       if (errno != EINPROGRESS) throw_errno("connect");
       pollfd pfd{fd, POLLOUT, 0};
       int ready = ::poll(&pfd, 1, kFillerConnectWaitMs);

@@ -198,6 +198,8 @@ std::string_view reason_phrase(int status);
 class BlackholeListener {
  public:
   BlackholeListener();
+  /// On `ip` ("127.0.0.1", "::1") and `port` (0: any).
+  BlackholeListener(const std::string& ip, uint16_t port);
   ~BlackholeListener();
   BlackholeListener(const BlackholeListener&) = delete;
   BlackholeListener& operator=(const BlackholeListener&) = delete;
