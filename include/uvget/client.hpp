@@ -26,6 +26,10 @@ struct ClientStats {
   std::uint64_t body_bytes = 0;
   std::uint64_t tls_full_handshakes = 0;
   std::uint64_t tls_resumed_handshakes = 0;
+  /// Certificate chains verified, and chains found already verified (the same chain from
+  /// another host or connection: only its dates and name were checked).
+  std::uint64_t tls_chains_verified = 0;
+  std::uint64_t tls_chain_cache_hits = 0;
   std::size_t active = 0;  // transfers on a connection now
   std::size_t queued = 0;  // transfers waiting for a connection
   std::size_t open_connections = 0;

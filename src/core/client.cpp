@@ -362,6 +362,10 @@ ClientStats Client::Impl::stats() const {
   ClientStats s = stats_;
   s.dns_lookups = resolver_.stats().lookups;
   s.dns_cache_hits = resolver_.stats().cache_hits;
+  if (tls_) {
+    s.tls_chains_verified = tls_->chains_verified();
+    s.tls_chain_cache_hits = tls_->chain_cache_hits();
+  }
   s.queued = queued_;
   s.active = transfers_.size() - queued_;
   s.open_connections = conns_.size();

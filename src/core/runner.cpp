@@ -34,6 +34,8 @@ void add_stats(ClientStats& sum, const ClientStats& s) {
   sum.dns_lookups += s.dns_lookups;
   sum.dns_cache_hits += s.dns_cache_hits;
   sum.connect_attempts += s.connect_attempts;
+  sum.tls_chains_verified += s.tls_chains_verified;
+  sum.tls_chain_cache_hits += s.tls_chain_cache_hits;
   sum.transfers_done += s.transfers_done;
   sum.transfers_failed += s.transfers_failed;
   sum.body_bytes += s.body_bytes;

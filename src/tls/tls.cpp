@@ -5,12 +5,15 @@
 #include <mbedtls/chachapoly.h>
 #include <mbedtls/error.h>
 #include <mbedtls/gcm.h>
+#include <mbedtls/oid.h>
 #include <mbedtls/pem.h>
+#include <mbedtls/sha256.h>
 #include <mbedtls/ssl_ciphersuites.h>
 #include <mbedtls/ssl_internal.h>
 #include <uv.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +22,7 @@
 #include <mutex>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <vector>
 
 namespace uvget {
@@ -308,9 +312,10 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsSettings& settin
   mbedtls_ssl_conf_ciphersuites(&c->conf_, ciphers.data());
   static const std::vector<mbedtls_ecp_group_id> curves = curve_order();
   mbedtls_ssl_conf_curves(&c->conf_, curves.data());
-  // OPTIONAL: the handshake completes and check_peer() decides, so every failure is reported
-  // in words and IP addresses are checked too. Nothing is sent before check_peer() passes.
-  mbedtls_ssl_conf_authmode(&c->conf_, MBEDTLS_SSL_VERIFY_OPTIONAL);
+  // mbedTLS parses the chain but does not verify it: handshake() does, through verify_chain()
+  // and its cache, and check_peer() reports every failure in words. Nothing is sent before
+  // check_peer() passes.
+  mbedtls_ssl_conf_authmode(&c->conf_, MBEDTLS_SSL_VERIFY_NONE);
   if (c->verify_ && settings.ca_file.empty()) {
     c->ca_later_ = true;  // see ensure_ca()
     // OpenSSL's variable for another system bundle (containers, company CAs); read here, on the
@@ -326,8 +331,115 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsSettings& settin
       mbedtls_ssl_conf_ca_chain(&c->conf_, c->ca_.get(), nullptr);
     }
   }
-  if (!c->verify_) mbedtls_ssl_conf_authmode(&c->conf_, MBEDTLS_SSL_VERIFY_NONE);
   return c;
+}
+
+namespace {
+
+bool time_before(const mbedtls_x509_time& a, const mbedtls_x509_time& b) {
+  auto key = [](const mbedtls_x509_time& t) {
+    return std::tuple(t.year, t.mon, t.day, t.hour, t.min, t.sec);
+  };
+  return key(a) < key(b);
+}
+
+bool iequal(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// RFC 6125: a DNS name from a certificate matches `host` exactly (without case), or as
+// "*.rest" when host is one more label in front of "rest".
+bool name_matches(std::string_view pattern, std::string_view host) {
+  if (iequal(pattern, host)) return true;
+  if (!pattern.starts_with("*.")) return false;
+  auto dot = host.find('.');
+  return dot != std::string_view::npos && dot > 0 && iequal(pattern.substr(1), host.substr(dot));
+}
+
+// The leaf names `host`: its subjectAltName dNSNames when it has any, else its CN; an IP host
+// against its iPAddress names (`ip` of `ip_len` bytes), never a CN.
+bool leaf_names_host(const mbedtls_x509_crt* leaf, const std::string& host, const unsigned char* ip,
+                     std::size_t ip_len) {
+  bool any_dns = false;
+  for (const mbedtls_x509_sequence* s = &leaf->subject_alt_names; s && s->buf.p; s = s->next) {
+    std::string_view v(reinterpret_cast<const char*>(s->buf.p), s->buf.len);
+    if (s->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 2)) {
+      any_dns = true;
+      if (!ip_len && name_matches(v, host)) return true;
+    } else if (s->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && ip_len &&
+               s->buf.len == ip_len && std::memcmp(s->buf.p, ip, ip_len) == 0) {
+      return true;
+    }
+  }
+  if (any_dns || ip_len) return false;
+  for (const mbedtls_x509_name* n = &leaf->subject; n; n = n->next)
+    if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0 &&
+        name_matches(std::string_view(reinterpret_cast<const char*>(n->val.p), n->val.len), host))
+      return true;
+  return false;
+}
+
+}  // namespace
+
+std::uint32_t TlsContext::verify_chain(const mbedtls_x509_crt* chain, const std::string& host) {
+  if (!chain || !chain->raw.p) return MBEDTLS_X509_BADCERT_MISSING;
+  // The exact bytes presented, each certificate length-prefixed.
+  mbedtls_sha256_context sha;
+  mbedtls_sha256_init(&sha);
+  mbedtls_sha256_starts_ret(&sha, 0);
+  for (const mbedtls_x509_crt* c = chain; c && c->raw.p; c = c->next) {
+    auto len = static_cast<std::uint32_t>(c->raw.len);
+    mbedtls_sha256_update_ret(&sha, reinterpret_cast<const unsigned char*>(&len), sizeof len);
+    mbedtls_sha256_update_ret(&sha, c->raw.p, c->raw.len);
+  }
+  std::string key(32, '\0');
+  mbedtls_sha256_finish_ret(&sha, reinterpret_cast<unsigned char*>(key.data()));
+  mbedtls_sha256_free(&sha);
+
+  std::uint32_t flags = 0;
+  Validity valid{};
+  bool cached = false;
+  {
+    std::lock_guard lock(chains_mutex_);
+    if (auto it = chains_.find(key); it != chains_.end()) {
+      valid = it->second;
+      cached = true;
+    }
+  }
+  if (cached) {
+    ++chain_hits_;
+    if (mbedtls_x509_time_is_past(&valid.to)) flags |= MBEDTLS_X509_BADCERT_EXPIRED;
+    if (mbedtls_x509_time_is_future(&valid.from)) flags |= MBEDTLS_X509_BADCERT_FUTURE;
+  } else {
+    ++chains_verified_;
+    // The name is checked below, for DNS names and IP addresses alike.
+    mbedtls_x509_crt_verify_with_profile(const_cast<mbedtls_x509_crt*>(chain), ca_.get(), nullptr,
+                                         &mbedtls_x509_crt_profile_default, nullptr, &flags,
+                                         nullptr, nullptr);
+    if (flags == 0) {
+      valid = {chain->valid_from, chain->valid_to};
+      for (const mbedtls_x509_crt* c = chain->next; c && c->raw.p; c = c->next) {
+        if (time_before(valid.from, c->valid_from)) valid.from = c->valid_from;
+        if (time_before(c->valid_to, valid.to)) valid.to = c->valid_to;
+      }
+      std::lock_guard lock(chains_mutex_);
+      if (chains_.size() >= kMaxChains) {  // the oldest half goes
+        for (std::size_t i = 0; i < chain_order_.size() / 2; ++i) chains_.erase(chain_order_[i]);
+        chain_order_.erase(
+            chain_order_.begin(),
+            chain_order_.begin() + static_cast<std::ptrdiff_t>(chain_order_.size() / 2));
+      }
+      if (chains_.emplace(key, valid).second) chain_order_.push_back(key);
+    }
+  }
+  unsigned char ip[16];
+  std::size_t ip_len = 0;
+  if (!ip_bytes(host, ip, ip_len)) ip_len = 0;
+  if (!leaf_names_host(chain, host, ip, ip_len)) flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+  return flags;
 }
 
 Error TlsContext::ensure_ca() {
@@ -476,33 +588,21 @@ TlsSession::Step TlsSession::handshake() {
   int rc = mbedtls_ssl_handshake(&ssl_);
   // mbedTLS frees the handshake state when it completes, so look while it is there.
   if (ssl_.handshake && ssl_.handshake->resume) resumed_ = true;
-  if (rc == 0) return Step::done;
+  if (rc == 0) {
+    // A resumed session's chain was verified when it was first made, for this origin.
+    if (ctx_.verify() && !resumed_)
+      verify_flags_ = ctx_.verify_chain(mbedtls_ssl_get_peer_cert(&ssl_), host_);
+    return Step::done;
+  }
   if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return Step::want_io;
   fail(rc, "handshake");
   return Step::failed;
 }
 
 Error TlsSession::check_peer() const {
-  if (!ctx_.verify()) return {};
-  std::uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
-  if (host_is_ip_) {
-    flags &= ~static_cast<std::uint32_t>(MBEDTLS_X509_BADCERT_CN_MISMATCH);
-    const mbedtls_x509_crt* peer = mbedtls_ssl_get_peer_cert(&ssl_);
-    unsigned char ip[16];
-    std::size_t len = 0;
-    ip_bytes(host_, ip, len);
-    bool match = false;
-    for (const mbedtls_x509_sequence* s = peer ? &peer->subject_alt_names : nullptr; s && s->buf.p;
-         s = s->next) {
-      if (s->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && s->buf.len == len &&
-          std::memcmp(s->buf.p, ip, len) == 0)
-        match = true;
-    }
-    if (!match) flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
-  }
-  if (flags == 0) return {};
-  std::string words = describe_verify_flags(flags);
-  if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) words += " '" + host_ + "'";
+  if (!ctx_.verify() || verify_flags_ == 0) return {};
+  std::string words = describe_verify_flags(verify_flags_);
+  if (verify_flags_ & MBEDTLS_X509_BADCERT_CN_MISMATCH) words += " '" + host_ + "'";
   return Error(Errc::tls_verify, "TLS certificate check failed: " + words);
 }
 

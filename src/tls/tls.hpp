@@ -9,6 +9,7 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -54,6 +55,15 @@ class TlsContext {
   void leader_done(const std::string& origin);
   void cancel_wait(const std::string& origin, std::uint64_t token);
 
+  /// Verifies the chain a server presented (the leaf first) for `host` against the trust store:
+  /// mbedTLS's flags, 0 when trusted. A chain verified once (the same DER, byte for byte) is not
+  /// verified again: its signatures are taken from a bounded cache, while its dates and the
+  /// host name are checked every time, so hosts sharing a certificate (wildcards, CDNs) cost
+  /// one chain verification. Thread-safe (handshakes run on the threadpool).
+  std::uint32_t verify_chain(const mbedtls_x509_crt* chain, const std::string& host);
+  std::uint64_t chains_verified() const noexcept { return chains_verified_.load(); }
+  std::uint64_t chain_cache_hits() const noexcept { return chain_hits_.load(); }
+
  private:
   TlsContext() = default;
   struct Waiter {
@@ -64,6 +74,9 @@ class TlsContext {
     std::unique_ptr<mbedtls_ssl_session, void (*)(mbedtls_ssl_session*)> session{nullptr, nullptr};
     bool leading = false;
     std::vector<Waiter> waiters;
+  };
+  struct Validity {  // of a verified chain: every certificate in it is valid from..to
+    mbedtls_x509_time from, to;
   };
 
   mbedtls_entropy_context entropy_;
@@ -77,6 +90,11 @@ class TlsContext {
   bool verify_ = true;
   bool initialised_ = false;
   std::unordered_map<std::string, OriginState> origins_;
+  static constexpr std::size_t kMaxChains = 4096;
+  std::mutex chains_mutex_;
+  std::unordered_map<std::string, Validity> chains_;  // SHA-256 of the chain's DER -> dates
+  std::vector<std::string> chain_order_;              // insertion order, for eviction
+  std::atomic<std::uint64_t> chains_verified_{0}, chain_hits_{0};
 };
 
 class TlsSession {
@@ -94,7 +112,8 @@ class TlsSession {
   /// only this session (and the context's thread-safe DRBG and read-only configuration), so it
   /// may run on a threadpool thread while the loop leaves the session alone.
   Step handshake();
-  /// After the handshake: the certificate is trusted and names `host` (DNS names and IPs).
+  /// After the handshake: the certificate is trusted and names `host` (DNS names and IPs). The
+  /// chain was verified by handshake() itself, on its thread: this only reads the verdict.
   Error check_peer() const;
   bool resumed() const noexcept { return resumed_; }
   const mbedtls_ssl_context* ssl() const noexcept { return &ssl_; }
@@ -142,6 +161,7 @@ class TlsSession {
   std::size_t view_pos_ = 0;
   std::string out_;  // ciphertext to send
   bool resumed_ = false;
+  std::uint32_t verify_flags_ = 0;  // verify_chain()'s verdict, set when the handshake ends
   Error error_;
 };
 

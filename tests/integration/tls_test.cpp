@@ -3,7 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
 
 #include "support/certs.hpp"
 #include "support/command.hpp"
@@ -231,6 +239,140 @@ TEST_F(TlsTest, SessionsAreResumedAcrossConnections) {
   EXPECT_EQ(st.tls_resumed_handshakes, 7u);
   EXPECT_EQ(server.tls_handshakes(), 8);
   EXPECT_EQ(server.tls_resumed_handshakes(), 7);
+}
+
+// ---- The verified-chain cache ---------------------------------------------------------------
+
+// A leaf for "localhost" signed by the test CA, valid from an hour ago until `seconds` from now:
+// PEM files in `dir` (mbedTLS writes it; openssl's CLI cannot end a certificate within seconds).
+TlsServerFiles short_lived_leaf(const TestCerts& c, const std::string& dir, int seconds) {
+  mbedtls_entropy_context entropy;
+  mbedtls_ctr_drbg_context drbg;
+  mbedtls_entropy_init(&entropy);
+  mbedtls_ctr_drbg_init(&drbg);
+  mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, nullptr, 0);
+  mbedtls_pk_context ca_key, key;
+  mbedtls_x509_crt ca;
+  mbedtls_pk_init(&ca_key);
+  mbedtls_pk_init(&key);
+  mbedtls_x509_crt_init(&ca);
+  EXPECT_EQ(mbedtls_pk_parse_keyfile(&ca_key, c.ca_key.c_str(), nullptr), 0);
+  EXPECT_EQ(mbedtls_x509_crt_parse_file(&ca, c.ca_cert.c_str()), 0);
+  mbedtls_pk_setup(&key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+  mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(key), mbedtls_ctr_drbg_random, &drbg);
+  auto stamp = [](std::time_t t) {
+    char buf[16];
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    std::strftime(buf, sizeof buf, "%Y%m%d%H%M%S", &tm);
+    return std::string(buf);
+  };
+  std::time_t now = std::time(nullptr);
+  mbedtls_x509write_cert w;
+  mbedtls_x509write_crt_init(&w);
+  mbedtls_x509write_crt_set_version(&w, MBEDTLS_X509_CRT_VERSION_3);
+  mbedtls_x509write_crt_set_md_alg(&w, MBEDTLS_MD_SHA256);
+  mbedtls_x509write_crt_set_subject_key(&w, &key);
+  mbedtls_x509write_crt_set_issuer_key(&w, &ca_key);
+  mbedtls_x509write_crt_set_subject_name(&w, "CN=localhost");
+  char issuer[256];
+  mbedtls_x509_dn_gets(issuer, sizeof issuer, &ca.subject);
+  mbedtls_x509write_crt_set_issuer_name(&w, issuer);
+  mbedtls_mpi serial;
+  mbedtls_mpi_init(&serial);
+  mbedtls_mpi_lset(&serial, static_cast<mbedtls_mpi_sint>(now));
+  mbedtls_x509write_crt_set_serial(&w, &serial);
+  mbedtls_x509write_crt_set_validity(&w, stamp(now - 3600).c_str(), stamp(now + seconds).c_str());
+  mbedtls_x509write_crt_set_basic_constraints(&w, 0, -1);
+  // subjectAltName: SEQUENCE { [2] "localhost" }
+  const unsigned char san[] = {0x30, 0x0b, 0x82, 0x09, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't'};
+  mbedtls_x509write_crt_set_extension(&w, MBEDTLS_OID_SUBJECT_ALT_NAME,
+                                      MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, san,
+                                      sizeof san);
+  unsigned char pem[4096];
+  EXPECT_EQ(mbedtls_x509write_crt_pem(&w, pem, sizeof pem, mbedtls_ctr_drbg_random, &drbg), 0);
+  TlsServerFiles files{dir + "/short.crt", dir + "/short.key"};
+  { std::ofstream(files.cert) << reinterpret_cast<const char*>(pem); }
+  EXPECT_EQ(mbedtls_pk_write_key_pem(&key, pem, sizeof pem), 0);
+  { std::ofstream(files.key) << reinterpret_cast<const char*>(pem); }
+  mbedtls_mpi_free(&serial);
+  mbedtls_x509write_crt_free(&w);
+  mbedtls_x509_crt_free(&ca);
+  mbedtls_pk_free(&key);
+  mbedtls_pk_free(&ca_key);
+  mbedtls_ctr_drbg_free(&drbg);
+  mbedtls_entropy_free(&entropy);
+  return files;
+}
+
+// Hosts that present the same chain cost one chain verification; the host name is still checked
+// on every connection.
+TEST_F(TlsTest, OneChainServingSeveralHostsIsVerifiedOnceAndNamesAreStillChecked) {
+  TestServer server(echo(), TlsServerFiles{certs().good_cert, certs().good_key});
+  ClientOptions o = trusting();
+  // Three origins on one server (no session crosses origins): two the leaf names, one not.
+  o.resolve_overrides = {{"other.test", {"127.0.0.1"}}};
+  client(o);
+  std::string port = std::to_string(server.port());
+  auto a = fetch("https://localhost:" + port + "/a");
+  run();
+  auto b = fetch("https://127.0.0.1:" + port + "/b");
+  auto c = fetch("https://other.test:" + port + "/c");
+  run();
+  ASSERT_TRUE(a->result.ok()) << a->result.error.message();
+  ASSERT_TRUE(b->result.ok()) << b->result.error.message();
+  EXPECT_EQ(c->result.error.code, Errc::tls_verify) << c->result.error.message();
+  EXPECT_NE(c->result.error.message().find("does not match the host 'other.test'"),
+            std::string::npos)
+      << c->result.error.message();
+  auto st = client().stats();
+  EXPECT_EQ(st.tls_full_handshakes, 2u);
+  EXPECT_EQ(st.tls_chains_verified, 1u);
+  EXPECT_EQ(st.tls_chain_cache_hits, 2u);
+}
+
+// A different chain is verified on its own, and a chain that failed is never taken as verified.
+TEST_F(TlsTest, AChangedChainIsVerifiedAgainAndAFailedOneIsNeverCached) {
+  TestServer good(echo(), TlsServerFiles{certs().good_cert, certs().good_key});
+  TestServer self(echo(), TlsServerFiles{certs().self_signed_cert, certs().self_signed_key});
+  client(trusting());
+  auto a = fetch(good.localhost_url("/a"));
+  auto s1 = fetch(self.localhost_url("/s1"));
+  run();
+  auto s2 = fetch(self.url("/s2"));  // another origin, the same untrusted chain
+  run();
+  ASSERT_TRUE(a->result.ok()) << a->result.error.message();
+  for (auto& s : {s1, s2}) {
+    EXPECT_EQ(s->result.error.code, Errc::tls_verify) << s->result.error.message();
+    EXPECT_NE(s->result.error.message().find("not trusted"), std::string::npos);
+  }
+  auto st = client().stats();
+  EXPECT_EQ(st.tls_chains_verified, 3u);
+  EXPECT_EQ(st.tls_chain_cache_hits, 0u);
+}
+
+// The dates are checked on every connection: a chain verified while valid fails once it has
+// expired, although its signatures are cached.
+TEST_F(TlsTest, AnExpiredCertificateFailsEvenWhenItsChainIsCached) {
+  std::string dir = make_temp_dir("uvget-short-leaf");
+  TlsServerFiles leaf = short_lived_leaf(certs(), dir, 2);
+  TestServer server(echo(), leaf), twin(echo(), leaf);
+  client(trusting());
+  auto first = fetch(server.localhost_url("/first"));
+  run();
+  ASSERT_TRUE(first->result.ok()) << first->result.error.message();
+  run_for(3500);  // past its end
+  // Another origin (no session to resume) presenting the same chain for the same name.
+  auto later = fetch(twin.localhost_url("/later"));
+  run();
+  EXPECT_EQ(later->result.error.code, Errc::tls_verify) << later->result.error.message();
+  EXPECT_TRUE(later->result.error.message().ends_with(
+      "/later: TLS certificate check failed: certificate expired"))
+      << later->result.error.message();
+  auto st = client().stats();
+  EXPECT_EQ(st.tls_chains_verified, 1u);
+  EXPECT_EQ(st.tls_chain_cache_hits, 1u);
+  remove_tree(dir);
 }
 
 TEST_F(TlsTest, CloseNotifyEndsACloseDelimitedBody) {
