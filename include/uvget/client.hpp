@@ -30,8 +30,10 @@ struct ClientStats {
   /// another host or connection: only its dates and name were checked).
   std::uint64_t tls_chains_verified = 0;
   std::uint64_t tls_chain_cache_hits = 0;
-  std::size_t active = 0;  // transfers on a connection now
-  std::size_t queued = 0;  // transfers waiting for a connection
+  std::size_t tls_sessions_kept = 0;  // origins with a TLS session kept for resumption now
+  std::size_t origins_tracked = 0;    // origins the client holds any state for now
+  std::size_t active = 0;             // transfers on a connection now
+  std::size_t queued = 0;             // transfers waiting for a connection
   std::size_t open_connections = 0;
 };
 

@@ -65,6 +65,8 @@ struct ClientOptions {
   /// SSL_CERT_FILE environment variable names when set (read by Client::create), else the system
   /// bundle.
   std::string ca_file;
+  /// Origins whose TLS session is kept for resumption (least recently used go first).
+  std::size_t tls_session_cache = 1024;
   /// Follow a redirect from https to plain http. Off: such a redirect is an error, because a
   /// secure download must not silently become a plain one.
   bool allow_https_downgrade = false;

@@ -47,7 +47,8 @@ Result<std::unique_ptr<Client>> Client::create(uv_loop_s* loop, ClientOptions op
   }
   // A CA file named here is parsed now, once per process (later clients share it); the system
   // bundle at the first handshake that needs it, on the threadpool (TlsContext::ensure_ca).
-  auto tls = TlsContext::create(TlsSettings{options.tls_verify, options.ca_file});
+  auto tls = TlsContext::create(
+      TlsSettings{options.tls_verify, options.ca_file, options.tls_session_cache});
   // A CA file that was asked for and cannot be used is an error now; without one, a missing
   // system bundle fails only the https downloads.
   if (!tls && !options.ca_file.empty()) return tls.error();
@@ -365,10 +366,12 @@ ClientStats Client::Impl::stats() const {
   if (tls_) {
     s.tls_chains_verified = tls_->chains_verified();
     s.tls_chain_cache_hits = tls_->chain_cache_hits();
+    s.tls_sessions_kept = tls_->sessions_kept();
   }
   s.queued = queued_;
   s.active = transfers_.size() - queued_;
   s.open_connections = conns_.size();
+  s.origins_tracked = origins_.size() + (tls_ ? tls_->origins_tracked() : 0);
   return s;
 }
 

@@ -36,6 +36,8 @@ void add_stats(ClientStats& sum, const ClientStats& s) {
   sum.connect_attempts += s.connect_attempts;
   sum.tls_chains_verified += s.tls_chains_verified;
   sum.tls_chain_cache_hits += s.tls_chain_cache_hits;
+  sum.tls_sessions_kept += s.tls_sessions_kept;
+  sum.origins_tracked += s.origins_tracked;
   sum.transfers_done += s.transfers_done;
   sum.transfers_failed += s.transfers_failed;
   sum.body_bytes += s.body_bytes;

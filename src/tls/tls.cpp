@@ -290,6 +290,7 @@ std::string describe_verify_flags(std::uint32_t flags) {
 Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsSettings& settings) {
   std::unique_ptr<TlsContext> c(new TlsContext);
   c->verify_ = settings.verify;
+  c->max_sessions_ = std::max<std::size_t>(1, settings.max_sessions);
   mbedtls_entropy_init(&c->entropy_);
   mbedtls_ctr_drbg_init(&c->drbg_);
   mbedtls_ssl_config_init(&c->conf_);
@@ -478,14 +479,27 @@ void TlsContext::save_session(const std::string& origin, const mbedtls_ssl_conte
     delete s;
     return;
   }
-  origins_[origin].session = {s, [](mbedtls_ssl_session* p) {
-                                mbedtls_ssl_session_free(p);
-                                delete p;
-                              }};
+  OriginState& st = origins_[origin];
+  if (st.session) session_lru_.erase(st.lru);
+  st.session = {s, [](mbedtls_ssl_session* p) {
+                  mbedtls_ssl_session_free(p);
+                  delete p;
+                }};
+  session_lru_.push_front(origin);
+  st.lru = session_lru_.begin();
+  if (session_lru_.size() > max_sessions_) forget_session(session_lru_.back());
 }
 
 void TlsContext::forget_session(const std::string& origin) {
-  if (auto it = origins_.find(origin); it != origins_.end()) it->second.session.reset();
+  auto it = origins_.find(origin);
+  if (it == origins_.end() || !it->second.session) return;
+  session_lru_.erase(it->second.lru);
+  it->second.session.reset();
+  drop_if_unused(it);
+}
+
+void TlsContext::drop_if_unused(std::unordered_map<std::string, OriginState>::iterator it) {
+  if (!it->second.session && !it->second.leading && it->second.waiters.empty()) origins_.erase(it);
 }
 
 bool TlsContext::wait_for_leader(const std::string& origin, std::uint64_t token,
@@ -506,13 +520,16 @@ void TlsContext::leader_done(const std::string& origin) {
   it->second.leading = false;
   auto waiters = std::move(it->second.waiters);
   it->second.waiters.clear();
+  if (waiters.empty()) return drop_if_unused(it);
   for (auto& w : waiters) w.go();  // each may lead or wait again: state is consistent here
+  if (auto again = origins_.find(origin); again != origins_.end()) drop_if_unused(again);
 }
 
 void TlsContext::cancel_wait(const std::string& origin, std::uint64_t token) {
   auto it = origins_.find(origin);
   if (it == origins_.end()) return;
   std::erase_if(it->second.waiters, [token](const Waiter& w) { return w.token == token; });
+  drop_if_unused(it);
 }
 
 // ---- TlsSession ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,7 +25,8 @@ namespace uvget {
 
 struct TlsSettings {
   bool verify = true;
-  std::string ca_file;  // empty: the system bundle
+  std::string ca_file;              // empty: the system bundle
+  std::size_t max_sessions = 1024;  // origins whose session is kept for resumption
 };
 
 class TlsContext {
@@ -63,6 +65,8 @@ class TlsContext {
   std::uint32_t verify_chain(const mbedtls_x509_crt* chain, const std::string& host);
   std::uint64_t chains_verified() const noexcept { return chains_verified_.load(); }
   std::uint64_t chain_cache_hits() const noexcept { return chain_hits_.load(); }
+  std::size_t sessions_kept() const noexcept { return session_lru_.size(); }
+  std::size_t origins_tracked() const noexcept { return origins_.size(); }
 
  private:
   TlsContext() = default;
@@ -74,7 +78,9 @@ class TlsContext {
     std::unique_ptr<mbedtls_ssl_session, void (*)(mbedtls_ssl_session*)> session{nullptr, nullptr};
     bool leading = false;
     std::vector<Waiter> waiters;
+    std::list<std::string>::iterator lru;  // valid while session is set
   };
+  void drop_if_unused(std::unordered_map<std::string, OriginState>::iterator it);
   struct Validity {  // of a verified chain: every certificate in it is valid from..to
     mbedtls_x509_time from, to;
   };
@@ -89,7 +95,11 @@ class TlsContext {
   Error ca_error_;  // why ensure_ca() could not load it
   bool verify_ = true;
   bool initialised_ = false;
-  std::unordered_map<std::string, OriginState> origins_;
+  // Sessions of at most max_sessions_ origins are kept (the least recently saved go first): a
+  // crawl of 100,000 hosts must not keep 100,000 sessions, each with its peer's certificate.
+  std::size_t max_sessions_ = 1024;
+  std::unordered_map<std::string, OriginState> origins_;  // only origins with something in it
+  std::list<std::string> session_lru_;                    // origins with a session, newest first
   static constexpr std::size_t kMaxChains = 4096;
   std::mutex chains_mutex_;
   std::unordered_map<std::string, Validity> chains_;  // SHA-256 of the chain's DER -> dates
