@@ -40,3 +40,9 @@ printf '\n### Memory against the length of the list\n\nCommand: `bench/memory.sh
 printf '\n### Embedding latency (HTTP, then HTTPS)\n\nCommand: `bench/embed_latency.sh`, `PROTO=https bench/embed_latency.sh`\n\n'
 "$root/bench/embed_latency.sh" "$build"
 PROTO=https "$root/bench/embed_latency.sh" "$build"
+printf '\n### Crawl: 2,000 distinct hosts, DNS answers after 0 and 30 ms\n\nCommand: `bench/crawl.sh`\n\n'
+if [ -x "$build/tests/dns_test_server" ]; then  # the DNS server is built with -Dtests=true
+  "$root/bench/crawl.sh" "$build"
+else
+  echo "(skipped: $build has no tests/dns_test_server; configure it with -Dtests=true)"
+fi

@@ -92,3 +92,33 @@ draw_chart() {
   gnuplot -e "datafile='$1'; outfile='$2'; ttl='$3'; ceiling=${4:-0}; ceiling_mbs=${5:-0}" \
     "$bench_dir/chart.gp"
 }
+
+# The project's DNS server (tests/dns_test_server, built with -Dtests=true) in the background on
+# core 0 (env DNS_PIN: the taskset prefix). $1 the build directory, then its options, e.g.
+# --bind 127.0.0.1 --port 53 --zone crawl.test --delay-ms 30 --ttl 300. Waits for its "ready PORT"
+# line and sets $dns_pid and $dns_port; stop_dns_server prints its "N answered, M queries" line.
+start_dns_server() {
+  local b=$1 i
+  shift
+  : > "$work/dns.out"
+  ${DNS_PIN-taskset -c 0} "$b/tests/dns_test_server" "$@" > "$work/dns.out" 2> "$work/dns.err" &
+  dns_pid=$!
+  for i in $(seq 1 100); do
+    grep -q '^ready ' "$work/dns.out" && break
+    kill -0 "$dns_pid" 2>/dev/null || { echo "dns_test_server died: $(cat "$work/dns.err")" >&2; return 1; }
+    sleep 0.05
+  done
+  dns_port=$(awk '/^ready / {print $2}' "$work/dns.out")
+  [ -n "$dns_port" ] || { echo "dns_test_server not ready" >&2; return 1; }
+}
+
+stop_dns_server() {  # prints e.g. "dns_test_server: 4000 answered, 4000 queries"
+  [ -n "${dns_pid:-}" ] || return 0
+  kill -TERM "$dns_pid" 2>/dev/null || true
+  wait "$dns_pid" 2>/dev/null || true
+  dns_pid=""
+  grep '^dns_test_server:' "$work/dns.err" || true
+}
+
+# Files per second, CPU seconds and so on: $1 count, $2 seconds (awk, no Python start-up).
+per_second() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f", (s > 0 ? n / s : 0) }'; }
