@@ -461,7 +461,7 @@ class App {
   // A message on stderr; the live status area is wiped first and redrawn on the next tick.
   void say(const std::string& msg) {
     clear_bar();
-    std::fprintf(stderr, "uvget: %s\n", msg.c_str());
+    std::fprintf(stderr, "uvget: %s\n", cli::mask_credentials(msg).c_str());
   }
 
   void clear_bar() {
@@ -484,8 +484,8 @@ class App {
     std::string line = std::to_string(done_) + "/" + (total_known ? std::to_string(total) : "?") +
                        " files, " + cli::human_bytes(static_cast<double>(bytes_)) + ", " +
                        cli::human_bytes(rate) + "/s, ETA " + eta + ", " +
-                       std::to_string(client_->stats().open_connections) + " connections, " +
-                       std::to_string(failed_) + " errors";
+                       cli::count_of(client_->stats().open_connections, "connection") + ", " +
+                       cli::count_of(failed_, "error");
     if (mode_ == Progress::bar) {
       std::fprintf(stderr, "\r\x1b[2Kuvget: %s", line.c_str());
       bar_drawn_ = true;
@@ -529,22 +529,27 @@ class App {
     clear_bar();
     double secs = static_cast<double>(uv_hrtime() - start_ns_) / 1e9;
     if (secs <= 0) secs = 1e-9;
-    std::fprintf(
-        stderr,
-        "uvget: %llu files ok, %llu failed, %llu bytes in %.3f s (%.1f files/s, %.2f MB/s)%s\n",
-        static_cast<unsigned long long>(ok_), static_cast<unsigned long long>(failed_),
-        static_cast<unsigned long long>(bytes_), secs, static_cast<double>(ok_) / secs,
-        static_cast<double>(bytes_) / secs / 1e6, interrupted_ ? " (interrupted)" : "");
+    std::fprintf(stderr, "uvget: %s ok, %llu failed, %s in %.3f s (%.1f files/s, %.2f MB/s)%s\n",
+                 cli::count_of(ok_, "file").c_str(), static_cast<unsigned long long>(failed_),
+                 cli::count_of(bytes_, "byte").c_str(), secs, static_cast<double>(ok_) / secs,
+                 static_cast<double>(bytes_) / secs / 1e6, interrupted_ ? " (interrupted)" : "");
     if (s_.verbose)
       std::fprintf(stderr,
                    "uvget: %d loop%s, %llu connections, %llu of %llu requests on reused "
-                   "connections, TLS handshakes: %llu full, %llu resumed\n",
+                   "connections, TLS handshakes: %llu full, %llu resumed, certificate chains: "
+                   "%llu verified, %llu already verified; DNS: %llu lookups, %llu answered "
+                   "from the cache; %llu connect attempts\n",
                    loops_, loops_ == 1 ? "" : "s",
                    static_cast<unsigned long long>(stats_.connections_opened),
                    static_cast<unsigned long long>(stats_.requests_reused),
                    static_cast<unsigned long long>(stats_.requests_sent),
                    static_cast<unsigned long long>(stats_.tls_full_handshakes),
-                   static_cast<unsigned long long>(stats_.tls_resumed_handshakes));
+                   static_cast<unsigned long long>(stats_.tls_resumed_handshakes),
+                   static_cast<unsigned long long>(stats_.tls_chains_verified),
+                   static_cast<unsigned long long>(stats_.tls_chain_cache_hits),
+                   static_cast<unsigned long long>(stats_.dns_lookups),
+                   static_cast<unsigned long long>(stats_.dns_cache_hits),
+                   static_cast<unsigned long long>(stats_.connect_attempts));
   }
 
   int exit_code() const {

@@ -71,19 +71,51 @@ std::string json_string(std::string_view s) {
   return out;
 }
 
+std::string mask_credentials(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t at = 0;;) {
+    std::size_t scheme = text.find("://", at);
+    if (scheme == std::string_view::npos) {
+      out.append(text.substr(at));
+      return out;
+    }
+    std::size_t start = scheme + 3;
+    out.append(text.substr(at, start - at));
+    // The authority ends at the first of these; userinfo is what comes before its last '@'.
+    std::size_t end = text.find_first_of("/?#\" \t\r\n'<>", start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view authority = text.substr(start, end - start);
+    std::size_t atsign = authority.rfind('@');
+    std::size_t colon = atsign == std::string_view::npos ? atsign : authority.find(':');
+    if (colon != std::string_view::npos && colon < atsign) {
+      out.append(authority.substr(0, colon + 1));
+      out.append("***");
+      out.append(authority.substr(atsign));
+    } else {
+      out.append(authority);
+    }
+    at = end;
+  }
+}
+
 std::string json_record(const TransferResult& r, std::string_view path) {
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.6f", r.seconds);
-  std::string out = "{\"url\":" + json_string(r.url) +
-                    ",\"final_url\":" + (r.final_url.empty() ? "null" : json_string(r.final_url)) +
-                    ",\"path\":" + (path.empty() ? "null" : json_string(path)) +
-                    ",\"status\":" + std::to_string(r.status) +
-                    ",\"bytes\":" + std::to_string(r.bytes) +
-                    ",\"resumed_from\":" + std::to_string(r.resumed_from) + ",\"seconds\":" + secs +
-                    ",\"attempts\":" + std::to_string(r.attempts) +
-                    ",\"redirects\":" + std::to_string(r.redirects) +
-                    ",\"error\":" + (r.ok() ? "null" : json_string(r.error.message())) + "}";
+  std::string out =
+      "{\"url\":" + json_string(mask_credentials(r.url)) + ",\"final_url\":" +
+      (r.final_url.empty() ? "null" : json_string(mask_credentials(r.final_url))) +
+      ",\"path\":" + (path.empty() ? "null" : json_string(path)) +
+      ",\"status\":" + std::to_string(r.status) + ",\"bytes\":" + std::to_string(r.bytes) +
+      ",\"resumed_from\":" + std::to_string(r.resumed_from) + ",\"seconds\":" + secs +
+      ",\"attempts\":" + std::to_string(r.attempts) +
+      ",\"redirects\":" + std::to_string(r.redirects) +
+      ",\"error\":" + (r.ok() ? "null" : json_string(mask_credentials(r.error.message()))) + "}";
   return out;
+}
+
+std::string count_of(std::uint64_t n, std::string_view noun) {
+  return std::to_string(n) + " " + std::string(noun) + (n == 1 ? "" : "s");
 }
 
 std::string human_bytes(double n) {

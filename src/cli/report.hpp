@@ -15,10 +15,16 @@ namespace uvget::cli {
 std::string json_string(std::string_view s);
 /// One line: {"url":..,"final_url":..,"path":..,"status":..,"bytes":..,"seconds":..,
 /// "attempts":..,"redirects":..,"error":null|".."}. `path` null when empty.
+/// `text` with the password of every URL in it masked: "http://alice:secret@host/" becomes
+/// "http://alice:***@host/" (a user name alone stays). Everything uvget prints or records about
+/// a URL goes through this.
+std::string mask_credentials(std::string_view text);
 std::string json_record(const TransferResult& r, std::string_view path);
 
 /// "1.5 MB", "820 kB", "12 B" (powers of 1000).
 std::string human_bytes(double n);
+/// "1 file", "2 files", "0 errors": a count and its noun, singular for exactly one.
+std::string count_of(std::uint64_t n, std::string_view noun);
 /// "1:05", "2:03:04"; "--:--" when unknown.
 std::string human_duration(double seconds);
 

@@ -195,6 +195,29 @@ TEST_F(CliTest, HeaderOptionsTakeOneValueWhereverTheyStand) {
   }
 }
 
+// A password in a URL is never printed or recorded: "alice:***@" everywhere uvget names the URL.
+TEST_F(CliTest, CredentialsInAUrlAreMaskedOnStderrAndInTheRecords) {
+  TestServer server;
+  server.route("/ok", Script().send(http_response(200, "fine")));
+  std::string port = std::to_string(server.port());
+  std::string secret_ok = "http://alice:s3cr3t@127.0.0.1:" + port + "/ok";
+  std::string secret_bad = "http://bob:hunter2@127.0.0.1:" + port + "/missing";
+  auto r = uvget({"-d", dir_, "-v", "--retries", "0", "--json", dir_ + "/records.jsonl", secret_ok,
+                  secret_bad});
+  EXPECT_EQ(r.status, 1) << r.err;
+  std::string records = read_file(dir_ + "/records.jsonl");
+  for (const std::string& where : {r.err, records}) {
+    EXPECT_EQ(where.find("s3cr3t"), std::string::npos) << where;
+    EXPECT_EQ(where.find("hunter2"), std::string::npos) << where;
+  }
+  EXPECT_NE(r.err.find("http://bob:***@127.0.0.1:" + port + "/missing: HTTP 404"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(records.find("http://alice:***@127.0.0.1:" + port + "/ok"), std::string::npos)
+      << records;
+  EXPECT_NE(r.err.find("1 file ok, 1 failed"), std::string::npos) << "singular: " << r.err;
+}
+
 TEST_F(CliTest, AFailureExitsOneAndNamesTheUrlAndCause) {
   TestServer server;
   server.route("/good", Script().send(http_response(200, "good")));
