@@ -2,6 +2,7 @@
 // outputs, report each failure and a summary, and map the outcome to an exit status.
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -284,6 +285,8 @@ class App {
         }
         owns = true;
       }
+      struct stat st {};
+      input_is_file_ = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
       reader_ = std::make_unique<cli::LineReader>(
           loop_, fd, owns, [this](std::string_view line, std::uint64_t n) { on_line(line, n); },
           [this](int status) {
@@ -291,6 +294,7 @@ class App {
               std::fprintf(stderr, "uvget: reading '%s': %s\n", s_.input_file.c_str(),
                            uv_strerror(status));
             if (status < 0) input_error_ = true;
+            if (draining_) return drain_input();
             feed();
           });
     }
@@ -338,7 +342,34 @@ class App {
     if (!parsed) return;
     std::string_view line = parsed->url, checksum = parsed->checksum;
     if (!cli::in_shard(line, shard_)) return;
+    if (draining_) return not_started(line, n);
     pending_.push_back({std::string(line), n, std::string(checksum)});
+  }
+
+  // Interrupted: a URL that was accepted (read) but never started still gets its record, so
+  // that a retry built from the records misses none.
+  void not_started(std::string_view url, std::uint64_t line) {
+    ++not_started_;
+    if (!json_) return;
+    std::string rec = cli::json_not_started(url, line);
+    rec.push_back('\n');
+    std::fwrite(rec.data(), 1, rec.size(), json_);
+  }
+
+  // After an interrupt, the rest of a list file is read only to record its URLs as not started
+  // (stdin is not: it may never end). The records close once that and the client are done.
+  void drain_input() {
+    if (reader_ && !reader_->done() && !reader_->busy()) reader_->want_more();
+    close_records_if_done();
+  }
+
+  void close_records_if_done() {
+    if (!json_ || !client_closed_ ||
+        (reader_ && draining_ && (!reader_->done() || reader_->busy())))
+      return;
+    std::fflush(json_);
+    if (json_ != stdout) std::fclose(json_);
+    json_ = nullptr;
   }
 
   // Moves URLs into the client while fewer than window_ are in flight, and asks the reader for
@@ -447,6 +478,7 @@ class App {
     } else {
       ++failed_;
       if (!(interrupted_ && r.error.code == Errc::cancelled)) say(r.error.message());
+      if (interrupted_ && r.error.code == Errc::cancelled) ++cancelled_;
     }
     if (json_) write_json(r, r.ok() ? path : "");
     feed();
@@ -497,9 +529,18 @@ class App {
 
   static void on_signal(uv_signal_t* h, int) noexcept {
     auto* self = static_cast<App*>(h->data);
+    if (self->interrupted_) return;
     self->interrupted_ = true;
-    if (self->reader_) self->reader_->stop();
+    for (auto& it : self->pending_) self->not_started(it.url, it.line);
     self->pending_.clear();
+    if (self->reader_) {
+      if (self->input_is_file_ && !self->reader_->done()) {
+        self->draining_ = true;
+        self->drain_input();
+      } else {
+        self->reader_->stop();
+      }
+    }
     self->finish();
   }
 
@@ -511,15 +552,13 @@ class App {
       progress_on_ = false;
     }
     clear_bar();
-    if (json_) {
-      std::fflush(json_);
-      if (json_ != stdout) std::fclose(json_);
-      json_ = nullptr;
-    }
     uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+    // Transfers cancelled by the close still report (and get their records) before this runs.
     client_->close([this] {
       stats_ = client_->stats();  // final: every loop has stopped
+      client_closed_ = true;
+      close_records_if_done();
       summary();
     });
   }
@@ -533,6 +572,10 @@ class App {
                  cli::count_of(ok_, "file").c_str(), static_cast<unsigned long long>(failed_),
                  cli::count_of(bytes_, "byte").c_str(), secs, static_cast<double>(ok_) / secs,
                  static_cast<double>(bytes_) / secs / 1e6, interrupted_ ? " (interrupted)" : "");
+    if (interrupted_)
+      std::fprintf(stderr, "uvget: interrupted: %llu cancelled, %llu not started%s\n",
+                   static_cast<unsigned long long>(cancelled_),
+                   static_cast<unsigned long long>(not_started_), json_path_note().c_str());
     if (s_.verbose)
       std::fprintf(stderr,
                    "uvget: %d loop%s, %llu connections, %llu of %llu requests on reused "
@@ -550,6 +593,11 @@ class App {
                    static_cast<unsigned long long>(stats_.dns_lookups),
                    static_cast<unsigned long long>(stats_.dns_cache_hits),
                    static_cast<unsigned long long>(stats_.connect_attempts));
+  }
+
+  std::string json_path_note() const {
+    if (s_.json.empty() || s_.json == "-") return "";
+    return " (each has a record in '" + s_.json + "')";
   }
 
   int exit_code() const {
@@ -579,6 +627,10 @@ class App {
   bool interrupted_ = false;
   bool finished_ = false;
   bool input_error_ = false;
+  bool input_is_file_ = false;  // -i names a regular file (not stdin, not a pipe)
+  bool draining_ = false;       // interrupted: the rest of the list is read for its records
+  bool client_closed_ = false;
+  std::uint64_t not_started_ = 0, cancelled_ = 0;
   uv_signal_t sigint_{}, sigterm_{};
 };
 

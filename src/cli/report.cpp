@@ -99,6 +99,70 @@ std::string mask_credentials(std::string_view text) {
   }
 }
 
+std::string_view error_kind(const Error& e) {
+  if (e.code.category() != uvget_category()) return "other";
+  switch (static_cast<Errc>(e.code.value())) {
+    case Errc::bad_url:
+      return "bad_url";
+    case Errc::bad_request:
+      return "bad_request";
+    case Errc::resolve:
+      return "dns";
+    case Errc::dns_temporary:
+      return "dns_temporary";
+    case Errc::connect:
+      return "connect";
+    case Errc::connect_timeout:
+      return "connect_timeout";
+    case Errc::idle_timeout:
+      return "idle_timeout";
+    case Errc::timeout:
+      return "timeout";
+    case Errc::tls_handshake:
+      return "tls";
+    case Errc::tls_verify:
+      return "tls_verify";
+    case Errc::connection_closed:
+    case Errc::connection_reset:
+      return "connection";
+    case Errc::http_parse:
+    case Errc::header_too_large:
+      return "http_protocol";
+    case Errc::http_status:
+      return "http_status";
+    case Errc::too_many_redirects:
+    case Errc::bad_redirect:
+      return "redirect";
+    case Errc::cancelled:
+    case Errc::client_closed:
+      return "cancelled";
+    case Errc::file_io:
+      return "file";
+    case Errc::size_mismatch:
+      return "size_mismatch";
+    case Errc::body_too_large:
+      return "too_large";
+    case Errc::too_slow:
+      return "too_slow";
+    case Errc::checksum_mismatch:
+      return "checksum";
+  }
+  return "other";
+}
+
+std::string json_error(std::string_view kind, std::string_view message) {
+  return "{\"kind\":" + json_string(kind) +
+         ",\"message\":" + json_string(mask_credentials(message)) + "}";
+}
+
+std::string json_not_started(std::string_view url, std::uint64_t line) {
+  return "{\"url\":" + json_string(mask_credentials(url)) +
+         (line ? ",\"line\":" + std::to_string(line) : std::string()) +
+         ",\"final_url\":null,\"path\":null,\"status\":0,\"bytes\":0,\"resumed_from\":0,"
+         "\"seconds\":0,\"attempts\":0,\"redirects\":0,\"error\":" +
+         json_error("not_started", "not started: the run was interrupted") + "}";
+}
+
 std::string json_record(const TransferResult& r, std::string_view path) {
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.6f", r.seconds);
@@ -110,7 +174,7 @@ std::string json_record(const TransferResult& r, std::string_view path) {
       ",\"resumed_from\":" + std::to_string(r.resumed_from) + ",\"seconds\":" + secs +
       ",\"attempts\":" + std::to_string(r.attempts) +
       ",\"redirects\":" + std::to_string(r.redirects) +
-      ",\"error\":" + (r.ok() ? "null" : json_string(mask_credentials(r.error.message()))) + "}";
+      ",\"error\":" + (r.ok() ? "null" : json_error(error_kind(r.error), r.error.message())) + "}";
   return out;
 }
 

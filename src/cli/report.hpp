@@ -19,6 +19,14 @@ std::string json_string(std::string_view s);
 /// "http://alice:***@host/" (a user name alone stays). Everything uvget prints or records about
 /// a URL goes through this.
 std::string mask_credentials(std::string_view text);
+/// The stable word for an error in records: dns, dns_temporary, connect, connect_timeout,
+/// tls, tls_verify, connection, idle_timeout, timeout, too_slow, http_protocol, http_status,
+/// redirect, size_mismatch, too_large, checksum, file, bad_url, bad_request, cancelled (see
+/// docs/uvget.1). The command line adds not_started.
+std::string_view error_kind(const Error& e);
+/// A record for a URL that was accepted but never started (the run was interrupted).
+std::string json_not_started(std::string_view url, std::uint64_t line);
+std::string json_error(std::string_view kind, std::string_view message);
 std::string json_record(const TransferResult& r, std::string_view path);
 
 /// "1.5 MB", "820 kB", "12 B" (powers of 1000).

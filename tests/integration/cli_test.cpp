@@ -19,6 +19,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -477,6 +478,40 @@ TEST_F(CliTest, OutputToStdout) {
   auto r = uvget({"-q", "-o", "-", server.url("/o")});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "to stdout");
+}
+
+// Ctrl-C: every URL of the list has exactly one record, so that a retry built from the records
+// misses none: the ones done, the ones cancelled in flight and the ones never started.
+TEST_F(CliTest, InterruptLeavesARecordForEveryUrlOfTheList) {
+  TestServer server([](const RecordedRequest& r) {
+    if (r.target.starts_with("/ok")) return Script().send(http_response(200, "done"));
+    return Script().stall();
+  });
+  std::string list;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 2; ++i) urls.push_back(server.url("/ok" + std::to_string(i)));
+  for (int i = 0; i < 298; ++i) urls.push_back(server.url("/stall" + std::to_string(i)));
+  for (auto& u : urls) list += u + "\n";
+  { std::ofstream(dir_ + "/list.txt") << list; }
+  auto r = run_bin(
+      bin_,
+      {"-d", dir_ + "/out", "-j", "4", "--json", dir_ + "/records.jsonl", "-i", dir_ + "/list.txt"},
+      "", SIGINT, 800);
+  EXPECT_EQ(r.status, 130) << r.err;
+  std::istringstream records(read_file(dir_ + "/records.jsonl"));
+  std::map<std::string, int> seen, kinds;
+  for (std::string line; std::getline(records, line);) {
+    ++seen[json_field(line, "url")];
+    std::string kind =
+        line.find("\"error\":null") != std::string::npos ? "ok" : json_field(line, "kind");
+    ++kinds[kind];
+  }
+  EXPECT_EQ(seen.size(), urls.size());
+  for (auto& u : urls) EXPECT_EQ(seen[u], 1) << u;
+  EXPECT_EQ(kinds["ok"], 2);
+  EXPECT_GE(kinds["cancelled"], 1) << "the stalled downloads in flight";
+  EXPECT_EQ(kinds["ok"] + kinds["cancelled"] + kinds["not_started"], 300);
+  EXPECT_NE(r.err.find("not started"), std::string::npos) << r.err;
 }
 
 TEST_F(CliTest, InterruptStopsLeavesNoFinalFileAndExits130) {
