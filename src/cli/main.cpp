@@ -6,7 +6,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -21,6 +20,7 @@
 
 #include <uvget/uvget.hpp>
 
+#include "cli/args.hpp"
 #include "cli/input.hpp"
 #include "cli/list_line.hpp"
 #include "cli/naming.hpp"
@@ -40,6 +40,7 @@ struct Settings {
   std::vector<std::string> urls;
   std::string input_file;
   std::string dir = ".";
+  bool create_dirs = false;
   std::string output;
   int connections = 64;
   int per_host = 16;
@@ -262,11 +263,19 @@ class App {
     else
       mode_ = Progress::status;
 
-    if (!s_.discard && s_.output.empty()) {
+    // -o FILE with -d DIR: a relative FILE lands in DIR, as every other file does.
+    if (!s_.output.empty() && s_.output != "-" && s_.dir != "." && s_.output.front() != '/')
+      s_.output = (std::filesystem::path(s_.dir) / s_.output).string();
+    std::string make_dir = s_.discard || s_.output == "-" ? ""
+                           : s_.output.empty()            ? s_.dir
+                           : s_.create_dirs || s_.dir != "."
+                               ? std::filesystem::path(s_.output).parent_path().string()
+                               : "";
+    if (!make_dir.empty()) {
       std::error_code ec;
-      std::filesystem::create_directories(s_.dir, ec);
+      std::filesystem::create_directories(make_dir, ec);
       if (ec) {
-        std::fprintf(stderr, "uvget: cannot create directory '%s': %s\n", s_.dir.c_str(),
+        std::fprintf(stderr, "uvget: cannot create directory '%s': %s\n", make_dir.c_str(),
                      ec.message().c_str());
         return abandon(kExitFailed);
       }
@@ -636,111 +645,150 @@ class App {
 
 }  // namespace
 
+namespace {
+
+// The options, grouped as the help shows them. Every option takes one value per occurrence.
+void describe_options(cli::ArgParser& p, Settings& s, bool& help, bool& version) {
+  using cli::int_in;
+  using cli::one_of;
+  using cli::seconds;
+  using cli::text;
+  auto add_text = [&](const char* name, char c, const char* arg, std::string* out,
+                      const char* words) { p.option(name, c, arg, words, text(out)); };
+  p.group("Input");
+  add_text("input-file", 'i', "FILE", &s.input_file,
+           "URLs one per line ('-': standard input); blank lines and '#' comments skipped, read "
+           "as the downloads go, so a list of any length runs in bounded memory");
+  add_text("shard", 0, "K/N", &s.shard,
+           "only the URLs whose hash falls in shard K of N (0 <= K < N): N machines split one "
+           "list with no coordination");
+  p.group("Output");
+  add_text("dir", 'd', "DIR", &s.dir,
+           "directory for the files, created if missing (default: the current one); a "
+           "relative -o lands in it");
+  add_text("output", 'o', "FILE", &s.output,
+           "the single URL's file ('-': standard output); a device or FIFO is written into, a "
+           "symbolic link written through");
+  p.flag("create-dirs", 0, "create -o's missing parent directories", [&] { s.create_dirs = true; });
+  p.flag("overwrite", 0, "replace existing files instead of adding .1, .2, ...",
+         [&] { s.overwrite = true; });
+  p.flag("continue", 'c',
+         "continue NAME.part (or a partial NAME) left by an earlier run, where the server allows",
+         [&] { s.resume = true; });
+  p.flag("discard", 0, "download and count the bytes, write nothing", [&] { s.discard = true; });
+  add_text("checksum", 0, "ALGO=HEX", &s.checksum,
+           "sha-256, sha-1 or md5 the single URL's body must hash to (with -i: after a tab on the "
+           "URL's line); a mismatch leaves no file");
+  add_text("json", 0, "FILE", &s.json,
+           "one JSON record per URL ('-': standard output), also for the ones cancelled or never "
+           "started");
+  p.group("Connections");
+  p.option("connections", 'j', "N", "connections in all (default 64)",
+           int_in(&s.connections, 1, 100000));
+  p.option("per-host", 0, "N", "connections to one host (default 16)",
+           int_in(&s.per_host, 1, 100000));
+  p.option("pipeline", 0, "N",
+           "requests in flight per connection once every connection is busy (HTTP/1.1 "
+           "pipelining; default 1: off)",
+           int_in(&s.pipeline, 1, 64));
+  p.option("loops", 0, "N|auto",
+           "event loops, each on its own thread (default 1; auto: one per core); -j and "
+           "--per-host hold for all of them together",
+           text(&s.loops));
+  p.option("resolver", 0, "dns|system",
+           "dns (default): DNS from the event loop itself, reading /etc/hosts and "
+           "/etc/resolv.conf; system: the system's getaddrinfo on worker threads",
+           one_of(&s.resolver, {"dns", "system"}));
+  p.option("connect-timeout", 0, "S", "seconds for each connection attempt (default 30)",
+           seconds(&s.connect_timeout, false));
+  p.option("idle-timeout", 0, "S", "seconds without a byte before giving up (default 60; 0: never)",
+           seconds(&s.idle_timeout, true));
+  p.option("timeout", 0, "S", "seconds a whole download may take, waiting included (default: none)",
+           seconds(&s.timeout, true));
+  add_text("limit-rate", 0, "RATE", &s.limit_rate,
+           "bytes per second for all downloads together, K, M, G allowed (default: no cap)");
+  add_text("min-speed", 0, "RATE", &s.min_speed,
+           "bytes per second a download must keep up over --min-speed-time, or it is retried "
+           "(default 100; 0: none)");
+  p.option("min-speed-time", 0, "S", "seconds below --min-speed before giving up (default 60)",
+           seconds(&s.min_speed_time, false));
+  p.option("split", 's', "N",
+           "connections for one large file, when the server takes ranges (default 1)",
+           int_in(&s.split, 1, 64));
+  add_text("min-split-size", 0, "SIZE", &s.min_split_size,
+           "smallest file --split divides (default 20M)");
+  p.group("HTTP");
+  p.option("header", 'H', "'NAME: VALUE'", "an extra request header (repeat for more)",
+           [&](const std::string& v) -> std::optional<std::string> {
+             s.headers.push_back(v);
+             return std::nullopt;
+           });
+  add_text("user-agent", 'U', "TEXT", &s.user_agent,
+           "the User-Agent header (default uvget/VERSION)");
+  p.option("max-redirects", 0, "N", "redirects followed at most (default 10)",
+           int_in(&s.max_redirects, 0, 100));
+  p.option("retries", 0, "N",
+           "retries after a failure that may pass: connect, reset, timeout, a body cut short, "
+           "DNS failing for now, HTTP 408, 429, 5xx (default 3)",
+           int_in(&s.retries, 0, 1000));
+  p.option("retry-wait", 0, "S",
+           "seconds before the first retry, doubled each time with jitter up to 30 s; a "
+           "server's Retry-After is honoured up to 120 s (default 1)",
+           seconds(&s.retry_wait, true));
+  p.group("TLS");
+  add_text("cacert", 0, "FILE", &s.cacert,
+           "trust the CAs in FILE instead of the system's ($SSL_CERT_FILE names another bundle)");
+  p.flag("insecure", 'k', "do not verify certificates (a warning says so)",
+         [&] { s.insecure = true; });
+  p.flag("allow-insecure-redirect", 0, "follow redirects from https to http (refused by default)",
+         [&] { s.allow_downgrade = true; });
+  p.group("Display");
+  p.option("progress", 0, "MODE",
+           "bar (a live status line), lines (a line per download), none, or auto (default: bar "
+           "on a terminal, a status line every 5 s otherwise)",
+           one_of(&s.progress, {"auto", "bar", "lines", "none"}));
+  p.flag("quiet", 'q', "no progress and no summary", [&] { s.quiet = true; });
+  p.flag("verbose", 'v', "a line per finished download and retry, and counts at the end",
+         [&] { s.verbose = true; });
+  p.flag("version", 'V', "print the version and exit", [&] { version = true; });
+  p.flag("help", 'h', "print this help and exit", [&] { help = true; });
+}
+
+std::string help_text(const cli::ArgParser& p) {
+  std::string out =
+      "Usage: uvget [OPTIONS] URL...\n"
+      "       uvget [OPTIONS] -i FILE\n"
+      "Downloads many URLs at once over HTTP/1.1 and HTTPS on one event loop. Each file is\n"
+      "written as NAME.part and renamed once complete; a name already taken gets .1, .2, ...\n";
+  out += p.help(100);
+  out +=
+      "\nExamples:\n"
+      "  uvget -d downloads https://example.org/a.iso https://example.org/b.tar.gz\n"
+      "  uvget -i urls.txt -j 256 --per-host 8 --json records.jsonl\n"
+      "  uvget -c -s 4 -o big.img https://mirror.example/big.img\n"
+      "\nExit status: 0 all downloads succeeded, 1 some failed, 2 usage error, 130 interrupted.\n"
+      "The manual page (man uvget) describes every option.\n";
+  return out;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   Settings s;
-  CLI::App app{"uvget: download many URLs at once over HTTP/1.1 on one event loop", "uvget"};
-  app.add_option("urls", s.urls, "URLs to download");
-  app.add_option("-i,--input-file", s.input_file, "Read URLs from FILE, one per line ('-': stdin)");
-  app.add_option("-d,--dir", s.dir, "Directory for the downloaded files (created if missing)")
-      ->capture_default_str();
-  app.add_option("-o,--output", s.output, "Write the single URL to FILE ('-': stdout)");
-  app.add_option("-j,--connections", s.connections, "Total connections")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 100000));
-  app.add_option("--per-host", s.per_host, "Connections per host")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 100000));
-  app.add_option("--pipeline", s.pipeline,
-                 "Requests in flight per connection (HTTP/1.1 pipelining) once every connection "
-                 "is busy; 1: off. Plain GET/HEAD only; off for a server that drops them")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 64));
-  app.add_flag("--discard", s.discard, "Download and count bytes, write nothing");
-  app.add_flag("--overwrite", s.overwrite, "Replace existing files instead of adding .1, .2, ...");
-  app.add_option("-s,--split", s.split,
-                 "Connections for one large file (Range requests into the preallocated .part) "
-                 "when the server accepts ranges")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 64));
-  app.add_option("--min-split-size", s.min_split_size,
-                 "Smallest file --split divides (K, M, G suffixes)")
-      ->capture_default_str();
-  app.add_flag(
-      "-c,--continue", s.resume,
-      "Continue NAME.part (or a partial NAME) from an earlier run where the server allows");
-  app.add_option("--connect-timeout", s.connect_timeout, "Seconds per connection attempt")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--idle-timeout", s.idle_timeout,
-                 "Seconds without data before giving up (0: never)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--max-redirects", s.max_redirects, "Redirects followed at most")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 100));
-  // One value per occurrence: a vector option would otherwise take the URLs after it as more
-  // headers ("-H 'X: 1' URL" would fetch nothing and send the URL as a header line).
-  app.add_option("-H,--header", s.headers, "Extra request header 'Name: value' (repeatable)")
-      ->allow_extra_args(false);
-  app.add_option("-U,--user-agent", s.user_agent, "User-Agent header")->capture_default_str();
-  app.add_option("--cacert", s.cacert,
-                 "Trust the CAs in this PEM file instead of the system's (or $SSL_CERT_FILE)");
-  app.add_flag("-k,--insecure", s.insecure, "Do not verify TLS certificates (says so on stderr)");
-  app.add_flag("--allow-insecure-redirect", s.allow_downgrade,
-               "Follow redirects from https to plain http (refused by default)");
-  app.add_option("--timeout", s.timeout,
-                 "Seconds a whole download may take, queueing included (0: no limit)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--retries", s.retries,
-                 "Retries after a failure that may pass (connect, reset, timeout, cut-short "
-                 "body, DNS temporary failure, HTTP 408/429/5xx)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1000));
-  app.add_option("--retry-wait", s.retry_wait,
-                 "Seconds before the first retry; doubled each time, with full jitter, up to 30 "
-                 "s; a server's Retry-After is honoured up to 120 s")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--checksum", s.checksum,
-                 "ALGORITHM=HEX (sha-256, sha-1, md5) the single URL's body must hash to; with "
-                 "-i, after a tab on each line");
-  app.add_option("--limit-rate", s.limit_rate,
-                 "Bytes/s (K, M, G suffixes) all downloads together may take (0: no cap)")
-      ->capture_default_str();
-  app.add_option("--min-speed", s.min_speed,
-                 "Bytes/s (K, M, G suffixes) a download must keep up over --min-speed-time, or "
-                 "it fails and is retried (0: no lowest speed)")
-      ->capture_default_str();
-  app.add_option("--min-speed-time", s.min_speed_time, "Seconds below --min-speed before giving up")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--json", s.json, "One JSON object per finished download to FILE ('-': stdout)");
-  app.add_option("--shard", s.shard,
-                 "Take only the URLs whose hash falls in shard K of N (0 <= K < N), so N machines "
-                 "split one list with no coordination");
-  app.add_option("--progress", s.progress,
-                 "bar: a live status area (default on a terminal); lines: a line per download; "
-                 "none; auto: bar on a terminal, a status line every 5 s otherwise")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
-  app.add_option("--loops", s.loops,
-                 "Event loops, each on its own thread: N, or auto for one per core; limits "
-                 "(-j, --per-host) hold for all loops together")
-      ->capture_default_str();
-  app.add_option("--resolver", s.resolver,
-                 "dns: DNS on the event loop, reading /etc/hosts and /etc/resolv.conf (c-ares); "
-                 "system: the system's getaddrinfo on worker threads (every nsswitch source)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"dns", "system"}));
-  app.add_flag("-q,--quiet", s.quiet, "No summary");
-  app.add_flag("-v,--verbose", s.verbose, "A line per finished download");
-  app.set_version_flag("-V,--version", std::string("uvget ") + uvget::kVersion);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : kExitUsage;
+  bool help = false, version = false;
+  cli::ArgParser parser;
+  describe_options(parser, s, help, version);
+  if (std::string error = parser.parse(argc, argv, s.urls); !error.empty()) {
+    std::fprintf(stderr, "uvget: %s\n", cli::mask_credentials(error).c_str());
+    return kExitUsage;
+  }
+  if (help) {
+    std::fputs(help_text(parser).c_str(), stdout);
+    return kExitOk;
+  }
+  if (version) {
+    std::printf("uvget %s\n", uvget::kVersion);
+    return kExitOk;
   }
   if (s.urls.empty() && s.input_file.empty()) {
     std::fprintf(stderr, "uvget: no URL given (try --help)\n");

@@ -113,15 +113,49 @@ TEST_F(CliTest, UnknownOptionAndBadValueAreUsageErrors) {
   EXPECT_EQ(uvget({"--no-such-option", "http://127.0.0.1:1/"}).status, 2);
   EXPECT_EQ(uvget({"-j", "0", "http://127.0.0.1:1/"}).status, 2);
   EXPECT_EQ(uvget({"-j", "many", "http://127.0.0.1:1/"}).status, 2);
+  auto r = uvget({"--conect-timeout", "5", "http://127.0.0.1:1/"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "uvget: unknown option '--conect-timeout' (did you mean --connect-timeout?)\n");
 }
 
-TEST_F(CliTest, HelpListsOptionsWithDefaults) {
+// Grouped by purpose, within 100 columns, defaults in words, no parser notation, examples.
+TEST_F(CliTest, HelpIsGroupedWithin100ColumnsWithDefaultsAndExamples) {
   auto r = uvget({"--help"});
   EXPECT_EQ(r.status, 0);
   for (auto opt : {"--input-file", "--dir", "--connections", "--per-host", "--discard",
                    "--connect-timeout", "--idle-timeout", "--max-redirects", "--header"})
     EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
-  EXPECT_NE(r.out.find("64"), std::string::npos) << "default connections shown";
+  for (auto group : {"\nInput:\n", "\nOutput:\n", "\nConnections:\n", "\nHTTP:\n", "\nTLS:\n",
+                     "\nDisplay:\n", "\nExamples:\n"})
+    EXPECT_NE(r.out.find(group), std::string::npos) << group;
+  EXPECT_NE(r.out.find("connections in all (default 64)"), std::string::npos);
+  for (auto notation : {"INT", "TEXT:", "in [", "REQUIRED", "FLOAT"})
+    EXPECT_EQ(r.out.find(notation), std::string::npos) << notation;
+  std::istringstream lines(r.out);
+  int examples = -1;
+  for (std::string line; std::getline(lines, line);) {
+    EXPECT_LE(line.size(), 100u) << line;
+    if (line == "Examples:")
+      examples = 0;
+    else if (examples >= 0 && line.starts_with("  uvget "))
+      ++examples;
+  }
+  EXPECT_EQ(examples, 3);
+}
+
+// -o with -d: a relative -o lands in the directory; --create-dirs makes -o's parents.
+TEST_F(CliTest, OutputUnderADirectoryAndCreatedParents) {
+  TestServer server;
+  server.route("/f", Script().send(http_response(200, "body")));
+  auto r = uvget({"-q", "-d", dir_ + "/d", "-o", "named", server.url("/f")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/d/named"), "body");
+  r = uvget({"-q", "-o", dir_ + "/deep/er/file", server.url("/f")});
+  EXPECT_EQ(r.status, 1) << "no parent, no --create-dirs";
+  EXPECT_NE(r.err.find(dir_ + "/deep/er/file"), std::string::npos) << r.err;
+  r = uvget({"-q", "--create-dirs", "-o", dir_ + "/deep/er/file", server.url("/f")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/deep/er/file"), "body");
 }
 
 TEST_F(CliTest, ManPageNamesEveryOptionOfHelp) {
