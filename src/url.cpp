@@ -2,6 +2,8 @@
 // downloader must not guess: unknown schemes, bad ports, bad percent-escapes and control bytes.
 #include "url.hpp"
 
+#include <idn2.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -82,11 +84,46 @@ bool valid_reg_name(std::string_view host) {
     if (c == '%') {
       if (i + 2 >= host.size() || !is_hex(host[i + 1]) || !is_hex(host[i + 2])) return false;
       i += 2;
-    } else if (!is_unreserved(c) && !is_sub_delim(c)) {
-      return false;
+    } else if (!is_unreserved(c) && !is_sub_delim(c) && static_cast<unsigned char>(c) < 0x80) {
+      return false;  // UTF-8 (an international name) is converted below
     }
   }
   return true;
+}
+
+int hex_value(char c) {
+  return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+// An international host name (UTF-8, raw or percent-encoded) as its A-labels, the way curl does
+// it: UTS #46 without transitional mappings, then with them for names that need them
+// (libidn2). ASCII names come back as they are. Empty with `why` set when it is not a name.
+std::string to_ascii_host(std::string_view host, std::string& why) {
+  bool plain = std::all_of(host.begin(), host.end(),
+                           [](char c) { return static_cast<unsigned char>(c) < 0x80 && c != '%'; });
+  if (plain) return std::string(host);
+  std::string utf8;
+  for (std::size_t i = 0; i < host.size(); ++i) {
+    if (host[i] == '%') {
+      utf8.push_back(static_cast<char>(hex_value(host[i + 1]) * 16 + hex_value(host[i + 2])));
+      i += 2;
+    } else {
+      utf8.push_back(host[i]);
+    }
+  }
+  if (std::all_of(utf8.begin(), utf8.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+    return std::string(host);  // only escaped ASCII: kept as written
+  char* out = nullptr;
+  int rc = idn2_to_ascii_8z(utf8.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+  if (rc != IDN2_OK) rc = idn2_to_ascii_8z(utf8.c_str(), &out, IDN2_NFC_INPUT | IDN2_TRANSITIONAL);
+  if (rc != IDN2_OK) {
+    why = idn2_strerror(rc);
+    return "";
+  }
+  std::string ascii(out);
+  idn2_free(out);
+  return ascii;
 }
 
 bool valid_ipv6(std::string_view h) {
@@ -221,7 +258,10 @@ Result<Url> build(std::string_view text, std::string_view scheme, std::string_vi
     if (!valid_reg_name(host)) return url_error(text, "invalid character in host");
   }
   if (host.empty()) return url_error(text, "missing host");
-  for (char c : host) u.host.push_back(lower(c));
+  std::string idn_why;
+  std::string ascii = hostport[0] == '[' ? std::string(host) : to_ascii_host(host, idn_why);
+  if (ascii.empty()) return url_error(text, "invalid international host name: " + idn_why);
+  for (char c : ascii) u.host.push_back(lower(c));
 
   if (port.empty()) {
     u.port = u.default_port();

@@ -350,6 +350,24 @@ TEST_F(ResolverTest, TheCommandLineNamesTheDnsCauseAndFetchesByName) {
   }
 }
 
+// An international host name is looked up and sent as its A-labels, as curl does.
+TEST_F(ResolverTest, AnInternationalNameIsResolvedAndSentAsALabels) {
+  const char* bin = std::getenv("UVGET_BIN");
+  ASSERT_NE(bin, nullptr);
+  dns->add("xn--bcher-kva.crawl.test", kA, "127.0.0.1");
+  TestServer server([](const RecordedRequest& r) {
+    return Script().send(http_response(200, std::string(r.header("Host").value_or(""))));
+  });
+  std::string port = std::to_string(server.port());
+  auto r = run_command({bin, "-q", "-o", "-",
+                        "http://b\xc3\xbc"
+                        "cher.crawl.test:" +
+                            port + "/"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "xn--bcher-kva.crawl.test:" + port);
+  EXPECT_EQ(dns->queries("xn--bcher-kva.crawl.test", kA), 1);
+}
+
 }  // namespace
 }  // namespace uvget::test
 

@@ -68,6 +68,33 @@ TEST(UrlParse, HostIsLowerCasedButPathCaseKept) {
   EXPECT_EQ(u.str(), "http://example.com/Some/PATH");
 }
 
+// International names become A-labels (UTS #46, as curl does), raw or percent-encoded UTF-8.
+TEST(UrlParse, InternationalHostNamesBecomeALabels) {
+  EXPECT_EQ(parse_ok("http://b\xc3\xbc"
+                     "cher.example/x")
+                .host,
+            "xn--bcher-kva.example");
+  EXPECT_EQ(parse_ok("http://B\xc3\x9c"
+                     "CHER.example/")
+                .host,
+            "xn--bcher-kva.example");
+  EXPECT_EQ(parse_ok("http://b%C3%BCcher.example/").host, "xn--bcher-kva.example");
+  EXPECT_EQ(parse_ok("https://\xe4\xbe\x8b\xe5\xad\x90.\xe6\xb5\x8b\xe8\xaf\x95/").host,
+            "xn--fsqu00a.xn--0zwm56d");
+  EXPECT_EQ(parse_ok("http://fa\xc3\x9f.de/").host, "xn--fa-hia.de") << "no transitional ss";
+  EXPECT_EQ(parse_ok("http://b\xc3\xbc"
+                     "cher.example/")
+                .str(),
+            "http://xn--bcher-kva.example/");
+}
+
+TEST(UrlParse, AnInvalidInternationalNameIsRefused) {
+  auto r = Url::parse("http://\xff\xfe.example/");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("invalid international host name"), std::string::npos)
+      << r.error().message();
+}
+
 TEST(UrlParse, MissingPathBecomesSlash) {
   Url u = parse_ok("http://example.com");
   EXPECT_EQ(u.path, "/");
