@@ -1,6 +1,7 @@
 // The uvget command: parse options, stream the URL list into a Client on one loop, name the
 // outputs, report each failure and a summary, and map the outcome to an exit status.
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -512,6 +513,13 @@ class App {
 
   static void on_progress(uv_timer_t* t) noexcept { static_cast<App*>(t->data)->draw_progress(); }
 
+  // The width of the terminal on stderr now; 80 when it does not say.
+  static std::size_t terminal_columns() {
+    winsize ws{};
+    if (::ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20) return ws.ws_col;
+    return 80;
+  }
+
   void draw_progress() {
     double secs = static_cast<double>(uv_hrtime() - start_ns_) / 1e9;
     double rate = secs > 0 ? static_cast<double>(bytes_) / secs : 0;
@@ -522,11 +530,21 @@ class App {
     std::string eta = total_known && files_rate > 0
                           ? cli::human_duration(static_cast<double>(total - done_) / files_rate)
                           : "--:--";
-    std::string line = std::to_string(done_) + "/" + (total_known ? std::to_string(total) : "?") +
-                       " files, " + cli::human_bytes(static_cast<double>(bytes_)) + ", " +
-                       cli::human_bytes(rate) + "/s, ETA " + eta + ", " +
-                       cli::count_of(client_->stats().open_connections, "connection") + ", " +
-                       cli::count_of(failed_, "error");
+    std::vector<std::string> fields = {
+        std::to_string(done_) + "/" + (total_known ? std::to_string(total) : "?") + " files",
+        cli::human_bytes(static_cast<double>(bytes_)),
+        cli::human_bytes(rate) + "/s",
+        "ETA " + eta,
+        cli::count_of(client_->stats().open_connections, "connection"),
+        cli::count_of(failed_, "error")};
+    std::string line;
+    if (mode_ == Progress::bar) {
+      // One line that fits the terminal as it is now (it may have been resized): a line longer
+      // than the window wraps, and every redraw would then leave a line behind.
+      line = cli::fit_status(fields, terminal_columns() - 8);  // "uvget: ", and the cursor
+    } else {
+      for (auto& f : fields) line += (line.empty() ? "" : ", ") + f;
+    }
     if (mode_ == Progress::bar) {
       std::fprintf(stderr, "\r\x1b[2Kuvget: %s", line.c_str());
       bar_drawn_ = true;

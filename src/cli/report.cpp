@@ -178,6 +178,26 @@ std::string json_record(const TransferResult& r, std::string_view path) {
   return out;
 }
 
+std::string fit_status(const std::vector<std::string>& fields, std::size_t width) {
+  // Which fields go first, by index: connections (4), bytes (1), rate (2), ETA (3).
+  static const std::size_t kDropOrder[] = {4, 1, 2, 3};
+  std::vector<bool> keep(fields.size(), true);
+  auto join = [&] {
+    std::string line;
+    for (std::size_t i = 0; i < fields.size(); ++i)
+      if (keep[i]) line += (line.empty() ? "" : ", ") + fields[i];
+    return line;
+  };
+  std::string line = join();
+  for (std::size_t d : kDropOrder) {
+    if (line.size() <= width) return line;
+    if (d < keep.size()) keep[d] = false;
+    line = join();
+  }
+  if (line.size() > width) line.resize(width);
+  return line;
+}
+
 std::string count_of(std::uint64_t n, std::string_view noun) {
   return std::to_string(n) + " " + std::string(noun) + (n == 1 ? "" : "s");
 }

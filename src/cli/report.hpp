@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <uvget/request.hpp>
 
@@ -31,6 +32,10 @@ std::string json_record(const TransferResult& r, std::string_view path);
 
 /// "1.5 MB", "820 kB", "12 B" (powers of 1000).
 std::string human_bytes(double n);
+/// The status line's fields joined by ", " within `width` columns: fields are dropped from the
+/// middle (connections first, then bytes, rate and ETA) before the line is cut, so the counts
+/// of files and errors stay.
+std::string fit_status(const std::vector<std::string>& fields, std::size_t width);
 /// "1 file", "2 files", "0 errors": a count and its noun, singular for exactly one.
 std::string count_of(std::uint64_t n, std::string_view noun);
 /// "1:05", "2:03:04"; "--:--" when unknown.

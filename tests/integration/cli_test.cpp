@@ -818,6 +818,48 @@ TEST_F(CliTest, ProgressAreaInATerminalShowsCountsAndLeavesACleanSummary) {
                                                          << after;
 }
 
+// In a terminal of `columns`, a run of 200 slow files shows exactly one status line while it
+// runs (a line wider than the window would wrap and leave a row behind at every redraw).
+std::vector<std::string> status_rows_in_tmux(const std::string& bin, const std::string& dir,
+                                             int columns) {
+  TestServer server([](const RecordedRequest& r) {
+    return Script().pause_ms(20).send(http_response(200, pattern_bytes(2000) + r.target));
+  });
+  std::string list;
+  for (int i = 0; i < 200; ++i) list += server.url("/w" + std::to_string(i)) + "\n";
+  std::filesystem::create_directories(dir);
+  { std::ofstream(dir + "/list") << list; }
+  std::string session = "uvget-width-" + std::to_string(::getpid()) + "-" + std::to_string(columns);
+  std::string cmd = bin + " -d " + dir + "/out -j 2 --per-host 2 -i " + dir + "/list; sleep 30";
+  EXPECT_EQ(run_command({"tmux", "new-session", "-d", "-s", session, "-x", std::to_string(columns),
+                         "-y", "20", cmd})
+                .exit_code,
+            0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // 15 redraws or so
+  std::string screen = run_command({"tmux", "capture-pane", "-p", "-t", session}).out;
+  run_command({"tmux", "kill-session", "-t", session});
+  std::vector<std::string> rows;
+  std::istringstream in(screen);
+  for (std::string row; std::getline(in, row);)
+    if (row.find_first_not_of(' ') != std::string::npos) rows.push_back(row);
+  return rows;
+}
+
+TEST_F(CliTest, TheStatusLineFitsTheTerminalAt50And120Columns) {
+  ASSERT_FALSE(find_program("tmux").empty()) << "tmux is needed (scripts/deps test installs it)";
+  for (int columns : {50, 120}) {
+    auto rows = status_rows_in_tmux(bin_, dir_ + "/" + std::to_string(columns), columns);
+    ASSERT_EQ(rows.size(), 1u) << columns << " columns: " << ::testing::PrintToString(rows);
+    EXPECT_TRUE(rows[0].starts_with("uvget: ")) << rows[0];
+    EXPECT_NE(rows[0].find("/200 files"), std::string::npos) << rows[0];
+    EXPECT_NE(rows[0].find("error"), std::string::npos) << "the errors stay: " << rows[0];
+    EXPECT_LT(rows[0].size(), static_cast<std::size_t>(columns)) << rows[0];
+    if (columns == 120) {
+      EXPECT_NE(rows[0].find("connection"), std::string::npos) << rows[0];
+    }
+  }
+}
+
 TEST_F(CliTest, NoLiveStatusAreaWhenStderrIsAPipe) {
   TestServer server(
       [](const RecordedRequest& r) { return Script().send(http_response(200, r.target)); });

@@ -21,6 +21,18 @@ TEST(MaskCredentials, EveryUrlInAMessageIsMasked) {
   EXPECT_EQ(mask_credentials("{\"url\":\"http://a:pw@h\"}"), "{\"url\":\"http://a:***@h\"}");
 }
 
+TEST(FitStatus, FieldsGoFromTheMiddleBeforeTheLineIsCut) {
+  std::vector<std::string> f = {"5/200 files", "1.2 MB",        "300 kB/s",
+                                "ETA 0:10",    "2 connections", "0 errors"};
+  std::string full = "5/200 files, 1.2 MB, 300 kB/s, ETA 0:10, 2 connections, 0 errors";
+  EXPECT_EQ(fit_status(f, 200), full);
+  EXPECT_EQ(fit_status(f, full.size() - 1), "5/200 files, 1.2 MB, 300 kB/s, ETA 0:10, 0 errors");
+  EXPECT_EQ(fit_status(f, 41), "5/200 files, 300 kB/s, ETA 0:10, 0 errors");
+  EXPECT_EQ(fit_status(f, 31), "5/200 files, ETA 0:10, 0 errors");
+  EXPECT_EQ(fit_status(f, 22), "5/200 files, 0 errors");
+  EXPECT_EQ(fit_status(f, 10), "5/200 file");
+}
+
 TEST(CountOf, OneIsSingular) {
   EXPECT_EQ(count_of(1, "file"), "1 file");
   EXPECT_EQ(count_of(0, "error"), "0 errors");
