@@ -1,8 +1,12 @@
 // Small text helpers for the protocol and file formats: trimming and plain decimal numbers.
 #pragma once
 
+#include <time.h>
+
 #include <cstdint>
+#include <ctime>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace uvget {
@@ -21,6 +25,15 @@ inline std::optional<std::uint64_t> parse_u64(std::string_view v) {
   std::uint64_t n = 0;
   for (char c : v) n = n * 10 + static_cast<std::uint64_t>(c - '0');
   return n;
+}
+
+/// An HTTP date (RFC 9110 5.6.7, IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT") as a time.
+inline std::optional<std::time_t> parse_http_date(std::string_view v) {
+  std::tm tm{};
+  std::string text(trim(v));
+  const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (!end || *end) return std::nullopt;
+  return timegm(&tm);
 }
 
 }  // namespace uvget

@@ -138,6 +138,9 @@ struct FileSinkOptions {
   /// When NAME is a symbolic link (without unique_name): write to where it points, as `-o LINK`
   /// asks. Off: such a NAME is refused (a name that came from a URL must not lead elsewhere).
   bool write_through_symlink = false;
+  /// Give the finished file the response's Last-Modified time as its modification time (the
+  /// command line's -R).
+  bool remote_time = false;
 };
 
 /// Writes the body to `path + ".part"` and renames it to `path` once the body is complete.

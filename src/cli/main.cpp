@@ -42,6 +42,7 @@ struct Settings {
   std::string input_file;
   std::string dir = ".";
   bool create_dirs = false;
+  bool remote_time = false;  // -R
   std::string output;
   int connections = 64;
   int per_host = 16;
@@ -422,6 +423,7 @@ class App {
           fo.unique_name = s_.output.empty() && !s_.overwrite && !s_.resume;
           // -o LINK writes where the link points, as asked; a name from a URL never does.
           fo.write_through_symlink = !s_.output.empty();
+          fo.remote_time = s_.remote_time;
           req.sink = make_file_sink(path, fo);
         }
       }
@@ -688,6 +690,8 @@ void describe_options(cli::ArgParser& p, Settings& s, bool& help, bool& version)
            "the single URL's file ('-': standard output); a device or FIFO is written into, a "
            "symbolic link written through");
   p.flag("create-dirs", 0, "create -o's missing parent directories", [&] { s.create_dirs = true; });
+  p.flag("remote-time", 'R', "give each file the server's Last-Modified time",
+         [&] { s.remote_time = true; });
   p.flag("overwrite", 0, "replace existing files instead of adding .1, .2, ...",
          [&] { s.overwrite = true; });
   p.flag("continue", 'c',

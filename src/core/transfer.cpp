@@ -63,12 +63,10 @@ std::optional<std::uint64_t> parse_retry_after(std::string_view v) {
   if (v.empty()) return std::nullopt;
   if (v.find_first_not_of("0123456789") == std::string_view::npos)
     return v.size() > 9 ? std::uint64_t{999'999'999} * 1000 : *parse_u64(v) * 1000;
-  std::tm tm{};
-  std::string text(v);
-  const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  if (!end || *end) return std::nullopt;
-  std::time_t at = timegm(&tm), now = std::time(nullptr);
-  return at > now ? static_cast<std::uint64_t>(at - now) * 1000 : 0;
+  auto at = parse_http_date(v);
+  if (!at) return std::nullopt;
+  std::time_t now = std::time(nullptr);
+  return *at > now ? static_cast<std::uint64_t>(*at - now) * 1000 : 0;
 }
 
 // Content-Range (RFC 9110 14.4): "bytes FIRST-LAST/LENGTH", "bytes FIRST-LAST/*" or

@@ -237,12 +237,14 @@ class FileSink final : public Sink, public SplitFile {
     if (state_ == State::held) state_ = State::buffering;
     validator_ = validator_of(head);
     total_ = head.content_length().value_or(0);
+    note_mtime(head);
     return {};
   }
 
   Error open_continued(uv_loop_s* loop, const Response& head, Events events) override {
     loop_ = loop;
     events_ = std::move(events);
+    note_mtime(head);
     if (validator_.empty()) validator_ = validator_of(head);
     if (total_ == 0)
       if (auto n = head.content_length()) total_ = held().bytes + *n;
@@ -453,6 +455,19 @@ class FileSink final : public Sink, public SplitFile {
   }
 
   void kick_segments();
+
+  void note_mtime(const Response& head) {
+    if (!opts_.remote_time) return;
+    if (auto lm = head.header("Last-Modified"))
+      if (auto t = parse_http_date(*lm)) mtime_ = *t;
+  }
+
+  // The final file gets the server's Last-Modified (-R); best effort, like the sidecar.
+  static void set_mtime(FileSink* s) {
+    if (s->mtime_ == 0 || s->direct_) return;
+    timespec times[2] = {{0, UTIME_OMIT}, {s->mtime_, 0}};
+    ::utimensat(AT_FDCWD, s->path_.c_str(), times, AT_SYMLINK_NOFOLLOW);
+  }
 
   // The file the bytes go to now, for messages.
   const std::string& written_to() const { return direct_ ? path_ : part_; }
@@ -783,6 +798,7 @@ class FileSink final : public Sink, public SplitFile {
         if (w->direct) return;
         if (!place(s, w)) return failed("rename");
         if (s->meta_on_disk_) ::unlink(s->meta_.c_str());
+        set_mtime(s);
         return;
       }
       case Job::close_rename:
@@ -790,6 +806,7 @@ class FileSink final : public Sink, public SplitFile {
         if (s->direct_) return;
         if (!place(s, w)) return failed("rename");
         ::unlink(s->meta_.c_str());
+        set_mtime(s);
         return;
       case Job::close_only:
         ::close(s->fd_);
@@ -984,7 +1001,8 @@ class FileSink final : public Sink, public SplitFile {
   bool adopted_ = false;       // ... and NAME became our .part (Job::reopen)
   std::uint64_t adopted_size_ = 0;  // NAME's size then
   bool mismatch_ = false;           // aborted for a checksum mismatch
-  bool direct_ = false;  // NAME is a device, FIFO or socket, written into (settle_target)
+  bool direct_ = false;    // NAME is a device, FIFO or socket, written into (settle_target)
+  std::time_t mtime_ = 0;  // remote_time: the response's Last-Modified
   std::atomic<bool> stop_replay_{false};  // abort() during Job::replay: stop reading
   bool split_ = false;                    // a segmented download: full-size .part, done_ ranges
   bool split_continuing_ = false;         // Job::open_split keeps what the .part holds

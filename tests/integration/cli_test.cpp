@@ -475,6 +475,27 @@ TEST_F(CliTest, OutputThroughASymlinkButNeverANameFromAUrl) {
   EXPECT_TRUE(std::filesystem::is_symlink(out + "/body"));
 }
 
+// -R: the file's modification time is the server's Last-Modified, for a small body (written in
+// one go) and a large one (streamed); without -R it is now.
+TEST_F(CliTest, RemoteTimeSetsTheFilesModificationTime) {
+  TestServer server;
+  Headers lm = {{"Last-Modified", "Wed, 21 Oct 2015 07:28:00 GMT"}};
+  server.route("/small", Script().send(http_response(200, "small", lm)));
+  server.route("/large", Script().send(http_response(200, pattern_bytes(300'000, 3), lm)));
+  auto r = uvget({"-q", "-R", "-d", dir_ + "/r", server.url("/small"), server.url("/large")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = uvget({"-q", "-d", dir_ + "/now", server.url("/small")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  auto mtime = [](const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+    return st.st_mtime;
+  };
+  EXPECT_EQ(mtime(dir_ + "/r/small"), 1445412480);
+  EXPECT_EQ(mtime(dir_ + "/r/large"), 1445412480);
+  EXPECT_GT(mtime(dir_ + "/now/small"), 1445412480 + 86400);
+}
+
 TEST_F(CliTest, TraversalAttemptsStayInsideTheDirectory) {
   TestServer server(
       [](const RecordedRequest&) { return Script().send(http_response(200, "evil")); });
