@@ -482,6 +482,7 @@ class App {
     bytes_ += r.bytes;
     if (r.ok()) {
       ++ok_;
+      if (!asked.empty() && !r.path.empty() && r.path != asked) ++suffixed_;
       if (mode_ == Progress::lines)
         say(r.url + " -> " + (path.empty() ? "(discarded)" : path) + " (" +
             std::to_string(r.bytes) + " bytes" +
@@ -601,6 +602,13 @@ class App {
                  cli::count_of(ok_, "file").c_str(), static_cast<unsigned long long>(failed_),
                  cli::count_of(bytes_, "byte").c_str(), secs, static_cast<double>(ok_) / secs,
                  static_cast<double>(bytes_) / secs / 1e6, interrupted_ ? " (interrupted)" : "");
+    if (suffixed_ > 0)
+      std::fprintf(stderr,
+                   "uvget: %llu %s already taken, so %s a numbered name (NAME.1, ...); -c "
+                   "continues what is there and --overwrite replaces it\n",
+                   static_cast<unsigned long long>(suffixed_),
+                   suffixed_ == 1 ? "name was" : "names were",
+                   suffixed_ == 1 ? "its file got" : "their files got");
     if (interrupted_)
       std::fprintf(stderr, "uvget: interrupted: %llu cancelled, %llu not started%s\n",
                    static_cast<unsigned long long>(cancelled_),
@@ -660,6 +668,7 @@ class App {
   bool draining_ = false;       // interrupted: the rest of the list is read for its records
   bool client_closed_ = false;
   std::uint64_t not_started_ = 0, cancelled_ = 0;
+  std::uint64_t suffixed_ = 0;  // files that got NAME.1, NAME.2, ... because NAME was taken
   uv_signal_t sigint_{}, sigterm_{};
 };
 

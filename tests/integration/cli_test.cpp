@@ -350,6 +350,9 @@ TEST_F(CliTest, SameNameTwiceGetsANumericSuffix) {
     EXPECT_NE(r.err.find(url + " -> " + path + " "), std::string::npos) << r.err;
   }
   EXPECT_EQ(records, 2);
+  EXPECT_NE(r.err.find("2 names were already taken, so their files got a numbered name"),
+            std::string::npos)
+      << "a re-run that doubles files says so: " << r.err;
 }
 
 TEST_F(CliTest, OverwriteAndOutputReplaceTheFile) {
