@@ -355,6 +355,31 @@ TEST_F(CliTest, SameNameTwiceGetsANumericSuffix) {
       << "a re-run that doubles files says so: " << r.err;
 }
 
+// Thousands of URLs that end in one name: each gets its own NAME.N, every number once, and
+// naming stays O(1) a file (it used to probe NAME.1, NAME.2, ... from 1 each time).
+TEST_F(CliTest, AChainOfThousandsOfClashingNamesGetsEveryNumberOnce) {
+  TestServer server(
+      [](const RecordedRequest& r) { return Script().send(http_response(200, r.target)); });
+  constexpr int kFiles = 3000;
+  std::string list;
+  for (int i = 0; i < kFiles; ++i) list += server.url("/d" + std::to_string(i) + "/same") + "\n";
+  { std::ofstream(dir_ + "/list.txt") << list; }
+  auto r = uvget({"-q", "-d", dir_ + "/out", "-i", dir_ + "/list.txt"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::set<std::string> names, bodies;
+  for (auto& e : std::filesystem::directory_iterator(dir_ + "/out")) {
+    names.insert(e.path().filename().string());
+    bodies.insert(read_file(e.path().string()));
+  }
+  std::set<std::string> want_names{"same"}, want_bodies;
+  for (int i = 0; i < kFiles; ++i) {
+    if (i > 0) want_names.insert("same." + std::to_string(i));
+    want_bodies.insert("/d" + std::to_string(i) + "/same");
+  }
+  EXPECT_TRUE(names == want_names) << names.size() << " names";
+  EXPECT_TRUE(bodies == want_bodies) << "each file holds its own URL's body";
+}
+
 TEST_F(CliTest, OverwriteAndOutputReplaceTheFile) {
   TestServer server;
   server.route("/file", Script().send(http_response(200, "new")));
