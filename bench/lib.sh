@@ -119,6 +119,3 @@ stop_dns_server() {  # prints e.g. "dns_test_server: 4000 answered, 4000 queries
   dns_pid=""
   grep '^dns_test_server:' "$work/dns.err" || true
 }
-
-# Files per second, CPU seconds and so on: $1 count, $2 seconds (awk, no Python start-up).
-per_second() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f", (s > 0 ? n / s : 0) }'; }
