@@ -59,6 +59,8 @@ class UvgetCategory final : public std::error_category {
         return "transfer too slow";
       case Errc::checksum_mismatch:
         return "checksum mismatch";
+      case Errc::bad_encoding:
+        return "cannot decode the body";
     }
     return "unknown uvget error";
   }

@@ -261,6 +261,12 @@ Result<Url> build(std::string_view text, std::string_view scheme, std::string_vi
   std::string idn_why;
   std::string ascii = hostport[0] == '[' ? std::string(host) : to_ascii_host(host, idn_why);
   if (ascii.empty()) return url_error(text, "invalid international host name: " + idn_why);
+  // What the A-label form spells must itself be a host (escapes may have hidden controls).
+  if (hostport[0] != '[' && (!valid_reg_name(ascii) ||
+                             std::any_of(ascii.begin(), ascii.end(), [](char c) {
+                               return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
+                             })))
+    return url_error(text, "invalid international host name: it has characters a host cannot");
   for (char c : ascii) u.host.push_back(lower(c));
 
   if (port.empty()) {

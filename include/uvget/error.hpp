@@ -34,6 +34,7 @@ enum class Errc {
   dns_temporary,       // DNS lookup failed for now (EAI_AGAIN, timed out): worth a retry
   too_slow,            // slower than the lowest speed for the lowest-speed time
   checksum_mismatch,   // the body does not hash to Request::checksum
+  bad_encoding,        // a Content-Encoding that cannot be undone, or a corrupt encoded body
 };
 
 const std::error_category& uvget_category() noexcept;

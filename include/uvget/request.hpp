@@ -180,6 +180,15 @@ struct Request {
   /// Callbacks::on_data then sees only the first segment's bytes.
   int split = 1;
   std::uint64_t min_split_size = 20 * 1024 * 1024;
+  /// Ask for a compressed body (Accept-Encoding: gzip, deflate, br, zstd, unless the request or
+  /// the client already sends an Accept-Encoding of its own) and undo the Content-Encoding
+  /// while it streams: the sink, Callbacks::on_data, the checksum and TransferResult::bytes all
+  /// see the decoded bytes, and the sink's head carries no Content-Length (the encoded one says
+  /// nothing of the decoded size). A coding that cannot be undone, or a corrupt body, is
+  /// Errc::bad_encoding; an encoded body that stops before its end is Errc::size_mismatch
+  /// (retried). An encoded body is never split, and a retry fetches it again from the start.
+  /// Off: the body is kept as it came, whatever its Content-Encoding.
+  bool decompress = false;
   /// Whole-transfer deadline from get(), queueing and redirects included; 0: the client's
   /// ClientOptions::timeout_ms.
   std::uint64_t timeout_ms = 0;
@@ -189,7 +198,9 @@ struct TransferResult {
   std::string url;          // as requested
   std::string final_url;    // after redirects
   int status = 0;           // of the final response; 0 when none arrived
-  std::uint64_t bytes = 0;  // body bytes of the final response received in this transfer
+  /// Body bytes of the final response received in this transfer (decoded ones with
+  /// Request::decompress).
+  std::uint64_t bytes = 0;
   /// Bytes the sink already held that the final response continued (Range): the body is
   /// resumed_from + bytes long. 0: received whole.
   std::uint64_t resumed_from = 0;

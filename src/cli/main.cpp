@@ -62,6 +62,7 @@ struct Settings {
   bool verbose = false;
   std::string cacert;
   bool insecure = false;
+  bool compressed = false;
   bool allow_downgrade = false;
   double timeout = 0;
   std::string json;
@@ -404,6 +405,7 @@ class App {
     Request req;
     req.url = it.url;
     req.checksum = it.checksum;
+    req.decompress = s_.compressed;
     req.split = s_.split;
     req.min_split_size = s_.min_split_bytes;
     std::string path;
@@ -754,6 +756,10 @@ void describe_options(cli::ArgParser& p, Settings& s, bool& help, bool& version)
              s.headers.push_back(v);
              return std::nullopt;
            });
+  p.flag("compressed", 0,
+         "ask for gzip, deflate, br or zstd and save the body decoded; --checksum and sizes "
+         "count the decoded bytes",
+         [&] { s.compressed = true; });
   add_text("user-agent", 'U', "TEXT", &s.user_agent,
            "the User-Agent header (default uvget/VERSION)");
   p.option("max-redirects", 0, "N", "redirects followed at most (default 10)",

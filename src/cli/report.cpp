@@ -146,6 +146,8 @@ std::string_view error_kind(const Error& e) {
       return "too_slow";
     case Errc::checksum_mismatch:
       return "checksum";
+    case Errc::bad_encoding:
+      return "encoding";
   }
   return "other";
 }

@@ -122,6 +122,7 @@ Transfer::Transfer(Client::Impl& client, std::uint64_t id, Request request, Url 
       hash_(std::move(hash)),
       fail_on_http_error_(request.fail_on_http_error),
       cbs_(std::move(callbacks)),
+      decompress_(request.decompress),
       split_n_(request.split),
       min_split_(request.min_split_size),
       started_ns_(uv_hrtime()) {
@@ -180,6 +181,10 @@ void Transfer::start(Connection* c) {
   moved_ = speed_mark_ = speed_mark_ms_ = slow_since_ms_ = 0;
   range_from_ = resumed_from_ = 0;
   start_over_ = held_complete_ = ranged_ = false;
+  decoder_.reset();
+  undecoded_.clear();
+  encoded_bytes_ = 0;
+  decode_paused_ = settle_pending_ = false;
   if (sink_ && !ranges_off_) {
     held_ = sink_->held();
     // Something held (a prefix, or a segmented .part's ranges). A checksum must cover every
@@ -190,16 +195,23 @@ void Transfer::start(Connection* c) {
       range_from_ = held_.bytes;
     }
   }
+  auto has = [](const HeaderList& list, std::string_view name) {
+    return std::any_of(list.begin(), list.end(), [&](auto& h) { return iequals(h.first, name); });
+  };
+  bool accept_encoding = decompress_ && !has(headers_, "Accept-Encoding") &&
+                         !has(client_.opts().headers, "Accept-Encoding");
   std::string req;
   req.reserve(256);
-  if (!ranged_) {
+  if (!ranged_ && !accept_encoding) {
     write_request(req, method_, url_, client_.opts().user_agent, client_.opts().headers, headers_);
   } else {
-    HeaderList with_range = headers_;
-    with_range.emplace_back("Range", "bytes=" + std::to_string(range_from_) + "-");
-    if (!held_.validator.empty()) with_range.emplace_back("If-Range", held_.validator);
-    write_request(req, method_, url_, client_.opts().user_agent, client_.opts().headers,
-                  with_range);
+    HeaderList more = headers_;
+    if (ranged_) {
+      more.emplace_back("Range", "bytes=" + std::to_string(range_from_) + "-");
+      if (!held_.validator.empty()) more.emplace_back("If-Range", held_.validator);
+    }
+    if (accept_encoding) more.emplace_back("Accept-Encoding", std::string(accepted_encodings()));
+    write_request(req, method_, url_, client_.opts().user_agent, client_.opts().headers, more);
   }
   client_.count_request(c->requests() > 0);
   reused_ = c->requests() > 0;
@@ -232,6 +244,14 @@ void Transfer::on_exchange_head(Response& head) {
     return;  // the body of a redirect is drained, not kept
   }
   if (ranged_ && (head.status == 206 || head.status == 416)) {
+    if (head.status == 206 && decompress_) {
+      // The held bytes are decoded ones; a range of an encoded body does not continue them.
+      auto coding = make_content_decoder(head.header("Content-Encoding").value_or(""));
+      if (!coding || *coding) {
+        start_over_ = true;
+        return;
+      }
+    }
     auto cr = parse_content_range(head.header("Content-Range"));
     bool total_ok = cr && cr->length && (!held_.total || *cr->length == held_.total);
     if (head.status == 206 && total_ok && cr->first == range_from_ && *cr->last + 1 == *cr->length)
@@ -252,14 +272,33 @@ void Transfer::on_exchange_head(Response& head) {
                                                    (head.reason.empty() ? "" : " " + head.reason));
     return;
   }
+  if (decompress_ && method_ != Method::head) {
+    auto coding = make_content_decoder(head.header("Content-Encoding").value_or(""));
+    if (!coding) {
+      deferred_error_ = coding.error();
+      return;
+    }
+    decoder_ = std::move(*coding);
+  }
   keep_body_ = true;
   if (hash_) hash_->restart();  // this response's body is the one to check
   if (cbs_.on_head) cbs_.on_head(head);
   if (phase_ != Phase::running) return;  // cancelled from on_head
   if (sink_) {
-    if (head.status == 200 && try_split(head, head.content_length(), false)) return;
+    if (!decoder_ && head.status == 200 && try_split(head, head.content_length(), false)) return;
     sink_opened_ = true;
-    if (Error e = sink_->open(client_.loop(), head, sink_events())) fail(std::move(e));
+    Error e;
+    if (!decoder_) {
+      e = sink_->open(client_.loop(), head, sink_events());
+    } else {
+      // The sink sees the decoded body: the encoded length and coding are not its.
+      Response decoded = head;
+      std::erase_if(decoded.headers, [](auto& h) {
+        return iequals(h.first, "Content-Length") || iequals(h.first, "Content-Encoding");
+      });
+      e = sink_->open(client_.loop(), decoded, sink_events());
+    }
+    if (e) fail(std::move(e));
   }
 }
 
@@ -267,6 +306,7 @@ void Transfer::on_exchange_head(Response& head) {
 Sink::Events Transfer::sink_events() {
   Sink::Events ev;
   ev.drained = [this] {
+    if (decode_paused_) return resume_decoding();
     if (conn_) conn_->resume_reading();
   };
   ev.failed = [this](Error e) { fail(std::move(e)); };
@@ -294,14 +334,60 @@ void Transfer::on_exchange_body(std::span<const std::byte> bytes) {
   moved_ += bytes.size();
   if (!keep_body_) return;
   if (split_) return split_body(bytes);
+  if (decoder_) return decode_body(bytes);
+  if (!deliver(bytes) && phase_ == Phase::running && conn_) conn_->pause_reading();
+}
+
+bool Transfer::deliver(std::span<const std::byte> bytes) {
   bytes_ += bytes.size();
   if (hash_) hash_->update(bytes);
   client_.count_body(bytes.size());
   if (cbs_.on_data) {
     cbs_.on_data(bytes);
-    if (phase_ != Phase::running) return;
+    if (phase_ != Phase::running) return true;
   }
-  if (sink_ && !sink_->write(bytes) && conn_) conn_->pause_reading();
+  return !sink_ || sink_->write(bytes);
+}
+
+void Transfer::decode_body(std::span<const std::byte> bytes) {
+  encoded_bytes_ += bytes.size();
+  if (decode_paused_) {  // the rest of a read that came in after the pause
+    undecoded_.insert(undecoded_.end(), bytes.begin(), bytes.end());
+    return;
+  }
+  if (decoded_.empty()) decoded_.resize(64 * 1024);
+  std::span<const std::byte> in = bytes;
+  for (;;) {
+    std::size_t in_before = in.size();
+    auto got = decoder_->decode(in, decoded_);
+    if (!got) return fail(got.error());
+    bool full = *got == decoded_.size();
+    if (*got > 0) {
+      bool more = deliver(std::span(decoded_.data(), *got));
+      if (phase_ != Phase::running) return;
+      if (!more) {
+        decode_paused_ = true;
+        undecoded_.assign(in.begin(), in.end());
+        if (conn_) conn_->pause_reading();
+        return;
+      }
+    }
+    if (!full && (in.empty() || in.size() == in_before)) return;
+  }
+}
+
+void Transfer::resume_decoding() {
+  decode_paused_ = false;
+  std::vector<std::byte> waiting = std::move(undecoded_);
+  undecoded_.clear();
+  encoded_bytes_ -= waiting.size();  // counted again as decode_body takes them
+  decode_body(waiting);
+  if (phase_ != Phase::running || decode_paused_) return;
+  if (settle_pending_) {
+    settle_pending_ = false;
+    return settle({});
+  }
+  if (conn_) conn_->resume_reading();
 }
 
 void Transfer::on_exchange_done(const Error& error, bool retry_safe) {
@@ -333,7 +419,19 @@ void Transfer::on_exchange_done(const Error& error, bool retry_safe) {
     client_.requeue(this);
     return;
   }
-  if (error) return fail_or_retry(error);
+  if (!error && decode_paused_) {
+    settle_pending_ = true;  // once what waits is decoded and written (resume_decoding)
+    return;
+  }
+  settle(error);
+}
+
+void Transfer::settle(const Error& error) {
+  if (error) {
+    decode_paused_ = false;  // what waits is of a body that broke
+    undecoded_.clear();
+    return fail_or_retry(error);
+  }
   if (deferred_error_) return fail_or_retry(deferred_error_);
   if (!redirect_to_.empty()) return follow_redirect();
   if (start_over_) return start_over();
@@ -345,6 +443,11 @@ void Transfer::on_exchange_done(const Error& error, bool retry_safe) {
     if (Error e = sink_->open_continued(client_.loop(), head, sink_events()))
       return fail(std::move(e));
     keep_body_ = true;  // so that the checksum below covers the held bytes
+  }
+  if (decoder_ && keep_body_ && encoded_bytes_ > 0 && !decoder_->finished()) {
+    return fail_or_retry(Error(Errc::size_mismatch, "the " + decoder_->name() +
+                                                        " body stops before the end of its "
+                                                        "compressed data (truncated)"));
   }
   phase_ = Phase::finishing;
   if (hash_ && keep_body_) {
@@ -455,7 +558,8 @@ void Transfer::fail_or_retry(Error error) {
   if (sink_ && sink_opened_) {
     sink_opened_ = false;
     // Keep what arrived when the sink can (the next request asks for the rest), else drop it.
-    if (!ranges_off_ && sink_->suspend(again)) return;
+    // (A decoded body is not continued: a range would count the encoded bytes.)
+    if (!ranges_off_ && !decoder_ && sink_->suspend(again)) return;
     if (!sink_->restart(again)) {
       phase_ = Phase::running;  // so that fail() runs
       error.detail += " (not retried: the sink cannot start over)";
@@ -470,6 +574,7 @@ void Transfer::fail(Error error) {
   if (phase_ == Phase::done || phase_ == Phase::finishing) return;
   if (phase_ == Phase::waiting) client_.forget_retry(this);
   phase_ = Phase::finishing;
+  decode_paused_ = settle_pending_ = false;
   if (conn_) {
     Connection* c = conn_;
     conn_ = nullptr;

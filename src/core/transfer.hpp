@@ -5,11 +5,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <uvget/client.hpp>
 
 #include "core/checksum.hpp"
 #include "http/connection.hpp"
+#include "http/content_decoder.hpp"
 #include "sink/split_file.hpp"
 #include "url.hpp"
 
@@ -56,6 +58,17 @@ class Transfer final : public Exchange {
   }
   void on_exchange_done(const Error& error, bool retry_safe) override;
   void on_exchange_unanswered(bool server_broke) override;
+  /// Hands body bytes (decoded ones when decoding) to the checksum, on_data and the sink;
+  /// false when the sink asks the reader to pause. Check phase_ after it.
+  bool deliver(std::span<const std::byte> bytes);
+  /// Decodes `bytes`, pulling one buffer at a time, until the input is used up or the sink is
+  /// full: then the rest of the input waits in undecoded_ and reading pauses.
+  void decode_body(std::span<const std::byte> bytes);
+  /// The sink drained while decoding was paused: decode what waits, then read again (or, when
+  /// the response had ended meanwhile, settle it).
+  void resume_decoding();
+  /// The exchange ended and every byte of it is delivered: what comes next.
+  void settle(const Error& error);
   void follow_redirect();
   /// The server refused or garbled the range: ask again for the whole body (not an attempt).
   void start_over();
@@ -114,6 +127,13 @@ class Transfer final : public Exchange {
   bool start_over_ = false;         // the range answer cannot be used: ask for the whole body
   bool held_complete_ = false;      // 416: the held bytes are the whole body
   bool ranged_ = false;             // the request asked for a range (from range_from_)
+  const bool decompress_;
+  std::unique_ptr<ContentDecoder> decoder_;  // non-null: this response's body is decoded
+  std::vector<std::byte> decoded_;           // the decoder's output buffer
+  std::vector<std::byte> undecoded_;         // input waiting while the sink is full
+  std::uint64_t encoded_bytes_ = 0;          // of this response, as it came
+  bool decode_paused_ = false;               // decoding waits for the sink to drain
+  bool settle_pending_ = false;              // the exchange ended while decoding waited
   const int split_n_;
   const std::uint64_t min_split_;
   std::unique_ptr<Split> split_;  // non-null once the body is fetched in segments

@@ -451,7 +451,7 @@ TEST_F(CliTest, OutputToAFifoStreamsIntoItAndANoReaderFifoFailsClearly) {
   for (auto [target, body] : {std::pair<std::string, std::string>{"/small", "through the pipe"},
                               std::pair<std::string, std::string>{"/large", large}}) {
     std::string got;
-    std::thread reader([&] { got = read_fifo(fd, body.size()); });
+    std::thread reader([&, want = body.size()] { got = read_fifo(fd, want); });
     auto r = uvget({"-q", "-o", fifo, server.url(target)});
     reader.join();
     EXPECT_EQ(r.status, 0) << target << ": " << r.err;

@@ -93,6 +93,12 @@ TEST(UrlParse, AnInvalidInternationalNameIsRefused) {
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message().find("invalid international host name"), std::string::npos)
       << r.error().message();
+  // An escaped control character beside non-ASCII letters (found by url_fuzz): the A-label
+  // form would carry it into the request.
+  auto hidden = Url::parse("http://a.p%13.\xc3\xbc.example/");
+  ASSERT_FALSE(hidden);
+  EXPECT_NE(hidden.error().message().find("invalid international host name"), std::string::npos)
+      << hidden.error().message();
 }
 
 TEST(UrlParse, MissingPathBecomesSlash) {
