@@ -27,6 +27,12 @@ struct ClientOptions {
   int max_connections = 64;
   /// Open connections to one origin (scheme, host, port) never exceed this.
   int max_per_host = 16;
+  /// Connections to an origin open gradually: at most this many of them may be waiting for
+  /// their first response at once, so a host gets more only as it answers (a fast one has all
+  /// of max_per_host after a few round trips). A small server with a short accept queue
+  /// (python's http.server listens with a backlog of 5, and closes after each answer) is then
+  /// not flooded with connections it drops. 0: all of max_per_host at once.
+  int initial_per_host = 4;
   /// New connections to one origin that may be opening (TCP, and TLS) at the same time; more
   /// wait until one is established. A burst of thousands of downloads would otherwise overflow
   /// the server's accept queue (Linux caps it at 4096 by default, nginx asks for 511), and the

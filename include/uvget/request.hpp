@@ -141,6 +141,13 @@ struct FileSinkOptions {
   /// Give the finished file the response's Last-Modified time as its modification time (the
   /// command line's -R).
   bool remote_time = false;
+  /// The URL the body comes from. Written into the sidecar with this process's id, so that a
+  /// NAME.part left by an earlier run (killed, or interrupted with keep_partial_on_cancel) is
+  /// known as ours: with unique_name, a NAME.part whose sidecar names this URL and a process
+  /// that no longer runs is taken over (started over, and the body still gets NAME) instead of
+  /// the body moving to NAME.1. A .part without such a sidecar, or one another process is
+  /// writing (it holds a lock on it), is never touched. Empty: no .part is ever taken over.
+  std::string source;
 };
 
 /// Writes the body to `path + ".part"` and renames it to `path` once the body is complete.

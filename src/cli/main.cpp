@@ -46,6 +46,7 @@ struct Settings {
   std::string output;
   int connections = 64;
   int per_host = 16;
+  int initial_per_host = 4;
   int pipeline = 1;
   bool discard = false;
   bool overwrite = false;
@@ -168,6 +169,7 @@ class App {
     s_.per_host = std::min(s_.per_host, s_.connections);
     o.max_connections = s_.connections;
     o.max_per_host = s_.per_host;
+    o.initial_per_host = s_.initial_per_host;
     o.pipeline = s_.pipeline;
     o.connect_timeout_ms = static_cast<std::uint64_t>(s_.connect_timeout * 1000);
     o.idle_timeout_ms = static_cast<std::uint64_t>(s_.idle_timeout * 1000);
@@ -419,6 +421,7 @@ class App {
         if (!path.empty()) {
           FileSinkOptions fo;
           fo.keep_partial_on_cancel = true;  // Ctrl-C leaves NAME.part for a later resume
+          fo.source = it.url;                // and a later run knows it as its own
           fo.resume = s_.resume;
           // A name derived from the URL never replaces a file: the sink takes NAME.1, ... when
           // NAME is there when it creates or renames the file (race-free, off the loop).
@@ -720,6 +723,10 @@ void describe_options(cli::ArgParser& p, Settings& s, bool& help, bool& version)
            int_in(&s.connections, 1, 100000));
   p.option("per-host", 0, "N", "connections to one host (default 16)",
            int_in(&s.per_host, 1, 100000));
+  p.option("initial-per-host", 0, "N",
+           "connections to a host at first, one more per answer it sends, up to --per-host "
+           "(default 4; 0: all at once)",
+           int_in(&s.initial_per_host, 0, 100000));
   p.option("pipeline", 0, "N",
            "requests in flight per connection once every connection is busy (HTTP/1.1 "
            "pipelining; default 1: off)",

@@ -444,7 +444,7 @@ void Client::Impl::pump() {
         remove_idle(c, conns_.at(c));
       } else {
         bool full =
-            o.open >= opts_.max_per_host ||
+            o.open >= opts_.max_per_host || waits_for_answers(o) ||
             (opts_.max_connecting_per_host > 0 && o.opening >= opts_.max_connecting_per_host) ||
             (conns_.size() >= static_cast<std::size_t>(opts_.max_connections) && idle_lru_.empty());
         if (full) c = pipeline_room(o, *t);  // every connection it may have is busy: queue behind
@@ -452,6 +452,7 @@ void Client::Impl::pump() {
       if (!c) {
         if (opts_.max_connecting_per_host > 0 && o.opening >= opts_.max_connecting_per_host)
           continue;  // connection_established() makes it ready again
+        if (waits_for_answers(o)) continue;  // connection_answered() makes it ready again
         if (o.open >= opts_.max_per_host) {
           if (o.idle.empty()) continue;  // waits for one of its own connections
           o.idle.front()->close();       // a retry needs a fresh one: give up an idle one
@@ -463,11 +464,12 @@ void Client::Impl::pump() {
           break;
         }
         c = Connection::open(loop_, *this, t->url());
-        conns_.emplace(c, ConnInfo{key, false, true, {}});
+        conns_.emplace(c, ConnInfo{key, false, true, true, {}});
         o.conns.push_back(c);
         ++live_conns_;
         ++o.open;
         ++o.opening;
+        ++o.unanswered;
       }
       UVGET_TRACE("start transfer %llu on %p (%s, %zu open)",
                   static_cast<unsigned long long>(t->id()), static_cast<void*>(c),
@@ -488,6 +490,21 @@ Connection* Client::Impl::pipeline_room(Origin& o, const Transfer& t) {
   for (Connection* c : o.conns)
     if (c->can_pipeline(depth) && (!best || c->in_flight() < best->in_flight())) best = c;
   return best;
+}
+
+void Client::Impl::connection_answered(Connection& c) {
+  auto it = conns_.find(&c);
+  if (it == conns_.end() || !it->second.unanswered) return;
+  it->second.unanswered = false;
+  auto oit = origins_.find(it->second.origin);
+  if (oit == origins_.end()) return;
+  Origin& o = oit->second;
+  bool waited = waits_for_answers(o);
+  --o.unanswered;
+  if (waited && !o.queue.empty()) {
+    mark_ready(oit->first, o);
+    schedule_pump();
+  }
 }
 
 void Client::Impl::stop_pipelining(const std::string& origin) {
@@ -541,13 +558,14 @@ void Client::Impl::connection_closing(Connection& c) {
   if (it == conns_.end()) return;
   remove_idle(&c, it->second);
   std::string key = std::move(it->second.origin);
-  bool opening = it->second.opening;
+  bool opening = it->second.opening, unanswered = it->second.unanswered;
   conns_.erase(it);
   auto oit = origins_.find(key);
   if (oit != origins_.end()) {
     std::erase(oit->second.conns, &c);
     --oit->second.open;
     if (opening) --oit->second.opening;
+    if (unanswered) --oit->second.unanswered;
     mark_ready(key, oit->second);
     drop_origin_if_unused(key);
   }

@@ -63,6 +63,9 @@ struct Client::Impl final : ConnectionOwner {
   void hold_origin(const std::string& origin, std::uint64_t delay_ms);
   /// The origin dropped pipelined requests: one request at a time to it from now on.
   void stop_pipelining(const std::string& origin);
+  /// A response head came on `c`: its first makes room for another new connection to its
+  /// origin (ClientOptions::initial_per_host).
+  void connection_answered(Connection& c);
 
   // ConnectionOwner
   Resolver& resolver() override { return resolver_; }
@@ -111,6 +114,7 @@ struct Client::Impl final : ConnectionOwner {
     bool no_pipelining = false;      // it dropped pipelined requests once
     int open = 0;                    // connections open to this origin (any state)
     int opening = 0;                 // of those, not yet established
+    int unanswered = 0;              // of those, not yet answered once
     std::uint64_t held_until = 0;    // uv_now ms: no new request before (429/503)
     bool ready = false;              // listed in ready_
   };
@@ -118,10 +122,15 @@ struct Client::Impl final : ConnectionOwner {
     std::string origin;
     bool idle = false;
     bool opening = true;                   // counted in Origin::opening
+    bool unanswered = true;                // counted in Origin::unanswered
     std::list<Connection*>::iterator lru;  // valid iff idle
   };
 
   void enqueue(Transfer* t, bool front);
+  /// `o` may not open another connection before one of its own answers.
+  bool waits_for_answers(const Origin& o) const {
+    return opts_.initial_per_host > 0 && o.unanswered >= opts_.initial_per_host;
+  }
   void mark_ready(const std::string& key, Origin& o);
   void schedule_pump();
   void pump();

@@ -344,6 +344,8 @@ Result<std::unique_ptr<Runner>> Runner::create(uv_loop_s* host, RunnerOptions op
     ClientOptions o = base;
     o.max_connections = base.max_connections / n + (i < base.max_connections % n ? 1 : 0);
     o.max_per_host = base.max_per_host / n + (i < base.max_per_host % n ? 1 : 0);
+    if (base.initial_per_host > 0)  // the same number unanswered for all loops together
+      o.initial_per_host = std::max(1, base.initial_per_host / n);
     if (base.max_connecting_per_host > 0)  // split like the other limits
       o.max_connecting_per_host = std::max(1, base.max_connecting_per_host / n);
     o.loop_slice_us = 0;              // a worker loop runs nothing but its client

@@ -221,6 +221,7 @@ void Transfer::start(Connection* c) {
 void Transfer::on_exchange_head(Response& head) {
   status_ = head.status;
   first_byte_ns_ = uv_hrtime();
+  if (conn_) client_.connection_answered(*conn_);
   retry_after_ms_ = 0;
   retry_after_too_long_ = false;
   if (auto ra = head.header("Retry-After"); ra && (head.status == 429 || head.status >= 500)) {

@@ -1,6 +1,8 @@
 // The built-in sinks. FileSink streams to NAME.part through the libuv threadpool with bounded
 // pending bytes, and renames to NAME only after finish(); memory and discard sinks are trivial.
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -149,6 +151,24 @@ bool parse_meta(std::string_view text, std::string& validator, std::uint64_t& to
   // Done ranges past the end, or a split file without a length, cannot be trusted.
   if (split && (total == 0 || (!done.empty() && done.back().to > total))) return false;
   return true;
+}
+
+// Who wrote a sidecar: its "url" and "pid" lines (absent in sidecars of other versions).
+struct MetaOwner {
+  std::string url;
+  long pid = 0;
+};
+MetaOwner parse_meta_owner(std::string_view text) {
+  MetaOwner o;
+  while (!text.empty()) {
+    auto nl = text.find('\n');
+    std::string_view l = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    if (l.starts_with("url ")) o.url = std::string(l.substr(4));
+    if (l.starts_with("pid "))
+      if (auto n = parse_u64(l.substr(4)); n && *n < LONG_MAX) o.pid = static_cast<long>(*n);
+  }
+  return o;
 }
 
 class SegmentSink;
@@ -310,6 +330,12 @@ class FileSink final : public Sink, public SplitFile {
     stop_replay_.store(true, std::memory_order_relaxed);
     aborting_ = true;
     prepare_cb_ = nullptr;
+    if (state_ == State::buffering && !busy_ && keep_ && !pending_.empty() && !part_on_disk_) {
+      abort_cb_ = std::move(done);
+      restart_cb_ = suspend_cb_ = nullptr;
+      run_job(Job::spill);  // the body so far, still in memory, kept as NAME.part
+      return;
+    }
     if ((state_ == State::buffering || state_ == State::held) && !busy_ &&
         (keep_ || !part_on_disk_)) {
       pending_.clear();  // nothing to close or remove
@@ -360,7 +386,8 @@ class FileSink final : public Sink, public SplitFile {
     close_only,
     open_split,
     meta,
-    replay
+    replay,
+    spill
   };
 
  public:
@@ -374,6 +401,7 @@ class FileSink final : public Sink, public SplitFile {
     bool restore = false;   // give an adopted NAME back (a checksum mismatch)
     bool direct = false;    // settle_target(): NAME is a device, FIFO or socket: written into
     const char* why = "";   // settle_target()'s refusal, for the message
+    bool spilled = false;   // Job::spill wrote NAME.part
     // Job::probe's findings
     std::uint64_t size = 0;
     bool found_part = false, found_final = false, found_meta = false;
@@ -533,8 +561,8 @@ class FileSink final : public Sink, public SplitFile {
       state_ = State::opening;
     auto* w = new Work{.self = this, .job = job, .keep = keep_, .restore = mismatch_ && adopted_};
     if (job == Job::open || job == Job::reopen || job == Job::open_split || job == Job::meta ||
-        (job == Job::discard && split_)) {
-      meta_text_ = meta_text(validator_, total_, split_, done_);
+        job == Job::spill || (job == Job::discard && split_)) {
+      meta_text_ = meta_text(validator_, total_, split_, done_) + owner_lines();
       meta_dirty_ = false;
     }
     // Reading back a large held file takes long: not in a batch, where other files' jobs
@@ -554,15 +582,76 @@ class FileSink final : public Sink, public SplitFile {
     if (!ok || ::rename(tmp.c_str(), s->meta_.c_str()) < 0) ::unlink(tmp.c_str());
   }
 
+  // The sidecar's owner lines: the URL and this process, so that a later run knows a
+  // leftover .part as its own (see take_over).
+  std::string owner_lines() const {
+    std::string t;
+    if (!opts_.source.empty() && opts_.source.find('\n') == std::string::npos)
+      t += "url " + opts_.source + "\n";
+    t += "pid " + std::to_string(::getpid()) + "\n";
+    return t;
+  }
+
+  // With unique_name, an existing NAME.part is an earlier run's of this same URL when its
+  // sidecar names the URL and a process that is gone: then it is opened (not yet truncated)
+  // and locked, and its fd returned; else -1 and it is left alone. The lock (held while the
+  // .part is open) settles two runs that find one leftover at once; the sidecar is read again
+  // under it, since the winner rewrites it with its own process id.
+  static int take_over(FileSink* s) {
+    if (s->opts_.source.empty()) return -1;
+    auto stale = [s] {
+      int mfd = ::open(s->meta_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (mfd < 0) return false;
+      char buf[8192];
+      ssize_t n = ::read(mfd, buf, sizeof buf);
+      ::close(mfd);
+      if (n <= 0 || n == static_cast<ssize_t>(sizeof buf)) return false;
+      std::string_view text(buf, static_cast<std::size_t>(n));
+      if (!text.starts_with(kMetaMagic)) return false;
+      MetaOwner o = parse_meta_owner(text);
+      if (o.url != s->opts_.source || o.pid <= 0 || o.pid == ::getpid()) return false;
+      return ::kill(static_cast<pid_t>(o.pid), 0) < 0 && errno == ESRCH;
+    };
+    if (!stale()) return -1;
+    int fd = ::open(s->part_.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return -1;
+    struct stat st;
+    if (::fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || ::flock(fd, LOCK_EX | LOCK_NB) < 0 ||
+        !stale()) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
+
   // Opens the .part of a new body. With unique_name a NAME.part that is not this sink's own
-  // (another download's, or an earlier run's) is never truncated: the next free NAME.N.part is
-  // created instead, and the body's name becomes NAME.N.
+  // (another download's, or another program's) is never truncated: the next free NAME.N.part
+  // is created instead, and the body's name becomes NAME.N. An earlier run's leftover of this
+  // URL is taken over (take_over). The .part stays locked while it is open.
   static int open_part(FileSink* s, int flags) {
-    if (!s->opts_.unique_name || s->part_on_disk_)
-      return ::open(s->part_.c_str(), flags, s->opts_.mode);
+    if (!s->opts_.unique_name || s->part_on_disk_) {
+      int fd = ::open(s->part_.c_str(), flags, s->opts_.mode);
+      if (fd >= 0) ::flock(fd, LOCK_EX | LOCK_NB);  // best effort: it is ours by name
+      return fd;
+    }
     for (;;) {
       int fd = ::open(s->part_.c_str(), (flags & ~O_TRUNC) | O_EXCL, s->opts_.mode);
-      if (fd >= 0 || errno != EEXIST || !next_name(s)) return fd;
+      if (fd >= 0) {
+        ::flock(fd, LOCK_EX | LOCK_NB);  // just created: nobody else holds it
+        return fd;
+      }
+      if (errno != EEXIST) return fd;
+      if (int own = take_over(s); own >= 0) {
+        if ((flags & O_TRUNC) && ::ftruncate(own, 0) < 0) {
+          int e = errno;
+          ::close(own);
+          errno = e;
+          return -1;
+        }
+        ::unlink(s->meta_.c_str());  // the earlier run's; an open writes its own
+        return own;
+      }
+      if (!next_name(s)) return -1;
       s->part_ = s->path_ + ".part";
       s->meta_ = s->part_ + ".meta";
     }
@@ -778,6 +867,23 @@ class FileSink final : public Sink, public SplitFile {
       case Job::meta:
         write_meta(s);
         return;
+      case Job::spill: {
+        // Cancelled while the body was still all in memory: it becomes NAME.part with its
+        // sidecar, as if it had been written as it came, so that -c can continue it. Best
+        // effort: a failure here loses only what a cancel would have lost anyway.
+        if (!settle_target(s, w) || w->direct) return;
+        int fd = open_part(s, kOpenFlags);
+        if (fd < 0) return;
+        bool ok = write_all(fd, s->pending_.data(), s->pending_.size());
+        ::close(fd);
+        if (!ok) {
+          ::unlink(s->part_.c_str());
+          return;
+        }
+        w->spilled = true;
+        write_meta(s);
+        return;
+      }
       case Job::replay: {
         // The held prefix, read back in order: from NAME.part, or from NAME when another
         // program's partial file is the one being continued.
@@ -939,6 +1045,10 @@ class FileSink final : public Sink, public SplitFile {
           return cb();  // the owner may delete us here
         }
         return;
+      case Job::spill:
+        self->part_on_disk_ = w->spilled;
+        self->pending_.clear();
+        [[fallthrough]];
       case Job::discard: {
         self->fd_ = -1;
         self->state_ = State::closed;

@@ -611,6 +611,110 @@ TEST_F(CliTest, InterruptStopsLeavesNoFinalFileAndExits130) {
   EXPECT_NE(r.err.find("interrupted"), std::string::npos) << r.err;
 }
 
+// A body small enough to be still all in memory when Ctrl-C comes is kept as NAME.part too,
+// with its sidecar, so that -c continues it; and a plain re-run (no -c) knows that leftover as
+// its own: it starts over in it and the file gets its name, not NAME.1.
+TEST_F(CliTest, AnInterruptedSmallBodyIsKeptAndAReRunTakesItsPartBack) {
+  std::string body = pattern_bytes(30'000, 5);
+  std::atomic<bool> stall{true};
+  TestServer server([&](const RecordedRequest& r) {
+    if (stall)
+      return Script()
+          .send("HTTP/1.1 200 OK\r\nContent-Length: 30000\r\nETag: \"s1\"\r\n\r\n" +
+                body.substr(0, 20'000))
+          .stall();
+    if (auto range = r.header("Range"); range && r.header("If-Range") == "\"s1\"") {
+      std::uint64_t from = std::stoull(std::string(range->substr(6)));
+      return Script().send(http_response(
+          206, body.substr(from),
+          {{"ETag", "\"s1\""}, {"Content-Range", "bytes " + std::to_string(from) + "-29999/30000"}}));
+    }
+    return Script().send(http_response(200, body, {{"ETag", "\"s1\""}}));
+  });
+  std::string url = server.url("/b1.dat");
+  auto interrupted = [&] {
+    stall = true;
+    auto r = run_bin(bin_, {"-d", dir_, url}, "", SIGINT, 700);
+    EXPECT_EQ(r.status, 130) << r.err;
+    ASSERT_TRUE(exists(dir_ + "/b1.dat.part")) << "the 20,000 bytes in memory were dropped";
+    EXPECT_EQ(read_file(dir_ + "/b1.dat.part"), body.substr(0, 20'000));
+    std::string meta = read_file(dir_ + "/b1.dat.part.meta");
+    EXPECT_NE(meta.find("url " + url + "\n"), std::string::npos) << meta;
+    stall = false;
+  };
+  interrupted();
+  // With -c: only the rest is asked for.
+  auto resumed = uvget({"-c", "-d", dir_, url});
+  EXPECT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_TRUE(read_file(dir_ + "/b1.dat") == body);
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[1].header("Range").value_or(""), "bytes=20000-");
+  ::unlink((dir_ + "/b1.dat").c_str());
+
+  // Without -c: the leftover is ours, so the body starts over in it and lands as b1.dat.
+  interrupted();
+  auto again = uvget({"-d", dir_, url});
+  EXPECT_EQ(again.status, 0) << again.err;
+  EXPECT_TRUE(read_file(dir_ + "/b1.dat") == body);
+  EXPECT_FALSE(exists(dir_ + "/b1.dat.1"));
+  EXPECT_FALSE(exists(dir_ + "/b1.dat.part"));
+  EXPECT_FALSE(exists(dir_ + "/b1.dat.part.meta"));
+  reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 4u);
+  EXPECT_FALSE(reqs[3].header("Range")) << "started over: no -c";
+}
+
+// The same for a large body killed outright while streaming into its .part.
+TEST_F(CliTest, AKilledRunsPartIsTakenBackByAPlainReRun) {
+  std::string body = pattern_bytes(1'000'000, 8);
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest&) {
+    if (n++ == 0)
+      return Script()
+          .send("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + body.substr(0, 300'000))
+          .stall();
+    return Script().send(http_response(200, body));
+  });
+  auto killed = run_bin(bin_, {"-d", dir_, server.url("/big")}, "", SIGKILL, 700);
+  EXPECT_EQ(killed.status, 128 + SIGKILL);
+  ASSERT_TRUE(exists(dir_ + "/big.part"));
+  auto again = uvget({"-d", dir_, server.url("/big")});
+  EXPECT_EQ(again.status, 0) << again.err;
+  EXPECT_TRUE(read_file(dir_ + "/big") == body);
+  EXPECT_FALSE(exists(dir_ + "/big.1"));
+  EXPECT_FALSE(exists(dir_ + "/big.part"));
+  EXPECT_FALSE(exists(dir_ + "/big.part.meta"));
+}
+
+// A .part that is not an earlier run's of the same URL is never taken: another program's
+// (no sidecar), another URL's, and one whose writer still runs (its pid is alive). Each time
+// the body goes to NAME.1 and the .part stays exactly as it was.
+TEST_F(CliTest, AStrangersPartIsNeverTaken) {
+  TestServer server;
+  server.route("/c.dat", Script().send(http_response(200, "the body")));
+  std::string url = server.url("/c.dat");
+  std::string part = dir_ + "/c.dat.part", meta = part + ".meta";
+  auto header = std::string("uvget-partial 1\nlength 8\n");
+  std::vector<std::pair<std::string, std::string>> cases = {
+      {"no sidecar", ""},
+      {"another URL", header + "url " + server.url("/other.dat") + "\npid 999999999\n"},
+      {"a live writer", header + "url " + url + "\npid " + std::to_string(::getpid()) + "\n"},
+  };
+  for (auto& [what, sidecar] : cases) {
+    { std::ofstream(part, std::ios::binary) << "someone else's"; }
+    if (!sidecar.empty()) std::ofstream(meta, std::ios::binary) << sidecar;
+    auto r = uvget({"-q", "-d", dir_, url});
+    EXPECT_EQ(r.status, 0) << what << ": " << r.err;
+    EXPECT_EQ(read_file(dir_ + "/c.dat.1"), "the body") << what;
+    EXPECT_EQ(read_file(part), "someone else's") << what;
+    EXPECT_FALSE(exists(dir_ + "/c.dat")) << what;
+    ::unlink((dir_ + "/c.dat.1").c_str());
+    ::unlink(part.c_str());
+    ::unlink(meta.c_str());
+  }
+}
+
 // SIGKILL mid-download, then -c: the second run asks for the rest only and the bytes match.
 // With a checksum the second run hashes the .part first, and still asks for the rest only.
 class CliContinueTest : public CliTest {
@@ -688,8 +792,9 @@ TEST_F(CliTest, AKilledSplitDownloadKeepsTheProgressOfEverySegment) {
   EXPECT_EQ(killed.status, 128 + SIGKILL);
   std::string meta = read_file(dir_ + "/big.part.meta");
   ASSERT_NE(meta.find("split"), std::string::npos) << meta;
-  EXPECT_EQ(std::count(meta.begin(), meta.end(), '\n') - 4, 4) << "a done range per segment:\n"
-                                                               << meta;
+  std::size_t done_lines = 0;
+  for (std::size_t at = 0; (at = meta.find("\ndone ", at)) != std::string::npos; ++at) ++done_lines;
+  EXPECT_EQ(done_lines, 4u) << "a done range per segment:\n" << meta;
 
   stall = false;
   auto again = uvget(

@@ -85,6 +85,41 @@ TEST_F(LimitsTest, PerHostLimitHoldsWithRoomInTheTotal) {
   EXPECT_EQ(server.peak_connections(), 3);
 }
 
+// Connections to a host open gradually: initial_per_host at first, one more per answer it
+// sent, so a small server's accept queue is not flooded; the ramp still reaches max_per_host.
+// From the server's side: connection k was accepted only after k - 4 answers had gone out.
+TEST_F(LimitsTest, ConnectionsToAHostRampUpWithItsAnswers) {
+  TestServer server([](const RecordedRequest&) { return slow_ok(20); });
+  ClientOptions o;
+  o.max_per_host = 16;
+  o.initial_per_host = 4;
+  client(o);
+  std::vector<std::shared_ptr<Outcome>> all;
+  for (int i = 0; i < 80; ++i) all.push_back(fetch(server.url("/r" + std::to_string(i))));
+  run();
+  for (auto& x : all) EXPECT_TRUE(x->result.ok()) << x->result.error.message();
+  std::vector<int> before = server.answers_before_each_accept();
+  ASSERT_EQ(before.size(), 16u) << "the ramp ends at max_per_host, each connection reused";
+  for (std::size_t k = 0; k < before.size(); ++k)
+    EXPECT_GE(before[k], static_cast<int>(k) + 1 - 4) << "connection " << k + 1;
+  EXPECT_EQ(server.peak_connections(), 16);
+}
+
+// Without the ramp, all 16 at once: none waits for an answer.
+TEST_F(LimitsTest, WithoutTheRampEveryConnectionOpensAtOnce) {
+  TestServer all_at_once([](const RecordedRequest&) { return slow_ok(20); });
+  ClientOptions o;
+  o.max_per_host = 16;
+  o.initial_per_host = 0;
+  client(o);
+  std::vector<std::shared_ptr<Outcome>> all;
+  for (int i = 0; i < 16; ++i) all.push_back(fetch(all_at_once.url("/r" + std::to_string(i))));
+  run();
+  EXPECT_EQ(all_at_once.peak_connections(), 16);
+  EXPECT_EQ(all_at_once.answers_before_each_accept().back(), 0)
+      << "the 16th connection opened before any answer";
+}
+
 TEST_F(LimitsTest, HostsAreServedRoundRobin) {
   // Host A has a long list queued first; host B's few URLs must not wait for all of A's.
   TestServer a([](const RecordedRequest&) { return slow_ok(10); });

@@ -627,6 +627,11 @@ int TestServer::current_connections() const {
   return current_;
 }
 
+std::vector<int> TestServer::answers_before_each_accept() const {
+  std::lock_guard lock(mutex_);
+  return answers_before_accept_;
+}
+
 int TestServer::peak_connections() const {
   std::lock_guard lock(mutex_);
   return peak_;
@@ -706,6 +711,7 @@ Script TestServer::script_for(const RecordedRequest& request) {
   Handler handler;
   {
     std::lock_guard lock(mutex_);
+    ++scripts_started_;
     auto it = routes_.find(request.target);
     if (it != routes_.end()) return it->second;
     handler = handler_;
@@ -725,6 +731,7 @@ int TestServer::connection_opened() {
   {
     std::lock_guard lock(mutex_);
     id = ++accepted_;
+    answers_before_accept_.push_back(scripts_started_);
     ++current_;
     if (current_ > peak_) peak_ = current_;
   }

@@ -112,6 +112,9 @@ class TestServer {
   int accepted_connections() const;
   int current_connections() const;
   int peak_connections() const;  // max simultaneously open
+  // For each accepted connection in order: how many requests had been answered (their scripts
+  // started) before it was accepted. Shows a client's ramp-up.
+  std::vector<int> answers_before_each_accept() const;
   bool wait_for_requests(std::size_t n, int timeout_ms) const;
   // Waits until current_connections() == n (e.g. 0 after the client hung up).
   bool wait_for_current_connections(int n, int timeout_ms) const;
@@ -145,6 +148,8 @@ class TestServer {
   int accepted_ = 0;
   int current_ = 0;
   int peak_ = 0;
+  int scripts_started_ = 0;
+  std::vector<int> answers_before_accept_;
   int tls_handshakes_ = 0;
   int tls_resumed_ = 0;
   int tls_failures_ = 0;
