@@ -328,6 +328,16 @@ class App {
       uv_unref(reinterpret_cast<uv_handle_t*>(&progress_timer_));
       progress_on_ = true;
     }
+    if (mode_ == Progress::bar) {
+      // The width is read once and again on each SIGWINCH, which redraws at once in the new
+      // width (a line wider than the window would wrap and leave a line behind per redraw).
+      columns_ = terminal_columns();
+      uv_signal_init(loop_, &sigwinch_);
+      sigwinch_.data = this;
+      uv_signal_start(&sigwinch_, &on_resize, SIGWINCH);
+      uv_unref(reinterpret_cast<uv_handle_t*>(&sigwinch_));
+      resize_on_ = true;
+    }
     feed();
     uv_run(loop_, UV_RUN_DEFAULT);
     finish();
@@ -520,6 +530,11 @@ class App {
   }
 
   static void on_progress(uv_timer_t* t) noexcept { static_cast<App*>(t->data)->draw_progress(); }
+  static void on_resize(uv_signal_t* h, int) noexcept {
+    auto* self = static_cast<App*>(h->data);
+    self->columns_ = terminal_columns();
+    if (self->progress_on_) self->draw_progress();
+  }
 
   // The width of the terminal on stderr now; 80 when it does not say.
   static std::size_t terminal_columns() {
@@ -549,7 +564,7 @@ class App {
     if (mode_ == Progress::bar) {
       // One line that fits the terminal as it is now (it may have been resized): a line longer
       // than the window wraps, and every redraw would then leave a line behind.
-      line = cli::fit_status(fields, terminal_columns() - 8);  // "uvget: ", and the cursor
+      line = cli::fit_status(fields, columns_ - 8);  // "uvget: ", and the cursor
     } else {
       for (auto& f : fields) line += (line.empty() ? "" : ", ") + f;
     }
@@ -585,6 +600,10 @@ class App {
     if (progress_on_) {
       uv_close(reinterpret_cast<uv_handle_t*>(&progress_timer_), nullptr);
       progress_on_ = false;
+    }
+    if (resize_on_) {
+      uv_close(reinterpret_cast<uv_handle_t*>(&sigwinch_), nullptr);
+      resize_on_ = false;
     }
     clear_bar();
     uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
@@ -675,6 +694,9 @@ class App {
   std::uint64_t not_started_ = 0, cancelled_ = 0;
   std::uint64_t suffixed_ = 0;  // files that got NAME.1, NAME.2, ... because NAME was taken
   uv_signal_t sigint_{}, sigterm_{};
+  uv_signal_t sigwinch_{};  // Progress::bar only
+  bool resize_on_ = false;
+  std::size_t columns_ = 80;  // of the terminal, as of the last SIGWINCH
 };
 
 }  // namespace

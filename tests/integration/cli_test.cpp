@@ -974,13 +974,15 @@ TEST_F(CliTest, ProgressAreaInATerminalShowsCountsAndLeavesACleanSummary) {
 
 // In a terminal of `columns`, a run of 200 slow files shows exactly one status line while it
 // runs (a line wider than the window would wrap and leave a row behind at every redraw).
+// With `resize_to`, the window is resized to that many columns halfway (SIGWINCH).
 std::vector<std::string> status_rows_in_tmux(const std::string& bin, const std::string& dir,
-                                             int columns) {
+                                             int columns, int resize_to = 0) {
   TestServer server([](const RecordedRequest& r) {
     return Script().pause_ms(20).send(http_response(200, pattern_bytes(2000) + r.target));
   });
   std::string list;
-  for (int i = 0; i < 200; ++i) list += server.url("/w" + std::to_string(i)) + "\n";
+  int files = resize_to ? 600 : 200;  // still running after the resize
+  for (int i = 0; i < files; ++i) list += server.url("/w" + std::to_string(i)) + "\n";
   std::filesystem::create_directories(dir);
   { std::ofstream(dir + "/list") << list; }
   std::string session = "uvget-width-" + std::to_string(::getpid()) + "-" + std::to_string(columns);
@@ -990,6 +992,12 @@ std::vector<std::string> status_rows_in_tmux(const std::string& bin, const std::
                 .exit_code,
             0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // 15 redraws or so
+  if (resize_to) {
+    EXPECT_EQ(run_command({"tmux", "resize-window", "-t", session, "-x", std::to_string(resize_to)})
+                  .exit_code,
+              0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  }
   std::string screen = run_command({"tmux", "capture-pane", "-p", "-t", session}).out;
   run_command({"tmux", "kill-session", "-t", session});
   std::vector<std::string> rows;
@@ -1012,6 +1020,17 @@ TEST_F(CliTest, TheStatusLineFitsTheTerminalAt50And120Columns) {
       EXPECT_NE(rows[0].find("connection"), std::string::npos) << rows[0];
     }
   }
+}
+
+// A window made narrower while it runs (tmux sends SIGWINCH): the line follows at once.
+TEST_F(CliTest, TheStatusLineFollowsAResizedTerminal) {
+  ASSERT_FALSE(find_program("tmux").empty()) << "tmux is needed (scripts/deps test installs it)";
+  auto rows = status_rows_in_tmux(bin_, dir_ + "/resized", 120, 50);
+  ASSERT_GE(rows.size(), 1u);
+  // What was drawn at 120 columns may have been rewrapped by tmux; the last row is the live one.
+  EXPECT_TRUE(rows.back().starts_with("uvget: ")) << ::testing::PrintToString(rows);
+  EXPECT_LT(rows.back().size(), 50u) << rows.back();
+  EXPECT_NE(rows.back().find("/600 files"), std::string::npos) << rows.back();
 }
 
 TEST_F(CliTest, NoLiveStatusAreaWhenStderrIsAPipe) {
