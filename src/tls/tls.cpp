@@ -9,7 +9,6 @@
 #include <mbedtls/pem.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/ssl_ciphersuites.h>
-#include <mbedtls/ssl_internal.h>
 #include <uv.h>
 
 #include <algorithm>
@@ -602,10 +601,16 @@ TlsSession::Step TlsSession::handshake() {
     error_ = std::move(e);
     return Step::failed;
   }
-  int rc = mbedtls_ssl_handshake(&ssl_);
-  // mbedTLS frees the handshake state when it completes, so look while it is there.
-  if (ssl_.handshake && ssl_.handshake->resume) resumed_ = true;
+  // Step by step (what mbedtls_ssl_handshake() does) to see the states pass: a full handshake
+  // reads the server's Certificate, a resumed one goes from ServerHello to ChangeCipherSpec.
+  int rc = 0;
+  while (ssl_.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
+    rc = mbedtls_ssl_handshake_step(&ssl_);
+    if (ssl_.state == MBEDTLS_SSL_SERVER_CERTIFICATE) full_handshake_ = true;
+    if (rc != 0) break;
+  }
   if (rc == 0) {
+    resumed_ = !full_handshake_;
     // A resumed session's chain was verified when it was first made, for this origin.
     if (ctx_.verify() && !resumed_)
       verify_flags_ = ctx_.verify_chain(mbedtls_ssl_get_peer_cert(&ssl_), host_);
