@@ -27,13 +27,18 @@ inline std::optional<std::uint64_t> parse_u64(std::string_view v) {
   return n;
 }
 
-/// An HTTP date (RFC 9110 5.6.7, IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT") as a time.
+/// An HTTP date (RFC 9110 5.6.7) as a time: IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), and
+/// the two obsolete forms a recipient must still read, rfc850-date ("Sunday, 06-Nov-94
+/// 08:49:37 GMT") and asctime-date ("Sun Nov  6 08:49:37 1994").
 inline std::optional<std::time_t> parse_http_date(std::string_view v) {
-  std::tm tm{};
   std::string text(trim(v));
-  const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  if (!end || *end) return std::nullopt;
-  return timegm(&tm);
+  for (const char* form :
+       {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"}) {
+    std::tm tm{};
+    const char* end = strptime(text.c_str(), form, &tm);
+    if (end && !*end) return timegm(&tm);
+  }
+  return std::nullopt;
 }
 
 }  // namespace uvget

@@ -11,6 +11,7 @@
 
 #include "core/client_impl.hpp"
 #include "core/segment_pool.hpp"
+#include "http/headers.hpp"
 #include "http/request_writer.hpp"
 #include "text.hpp"
 
@@ -44,10 +45,6 @@ namespace {
 // Segments are never smaller than this (a Range request costs a round trip, maybe a handshake).
 constexpr std::uint64_t kMinSegment = 1 << 20;
 
-bool is_redirect(int status) {
-  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
-}
-
 // Failures that may pass on another try.
 bool retryable(const Error& e, int status) {
   if (e.code == Errc::http_status) return status == 408 || status == 429 || status >= 500;
@@ -55,43 +52,6 @@ bool retryable(const Error& e, int status) {
          e.code == Errc::connect_timeout || e.code == Errc::idle_timeout ||
          e.code == Errc::connection_closed || e.code == Errc::connection_reset ||
          e.code == Errc::size_mismatch || e.code == Errc::too_slow;
-}
-
-// Retry-After: delay-seconds or an HTTP date (RFC 9110 10.2.3), in ms from now; nullopt if bad.
-std::optional<std::uint64_t> parse_retry_after(std::string_view v) {
-  v = trim(v);
-  if (v.empty()) return std::nullopt;
-  if (v.find_first_not_of("0123456789") == std::string_view::npos)
-    return v.size() > 9 ? std::uint64_t{999'999'999} * 1000 : *parse_u64(v) * 1000;
-  auto at = parse_http_date(v);
-  if (!at) return std::nullopt;
-  std::time_t now = std::time(nullptr);
-  return *at > now ? static_cast<std::uint64_t>(*at - now) * 1000 : 0;
-}
-
-// Content-Range (RFC 9110 14.4): "bytes FIRST-LAST/LENGTH", "bytes FIRST-LAST/*" or
-// "bytes */LENGTH" (with 416). Absent numbers are nullopt.
-struct ContentRange {
-  std::optional<std::uint64_t> first, last, length;
-};
-std::optional<ContentRange> parse_content_range(std::optional<std::string_view> header) {
-  if (!header) return std::nullopt;
-  std::string_view v = trim(*header);
-  if (v.size() < 6 || !iequals(v.substr(0, 6), "bytes ")) return std::nullopt;
-  v.remove_prefix(6);
-  auto slash = v.find('/');
-  if (slash == std::string_view::npos) return std::nullopt;
-  std::string_view range = v.substr(0, slash), length = v.substr(slash + 1);
-  ContentRange cr;
-  if (length != "*" && !(cr.length = parse_u64(length))) return std::nullopt;
-  if (range == "*") return cr.length ? std::optional(cr) : std::nullopt;
-  auto dash = range.find('-');
-  if (dash == std::string_view::npos) return std::nullopt;
-  cr.first = parse_u64(range.substr(0, dash));
-  cr.last = parse_u64(range.substr(dash + 1));
-  if (!cr.first || !cr.last || *cr.last < *cr.first) return std::nullopt;
-  if (cr.length && *cr.last >= *cr.length) return std::nullopt;
-  return cr;
 }
 
 // min(base * 2^(attempt-1), cap)
@@ -225,7 +185,7 @@ void Transfer::on_exchange_head(Response& head) {
   retry_after_ms_ = 0;
   retry_after_too_long_ = false;
   if (auto ra = head.header("Retry-After"); ra && (head.status == 429 || head.status >= 500)) {
-    if (auto ms = parse_retry_after(*ra)) {
+    if (auto ms = parse_retry_after(*ra, std::time(nullptr))) {
       retry_after_ms_ = *ms;
       retry_after_too_long_ = *ms > client_.opts().retry_after_max_ms;
     }
@@ -253,7 +213,8 @@ void Transfer::on_exchange_head(Response& head) {
         return;
       }
     }
-    auto cr = parse_content_range(head.header("Content-Range"));
+    auto range_header = head.header("Content-Range");
+    auto cr = range_header ? parse_content_range(*range_header) : std::nullopt;
     bool total_ok = cr && cr->length && (!held_.total || *cr->length == held_.total);
     if (head.status == 206 && total_ok && cr->first == range_from_ && *cr->last + 1 == *cr->length)
       return continue_held(head, *cr->length);
