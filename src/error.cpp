@@ -90,9 +90,14 @@ std::error_code make_error_code(Errc e) noexcept {
   return {static_cast<int>(e), uvget_category()};
 }
 
-std::string Error::message() const {
+std::string Error::cause() const {
   if (!code) return "ok";
   return detail.empty() ? code.message() : detail;
+}
+
+std::string Error::message() const {
+  if (!code || url.empty()) return cause();
+  return url + ": " + cause() + (at.empty() || at == url ? "" : " (at " + at + ")");
 }
 
 }  // namespace uvget

@@ -43,15 +43,22 @@ std::error_code make_error_code(Errc e) noexcept;
 
 struct Error {
   std::error_code code;  // empty: success
-  std::string detail;    // the cause in words, with the URL when there is one
+  std::string detail;    // the cause in words, without the URL
+  /// The URL the caller asked for, when the error is a download's; empty otherwise.
+  std::string url;
+  /// Where it failed when a redirect led elsewhere; empty when that is `url` itself.
+  std::string at;
 
   Error() = default;
   Error(std::error_code c, std::string d) : code(c), detail(std::move(d)) {}
   Error(Errc e, std::string d) : code(make_error_code(e)), detail(std::move(d)) {}
 
   explicit operator bool() const noexcept { return static_cast<bool>(code); }
-  /// One line: the detail, or the code's message when there is no detail.
+  /// One line: "URL: cause (at URL2)", or the cause alone without a URL (the code's message
+  /// when there is no detail).
   std::string message() const;
+  /// The cause alone: the detail, or the code's message.
+  std::string cause() const;
 };
 
 /// A value or an Error; the shape of C++23's std::expected.

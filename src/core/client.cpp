@@ -4,6 +4,7 @@
 
 #include <cctype>
 
+#include "core/check_request.hpp"
 #include "http/request_writer.hpp"
 #include "sink/body_buffers.hpp"
 #include "trace.hpp"
@@ -280,27 +281,17 @@ void Client::Impl::run_deferred() {
 }
 
 Result<TransferId> Client::Impl::get(Request request, Callbacks callbacks, bool front) {
-  if (closing_) return Error(Errc::client_closed, request.url + ": the client is closed");
-  auto url = Url::parse(request.url);
-  if (!url) return url.error();
-  if (Error e = validate_headers(request.headers)) {
-    e.detail = request.url + ": " + e.detail;
+  if (closing_) {
+    Error e(Errc::client_closed, "the client is closed");
+    e.url = request.url;
     return e;
   }
-  std::unique_ptr<BodyHash> hash;
-  if (!request.checksum.empty()) {
-    auto h = BodyHash::parse(request.checksum);
-    if (!h) {
-      Error e = h.error();
-      e.detail = request.url + ": " + e.detail;
-      return e;
-    }
-    hash = std::move(*h);
-  }
+  auto checked = check_request(request);
+  if (!checked) return checked.error();
   std::uint64_t id = next_id_++;
   std::uint64_t timeout = request.timeout_ms ? request.timeout_ms : opts_.timeout_ms;
-  auto* t = new Transfer(*this, id, std::move(request), std::move(*url), std::move(callbacks),
-                         std::move(hash));
+  auto* t = new Transfer(*this, id, std::move(request), std::move(checked->url),
+                         std::move(callbacks), std::move(checked->hash));
   transfers_.emplace(id, t);
   if (timeout) {
     deadlines_.emplace(uv_now(loop_) + timeout, id);

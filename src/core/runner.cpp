@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/check_request.hpp"
 #include "core/checksum.hpp"
 #include "core/client_impl.hpp"
 #include "core/segment_pool.hpp"
@@ -415,21 +416,15 @@ int Runner::loops() const {
 }
 
 Result<TransferId> Runner::Impl::get(Request request, Callbacks callbacks) {
-  if (closing_) return Error(Errc::client_closed, request.url + ": the runner is closed");
-  auto url = Url::parse(request.url);
-  if (!url) return url.error();
-  if (Error e = validate_headers(request.headers)) {
-    e.detail = request.url + ": " + e.detail;
+  if (closing_) {
+    Error e(Errc::client_closed, "the runner is closed");
+    e.url = request.url;
     return e;
   }
-  if (!request.checksum.empty())
-    if (auto h = BodyHash::parse(request.checksum); !h) {
-      Error e = h.error();
-      e.detail = request.url + ": " + e.detail;
-      return e;
-    }
+  auto checked = check_request(request);
+  if (!checked) return checked.error();
   std::uint64_t id = next_id_++;
-  std::string origin = url->origin();
+  std::string origin = checked->url.origin();
   std::size_t w = pick(origin);
   ++per_origin_[origin][w];
   ++in_flight_[w];

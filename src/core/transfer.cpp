@@ -119,12 +119,12 @@ void Transfer::admit(bool front) {
 }
 
 // The URL the caller asked for leads the line (it is what they look for in their list), and
-// the one that failed follows when a redirect led elsewhere.
+// the one that failed follows when a redirect led elsewhere (Error::message).
 Error Transfer::with_url(Error e) const {
   if (!e) return e;
+  e.url = requested_url_;
   std::string at = url_.str();
-  e.detail = at == requested_url_ ? at + ": " + e.message()
-                                  : requested_url_ + ": " + e.message() + " (at " + at + ")";
+  e.at = at == requested_url_ ? std::string() : std::move(at);
   return e;
 }
 
@@ -710,9 +710,7 @@ void Transfer::segment_done(std::uint64_t from, const TransferResult& r) {
   if (r.ok()) {
     bytes_ += r.bytes;
   } else if (!split_->stopping) {
-    std::string why = r.error.message();
-    if (why.starts_with(r.final_url + ": ")) why.erase(0, r.final_url.size() + 2);
-    fail(Error(r.error.code, "segment from byte " + std::to_string(from) + ": " + why));
+    fail(Error(r.error.code, "segment from byte " + std::to_string(from) + ": " + r.error.cause()));
     return;
   }
   split_progress();
