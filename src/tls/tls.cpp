@@ -203,8 +203,10 @@ std::vector<int> cipher_order() {
 // The ECDHE groups we offer, in order: mbedTLS's default puts the largest curves first, and a
 // server that follows the client's order (nginx does, by default) then picks P-521, whose key
 // exchange costs mbedTLS 2.5 times P-256's here (4.5 against 1.8 ms of CPU per full handshake).
-// P-256 first (a little faster than X25519 in mbedTLS 2.28), then X25519 and P-384; every other
-// curve mbedTLS has stays after them, since the list also bounds the server certificate's curve.
+// X25519 first (a client's ECDHE costs mbedTLS 2.28 1.6-1.7 ms with it against 1.8-2.0 with
+// P-256, and a full handshake about 5 % less CPU: bench/RESULTS.md), then P-256 and P-384; every
+// other curve mbedTLS has stays after them, since the list also bounds the server certificate's
+// curve.
 std::vector<mbedtls_ecp_group_id> curve_order() {
   std::vector<mbedtls_ecp_group_id> ids;
   auto add = [&](mbedtls_ecp_group_id id) {
@@ -212,7 +214,7 @@ std::vector<mbedtls_ecp_group_id> curve_order() {
     for (const mbedtls_ecp_group_id* d = mbedtls_ecp_grp_id_list(); *d != MBEDTLS_ECP_DP_NONE; ++d)
       if (*d == id) ids.push_back(id);  // only what this build of mbedTLS has
   };
-  for (auto id : {MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP384R1})
+  for (auto id : {MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_SECP384R1})
     add(id);
   for (const mbedtls_ecp_group_id* d = mbedtls_ecp_grp_id_list(); *d != MBEDTLS_ECP_DP_NONE; ++d)
     add(*d);

@@ -12,7 +12,7 @@ class NginxTest : public LoopTest {
  protected:
   void SetUp() override {
     LoopTest::SetUp();
-    if (!Nginx::available()) GTEST_SKIP() << "nginx is not installed";
+    if (!Nginx::available()) GTEST_FAIL() << "nginx is needed (scripts/deps test installs it)";
     root_ = make_temp_dir("uvget-www");
     out_ = make_temp_dir("uvget-out");
     for (int i = 0; i < 1000; ++i)

@@ -37,9 +37,11 @@ constexpr int kRecvTimeoutMs = 5000;
 constexpr int kWaitMs = 5000;
 constexpr char kGetX[] = "GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
-#define SKIP_WITHOUT(program)                                                    \
-  do {                                                                           \
-    if (find_program(program).empty()) GTEST_SKIP() << program " not installed"; \
+// A helper program the test runs: missing, the test fails and says so (never a quiet pass).
+#define NEEDS(program)                                                                    \
+  do {                                                                                    \
+    if (find_program(program).empty())                                                    \
+      GTEST_FAIL() << program " is needed (scripts/deps test installs it)";               \
   } while (0)
 
 // ---- mbedTLS helpers ---------------------------------------------------------------------------
@@ -272,7 +274,7 @@ TEST(RunCommandTest, CapturesOutputsExitCodeAndInput) {
 // ---- TestCerts ---------------------------------------------------------------------------------
 
 TEST(TestCertsTest, FilesExistAndKeysMatch) {
-  SKIP_WITHOUT("openssl");
+  NEEDS("openssl");
   const TestCerts& certs = shared_test_certs();
   EXPECT_EQ(&certs, &shared_test_certs());
   for (const std::string* file :
@@ -293,7 +295,7 @@ TEST(TestCertsTest, FilesExistAndKeysMatch) {
 }
 
 TEST(TestCertsTest, ExtensionsAsSpecified) {
-  SKIP_WITHOUT("openssl");
+  NEEDS("openssl");
   const TestCerts& certs = shared_test_certs();
   Crt ca(certs.ca_cert);
   ASSERT_EQ(ca.rc, 0);
@@ -318,7 +320,7 @@ TEST(TestCertsTest, ExtensionsAsSpecified) {
 }
 
 TEST(TestCertsTest, VerifyResultsWithMbedtls) {
-  SKIP_WITHOUT("openssl");
+  NEEDS("openssl");
   const TestCerts& certs = shared_test_certs();
   EXPECT_EQ(verify_flags(certs.ca_cert, certs.ca_cert, nullptr), 0u);
   EXPECT_EQ(verify_flags(certs.good_cert, certs.ca_cert, "localhost"), 0u);
@@ -344,8 +346,8 @@ TEST(TestCertsTest, VerifyResultsWithMbedtls) {
 // ---- TestServer in TLS mode --------------------------------------------------------------------
 
 TEST(TlsTestServerTest, CurlGetsBodyOverTls) {
-  SKIP_WITHOUT("openssl");
-  SKIP_WITHOUT("curl");
+  NEEDS("openssl");
+  NEEDS("curl");
   const TestCerts& certs = shared_test_certs();
   TestServer server(good_files());
   EXPECT_TRUE(server.tls());
@@ -369,8 +371,8 @@ TEST(TlsTestServerTest, CurlGetsBodyOverTls) {
 }
 
 TEST(TlsTestServerTest, CurlKeepAliveAndSni) {
-  SKIP_WITHOUT("openssl");
-  SKIP_WITHOUT("curl");
+  NEEDS("openssl");
+  NEEDS("curl");
   const TestCerts& certs = shared_test_certs();
   TestServer server(good_files());
   server.route("/a", Script().send(http_response(200, "A")));
@@ -391,8 +393,8 @@ TEST(TlsTestServerTest, CurlKeepAliveAndSni) {
 }
 
 TEST(TlsTestServerTest, CurlRejectsWrongCaAndServerCountsFailure) {
-  SKIP_WITHOUT("openssl");
-  SKIP_WITHOUT("curl");
+  NEEDS("openssl");
+  NEEDS("curl");
   const TestCerts& certs = shared_test_certs();
   TestServer server(good_files());
   CommandResult r = run_command(
@@ -406,7 +408,7 @@ TEST(TlsTestServerTest, CurlRejectsWrongCaAndServerCountsFailure) {
 }
 
 TEST(TlsTestServerTest, SClientResumesWithTicketAndWithSessionCache) {
-  SKIP_WITHOUT("openssl");
+  NEEDS("openssl");
   const TestCerts& certs = shared_test_certs();
   TestServer server(good_files());
   const std::string session_file = certs.dir + "/s_client_" + std::to_string(server.port());
@@ -437,7 +439,7 @@ TEST(TlsTestServerTest, SClientResumesWithTicketAndWithSessionCache) {
 }
 
 TEST(TlsTestServerTest, MbedtlsClientKeepAliveAndResumption) {
-  SKIP_WITHOUT("openssl");
+  NEEDS("openssl");
   const TestCerts& certs = shared_test_certs();
   TestServer server(good_files());
   server.route(
@@ -479,7 +481,7 @@ TEST(TlsTestServerTest, MbedtlsClientKeepAliveAndResumption) {
 }
 
 TEST(TlsTestServerTest, CloseCutAndResetEndTheStreamDifferently) {
-  SKIP_WITHOUT("openssl");
+  NEEDS("openssl");
   const TestCerts& certs = shared_test_certs();
   TestServer server(good_files());
   server.route("/close", Script().send("HTTP/1.1 200 OK\r\n\r\nclosed").close());
@@ -507,7 +509,7 @@ TEST(TlsTestServerTest, CloseCutAndResetEndTheStreamDifferently) {
 }
 
 TEST(TlsTestServerTest, ClientCloseNotifyIsAnswered) {
-  SKIP_WITHOUT("openssl");
+  NEEDS("openssl");
   const TestCerts& certs = shared_test_certs();
   TestServer server(good_files());
   {
@@ -523,14 +525,14 @@ TEST(TlsTestServerTest, ClientCloseNotifyIsAnswered) {
 }
 
 TEST(TlsTestServerTest, Ipv6LoopbackAndLocalhostUrl) {
-  SKIP_WITHOUT("openssl");
-  SKIP_WITHOUT("curl");
+  NEEDS("openssl");
+  NEEDS("curl");
   const TestCerts& certs = shared_test_certs();
   std::unique_ptr<TestServer> server;
   try {
     server = std::make_unique<TestServer>(nullptr, "::1", good_files());
   } catch (const std::runtime_error& e) {
-    GTEST_SKIP() << "no ::1: " << e.what();
+    GTEST_FAIL() << "cannot listen on ::1 (the loopback needs IPv6 here): " << e.what();
   }
   const std::string port = std::to_string(server->port());
   EXPECT_EQ(server->url("/x"), "https://[::1]:" + port + "/x");
@@ -543,7 +545,7 @@ TEST(TlsTestServerTest, Ipv6LoopbackAndLocalhostUrl) {
 }
 
 TEST(TlsTestServerTest, HandshakeFailuresAreCountedAndClosed) {
-  SKIP_WITHOUT("openssl");
+  NEEDS("openssl");
   const TestCerts& certs = shared_test_certs();
   struct Case {
     std::string cert, key, ca, host;
@@ -576,7 +578,7 @@ TEST(TlsTestServerTest, HandshakeFailuresAreCountedAndClosed) {
 }
 
 TEST(TlsTestServerTest, PlaintextAndHangupMidHandshakeAreFailures) {
-  SKIP_WITHOUT("openssl");
+  NEEDS("openssl");
   TestServer server(good_files());
   int fd = connect_loopback(server.port());
   ASSERT_GE(fd, 0);
@@ -611,7 +613,7 @@ TEST(TlsTestServerTest, PlaintextAndHangupMidHandshakeAreFailures) {
 }
 
 TEST(TlsTestServerTest, StalledTlsConnectionIsClosedByDestructor) {
-  SKIP_WITHOUT("openssl");
+  NEEDS("openssl");
   const TestCerts& certs = shared_test_certs();
   auto server = std::make_unique<TestServer>(good_files());
   server->route("/x", Script().send("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc").stall());
@@ -626,7 +628,7 @@ TEST(TlsTestServerTest, StalledTlsConnectionIsClosedByDestructor) {
 }
 
 TEST(TlsTestServerTest, BadFilesThrow) {
-  SKIP_WITHOUT("openssl");
+  NEEDS("openssl");
   const TestCerts& certs = shared_test_certs();
   EXPECT_THROW(TestServer(TlsServerFiles{certs.dir + "/missing.pem", certs.good_key}),
                std::runtime_error);
@@ -654,9 +656,9 @@ TEST(PlainTestServerTest, CutIsAGracefulClose) {
 // ---- Nginx over HTTPS --------------------------------------------------------------------------
 
 TEST(NginxTlsTest, ServesFileToCurl) {
-  if (!Nginx::available()) GTEST_SKIP() << "nginx not installed";
-  SKIP_WITHOUT("openssl");
-  SKIP_WITHOUT("curl");
+  if (!Nginx::available()) GTEST_FAIL() << "nginx is needed (scripts/deps test installs it)";
+  NEEDS("openssl");
+  NEEDS("curl");
   const TestCerts& certs = shared_test_certs();
   const std::string root = make_temp_dir("uvget-test-");
   const std::string content = pattern_bytes(200000, 9);
@@ -683,8 +685,8 @@ TEST(NginxTlsTest, ServesFileToCurl) {
 }
 
 TEST(NginxTlsTest, MbedtlsClientGetsFile) {
-  if (!Nginx::available()) GTEST_SKIP() << "nginx not installed";
-  SKIP_WITHOUT("openssl");
+  if (!Nginx::available()) GTEST_FAIL() << "nginx is needed (scripts/deps test installs it)";
+  NEEDS("openssl");
   const TestCerts& certs = shared_test_certs();
   const std::string root = make_temp_dir("uvget-test-");
   {
