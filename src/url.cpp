@@ -394,3 +394,14 @@ std::string Url::str() const {
 }
 
 }  // namespace uvget
+
+namespace uvget {
+
+Result<UrlParts> parse_url(std::string_view text) {
+  auto u = Url::parse(text);
+  if (!u) return u.error();
+  return UrlParts{std::move(u->scheme), std::move(u->host),     u->port,
+                  std::move(u->path),   std::move(u->query), u->has_query};
+}
+
+}  // namespace uvget

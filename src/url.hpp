@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include <uvget/error.hpp>
+#include <uvget/url.hpp>
 
 namespace uvget {
 

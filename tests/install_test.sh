@@ -14,6 +14,9 @@ pc=$(dirname "$(find "$dest" -name uvget.pc | head -n 1)")
 export PKG_CONFIG_PATH=$pc PKG_CONFIG_SYSROOT_DIR=$dest
 # shellcheck disable=SC2046
 g++ -std=c++20 "$src/examples/embed.cpp" $(pkg-config --cflags --libs uvget) -o "$dest/embed"
+# A shared libuvget (-Ddefault_library=shared) is found where it was installed.
+lib=$(find "$dest" -name 'libuvget.so*' | head -n 1)
+[ -z "$lib" ] || export LD_LIBRARY_PATH="$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 set +e
 out=$("$dest/embed" "http://127.0.0.1:1/nothing" 2>&1)
 rc=$?

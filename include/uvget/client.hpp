@@ -40,7 +40,7 @@ struct ClientStats {
 /// Runs on a loop that the host owns and runs; call every method from that loop's thread only.
 /// Never calls uv_run, never starts threads, never blocks the loop, never touches loop->data.
 /// Idle keep-alive connections do not keep the loop alive (their handles are unreferenced).
-class Client {
+class UVGET_EXPORT Client {
  public:
   static Result<std::unique_ptr<Client>> create(uv_loop_s* loop, ClientOptions options = {});
   /// Closes what is left as close() would, without a callback; handles are freed on later ticks

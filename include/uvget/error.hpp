@@ -7,6 +7,8 @@
 #include <utility>
 #include <variant>
 
+#include <uvget/export.hpp>
+
 namespace uvget {
 
 enum class Errc {
@@ -37,11 +39,11 @@ enum class Errc {
   bad_encoding,        // a Content-Encoding that cannot be undone, or a corrupt encoded body
 };
 
-const std::error_category& uvget_category() noexcept;
-const std::error_category& uv_category() noexcept;  // libuv's negative ints
-std::error_code make_error_code(Errc e) noexcept;
+UVGET_EXPORT const std::error_category& uvget_category() noexcept;
+UVGET_EXPORT const std::error_category& uv_category() noexcept;  // libuv's negative ints
+UVGET_EXPORT std::error_code make_error_code(Errc e) noexcept;
 
-struct Error {
+struct UVGET_EXPORT Error {
   std::error_code code;  // empty: success
   std::string detail;    // the cause in words, without the URL
   /// The URL the caller asked for, when the error is a download's; empty otherwise.

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include <uvget/error.hpp>
+#include <uvget/export.hpp>
 #include <uvget/options.hpp>
 
 struct uv_loop_s;
@@ -21,7 +22,7 @@ namespace uvget {
 enum class Method { get, head };
 
 /// The head of a response: status line and headers, in the order received.
-struct Response {
+struct UVGET_EXPORT Response {
   int status = 0;
   std::string reason;
   int http_minor = 1;
@@ -35,7 +36,7 @@ struct Response {
 /// Where a body goes. The client calls open() once for the final response, then write() for each
 /// piece of body, then exactly one of finish() or abort(). All calls come on the client's loop
 /// thread.
-class Sink {
+class UVGET_EXPORT Sink {
  public:
   struct Events {
     std::function<void()> drained;      // writes may start again after write() returned false
@@ -157,12 +158,12 @@ struct FileSinkOptions {
 /// unique_name), the body is written straight into it (no .part, no rename, no reservation, no
 /// retry once a byte went in), and a directory or a symbolic link there is an error unless
 /// FileSinkOptions::write_through_symlink.
-std::unique_ptr<Sink> make_file_sink(std::string path, FileSinkOptions options = {});
+UVGET_EXPORT std::unique_ptr<Sink> make_file_sink(std::string path, FileSinkOptions options = {});
 /// Appends the body to `*out`; fails the transfer when it would grow over `max_bytes`.
 /// `out` must outlive the transfer.
-std::unique_ptr<Sink> make_memory_sink(std::string* out, std::size_t max_bytes = SIZE_MAX);
+UVGET_EXPORT std::unique_ptr<Sink> make_memory_sink(std::string* out, std::size_t max_bytes = SIZE_MAX);
 /// Counts and drops the body.
-std::unique_ptr<Sink> make_discard_sink();
+UVGET_EXPORT std::unique_ptr<Sink> make_discard_sink();
 
 struct Request {
   std::string url;

@@ -30,7 +30,7 @@ struct RunnerOptions {
 /// on the host loop; `on_head`, `on_data` and the request's Sink run on the worker loop that
 /// downloads it.
 /// Transfers to one origin are spread evenly over the loops.
-class Runner {
+class UVGET_EXPORT Runner {
  public:
   /// `host` is a loop the caller runs (the runner never runs it); results are delivered there.
   static Result<std::unique_ptr<Runner>> create(uv_loop_s* host, RunnerOptions options = {});
@@ -64,6 +64,6 @@ class Runner {
 };
 
 /// Cores this process may run on (its CPU affinity), at least 1.
-int available_cores();
+UVGET_EXPORT int available_cores();
 
 }  // namespace uvget

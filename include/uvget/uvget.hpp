@@ -6,4 +6,5 @@
 #include <uvget/options.hpp>
 #include <uvget/request.hpp>
 #include <uvget/runner.hpp>
+#include <uvget/url.hpp>
 #include <uvget/version.hpp>

@@ -26,7 +26,6 @@
 #include "cli/list_line.hpp"
 #include "cli/naming.hpp"
 #include "cli/report.hpp"
-#include "url.hpp"
 
 namespace {
 
@@ -422,7 +421,7 @@ class App {
     req.min_split_size = s_.min_split_bytes;
     std::string path;
     if (!s_.discard) {
-      auto url = Url::parse(it.url);
+      auto url = parse_url(it.url);
       if (url) {
         if (!s_.output.empty() && s_.output != "-")
           path = s_.output;

@@ -25,7 +25,8 @@ namespace uvget {
 
 class SegmentPool;
 
-struct Client::Impl final : ConnectionOwner {
+// Hidden, although nested in an exported class: nothing of it is public API.
+struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwner {
   Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_ptr<TlsContext>> tls);
 
   /// `front`: ahead of the transfers already queued for its origin (a segment of a download

@@ -62,7 +62,8 @@ int available_cores() {
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
-struct Runner::Impl {
+// Hidden, although nested in an exported class: nothing of it is public API.
+struct __attribute__((visibility("hidden"))) Runner::Impl {
   struct Job {
     std::uint64_t id;
     Request request;

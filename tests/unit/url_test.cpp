@@ -655,3 +655,24 @@ TEST(UrlResolve, SurroundingBlanksIgnored) {
 
 }  // namespace
 }  // namespace uvget
+
+namespace uvget {
+namespace {
+
+// The public parse_url() reads a URL as the client does.
+TEST(PublicParseUrl, GivesThePartsTheClientUses) {
+  auto u = parse_url("HTTPS://B\xc3\x9c" "CHER.example/a/./b/../c?x=1");
+  ASSERT_TRUE(u) << u.error().message();
+  EXPECT_EQ(u->scheme, "https");
+  EXPECT_EQ(u->host, "xn--bcher-kva.example");
+  EXPECT_EQ(u->port, 443);
+  EXPECT_EQ(u->path, "/a/c");
+  EXPECT_EQ(u->query, "x=1");
+  EXPECT_TRUE(u->has_query);
+  auto bad = parse_url("ftp://example.com/");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Errc::bad_url);
+}
+
+}  // namespace
+}  // namespace uvget
