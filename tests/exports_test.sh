@@ -9,7 +9,8 @@ leaks=$(readelf -Ws --wide "$lib" |
   awk '$5 == "GLOBAL" && $6 == "DEFAULT" && $7 != "UND" && ($4 == "FUNC" || $4 == "OBJECT") {print $8}' |
   c++filt | sort -u | awk '
     /^uvget::(Client|Runner)::Impl/ { print; next }  # nested in an exported class, still internal
-    /^uvget::(Client::|Runner::|Error::|Response::|Sink::)/ { next }
+    /^uvget::(Downloader::|Client::|Runner::|Error::|Response::|Sink::)/ { next }
+    /^(vtable|typeinfo|typeinfo name) for uvget::(Downloader|Client|Runner|Sink)$/ { next }
     /^uvget::(make_file_sink|make_memory_sink|make_discard_sink|make_error_code|parse_url)\(/ { next }
     /^uvget::(available_cores|uv_category|uvget_category)\(/ { next }
     { print }')

@@ -37,29 +37,45 @@ struct ClientStats {
   std::size_t open_connections = 0;
 };
 
+/// What Client and Runner both are: downloads queued from a loop the host owns, reported on
+/// that loop. Code that takes either (the command line does) holds a Downloader.
+class UVGET_EXPORT Downloader {
+ public:
+  virtual ~Downloader();
+  /// Queues a download. On success `on_done` is called exactly once, on the host loop, never
+  /// before get() returns. On error no callback is ever called.
+  virtual Result<TransferId> get(Request request, Callbacks callbacks) = 0;
+  /// Fails the transfer with Errc::cancelled (on a later tick). Unknown or finished ids are
+  /// ignored.
+  virtual void cancel(TransferId id) = 0;
+  /// Cancels every transfer, releases everything on the host loop, then calls `on_closed` once.
+  virtual void close(std::function<void()> on_closed) = 0;
+  virtual ClientStats stats() const = 0;
+};
+
 /// Runs on a loop that the host owns and runs; call every method from that loop's thread only.
 /// Never calls uv_run, never starts threads, never blocks the loop, never touches loop->data.
 /// Idle keep-alive connections do not keep the loop alive (their handles are unreferenced).
-class UVGET_EXPORT Client {
+class UVGET_EXPORT Client final : public Downloader {
  public:
   static Result<std::unique_ptr<Client>> create(uv_loop_s* loop, ClientOptions options = {});
   /// Closes what is left as close() would, without a callback; handles are freed on later ticks
   /// of the loop, so the host runs the loop once more before uv_loop_close().
-  ~Client();
+  ~Client() override;
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
   /// Queues a download. On success `on_done` is called exactly once, never before get() returns.
   /// On error no callback is ever called.
-  Result<TransferId> get(Request request, Callbacks callbacks);
+  Result<TransferId> get(Request request, Callbacks callbacks) override;
   /// Fails the transfer with Errc::cancelled (on a later tick). Unknown or finished ids are
   /// ignored.
-  void cancel(TransferId id);
+  void cancel(TransferId id) override;
   /// Cancels every transfer, closes every handle, then calls `on_closed` once. After that the
   /// loop holds nothing of this client and uv_loop_close() succeeds.
-  void close(std::function<void()> on_closed);
+  void close(std::function<void()> on_closed) override;
 
-  ClientStats stats() const;
+  ClientStats stats() const override;
   const ClientOptions& options() const;
 
   struct Impl;

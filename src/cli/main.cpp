@@ -78,29 +78,6 @@ struct Settings {
   double min_speed_time = 60;
 };
 
-// What the command drives: one Client on the main loop, or a Runner with a loop per thread.
-class Engine {
- public:
-  virtual ~Engine() = default;
-  virtual Result<TransferId> get(Request request, Callbacks callbacks) = 0;
-  virtual ClientStats stats() const = 0;
-  virtual void close(std::function<void()> on_closed) = 0;
-};
-
-template <class T>
-class EngineOf final : public Engine {
- public:
-  explicit EngineOf(std::unique_ptr<T> impl) : impl_(std::move(impl)) {}
-  Result<TransferId> get(Request request, Callbacks callbacks) override {
-    return impl_->get(std::move(request), std::move(callbacks));
-  }
-  ClientStats stats() const override { return impl_->stats(); }
-  void close(std::function<void()> on_closed) override { impl_->close(std::move(on_closed)); }
-
- private:
-  std::unique_ptr<T> impl_;
-};
-
 // "512", "100K", "2M", "1G" (powers of 1024) in bytes; nullopt when malformed.
 std::optional<std::uint64_t> parse_bytes(const std::string& text) {
   if (text.empty() || text.size() > 15) return {};
@@ -246,14 +223,14 @@ class App {
         return kExitUsage;
       }
       loops_ = (*runner)->loops();
-      client_ = std::make_unique<EngineOf<Runner>>(std::move(*runner));
+      client_ = std::move(*runner);
     } else {
       auto client = Client::create(loop_, o);
       if (!client) {
         std::fprintf(stderr, "uvget: %s\n", client.error().message().c_str());
         return kExitUsage;
       }
-      client_ = std::make_unique<EngineOf<Client>>(std::move(*client));
+      client_ = std::move(*client);
     }
     // Enough submitted to keep every connection busy, pipelines full.
     window_ = static_cast<std::size_t>(s_.connections) * std::max(4, s_.pipeline + 2);
@@ -667,7 +644,7 @@ class App {
 
   uv_loop_t* loop_;
   Settings s_;
-  std::unique_ptr<Engine> client_;
+  std::unique_ptr<Downloader> client_;  // a Client on the main loop, or a Runner of loops
   int loops_ = 1;
   ClientStats stats_;  // taken when the run ends
   std::unique_ptr<cli::LineReader> reader_;

@@ -59,6 +59,8 @@ Result<std::unique_ptr<Client>> Client::create(uv_loop_s* loop, ClientOptions op
 }
 
 Client::Client(Impl* impl) : impl_(impl) {}
+Downloader::~Downloader() = default;
+
 Client::~Client() {
   impl_->detach();
 }
