@@ -569,19 +569,22 @@ void Connection::handle_eof() {
 void Connection::drain_tls() {
   uv_buf_t plain = owner_.plain_buffer();
   while (state_ == State::busy && exchange_ && !paused_) {
-    long n = tls_->read(plain.base, plain.len);
+    auto got = tls_->read(plain.base, plain.len);
     if (!in_read_) flush_tls();  // else at the end of the read, with any pipelined requests
-    if (n > 0) {
-      process(plain.base, static_cast<std::size_t>(n));
-      continue;
+    switch (got.kind) {
+      case TlsSession::ReadResult::Kind::data:
+        process(plain.base, got.bytes);
+        continue;
+      case TlsSession::ReadResult::Kind::want_more:
+        return;
+      case TlsSession::ReadResult::Kind::closed:
+        tls_closed_ = true;
+        handle_eof();
+        return;
+      case TlsSession::ReadResult::Kind::failed:
+        finish_exchange(tls_->error());
+        return;
     }
-    if (n == -1) return;
-    if (n == 0) {
-      tls_closed_ = true;
-      handle_eof();
-      return;
-    }
-    finish_exchange(tls_->error());
     return;
   }
 }

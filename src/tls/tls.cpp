@@ -630,19 +630,20 @@ Error TlsSession::check_peer() const {
   return Error(Errc::tls_verify, "TLS certificate check failed: " + words);
 }
 
-long TlsSession::read(char* buf, std::size_t len) {
+TlsSession::ReadResult TlsSession::read(char* buf, std::size_t len) {
+  using Kind = ReadResult::Kind;
   int rc = mbedtls_ssl_read(&ssl_, reinterpret_cast<unsigned char*>(buf), len);
-  if (rc > 0) return rc;
+  if (rc > 0) return {Kind::data, static_cast<std::size_t>(rc)};
   // Only close_notify ends the stream. The socket's EOF reaches the connection separately (the
   // receive callback never reports 0), so a truncated stream is never mistaken for an end.
-  if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) return 0;
-  if (rc == 0) return -1;
-  if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return -1;
+  if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) return {Kind::closed};
+  if (rc == 0) return {Kind::want_more};
+  if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return {Kind::want_more};
   // TLS 1.2 servers may send a new session ticket or a renegotiation request: neither is data.
-  if (rc == MBEDTLS_ERR_SSL_CLIENT_RECONNECT) return -1;
+  if (rc == MBEDTLS_ERR_SSL_CLIENT_RECONNECT) return {Kind::want_more};
   fail(rc, "read");
   error_ = Error(Errc::connection_reset, error_.detail);
-  return -2;
+  return {Kind::failed};
 }
 
 bool TlsSession::write(const char* data, std::size_t len) {

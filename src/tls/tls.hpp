@@ -143,9 +143,13 @@ class TlsSession {
     view_ = nullptr;
     view_len_ = view_pos_ = 0;
   }
-  /// Plaintext into buf: n > 0 bytes, 0 when the peer sent close_notify, -1 when more
-  /// ciphertext is needed, -2 on error (see error()).
-  long read(char* buf, std::size_t len);
+  /// What a read() gave: `bytes` of plaintext (data), the peer's close_notify (closed), nothing
+  /// until more ciphertext comes (want_more), or a failure (failed: see error()).
+  struct ReadResult {
+    enum class Kind { data, closed, want_more, failed } kind;
+    std::size_t bytes = 0;
+  };
+  ReadResult read(char* buf, std::size_t len);
   /// Encrypts all of `data` into the outgoing buffer.
   bool write(const char* data, std::size_t len);
   void close_notify();
