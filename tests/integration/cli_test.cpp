@@ -840,7 +840,7 @@ TEST_F(CliTest, ContinueLeavesACompleteFileAloneAndWithoutItANewNameIsTaken) {
 }
 
 TEST_F(CliTest, HttpsNeedsTrustAndCacertOrInsecureGivesIt) {
-  if (find_program("openssl").empty()) GTEST_SKIP() << "openssl is not installed";
+  if (find_program("openssl").empty()) GTEST_FAIL() << "openssl is needed (scripts/deps test installs it)";
   const auto& certs = shared_test_certs();
   TestServer server(
       [](const RecordedRequest& r) { return Script().send(http_response(200, r.target)); },
@@ -930,17 +930,15 @@ TEST_F(CliTest, TimeoutBoundsAWholeDownload) {
   s.send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
   for (int i = 0; i < 100; ++i) s.pause_ms(50).send("x");
   server.route("/trickle", s);
-  auto start = std::chrono::steady_clock::now();
   auto r = uvget({"-d", dir_, "--timeout", "0.5", server.url("/trickle")});
-  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_EQ(r.status, 1);
+  // The trickle alone would succeed, after 5 s.
+  EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_NE(r.err.find("timed out after 500 ms"), std::string::npos) << r.err;
-  EXPECT_LT(took, 3.0);
   EXPECT_FALSE(exists(dir_ + "/trickle"));
 }
 
 TEST_F(CliTest, ProgressAreaInATerminalShowsCountsAndLeavesACleanSummary) {
-  if (find_program("tmux").empty()) GTEST_SKIP() << "tmux is not installed";
+  if (find_program("tmux").empty()) GTEST_FAIL() << "tmux is needed (scripts/deps test installs it)";
   TestServer server([](const RecordedRequest& r) {
     return Script().pause_ms(20).send(http_response(200, pattern_bytes(2000) + r.target));
   });
@@ -1284,7 +1282,7 @@ TEST_F(CliTest, AFullDiskFailsTheFileThatDoesNotFitAndTheRestLand) {
   std::string mnt = dir_ + "/small-disk";
   std::filesystem::create_directory(mnt);
   if (geteuid() != 0 || ::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=1m") != 0)
-    GTEST_SKIP() << "cannot mount a small tmpfs here (needs root)";
+    GTEST_FAIL() << "cannot mount a small tmpfs here (the test needs root, as CI has)";
   std::string big = pattern_bytes(3'000'000, 24), small = pattern_bytes(20'000, 25);
   TestServer server([&](const RecordedRequest& r) {
     if (r.target == "/chunked")  // no length known: the disk fills while writing
@@ -1322,7 +1320,7 @@ TEST_F(CliTest, AReadOnlyFileSystemFailsEachDownloadClearly) {
   std::string mnt = dir_ + "/ro-disk";
   std::filesystem::create_directory(mnt);
   if (geteuid() != 0 || ::mount("tmpfs", mnt.c_str(), "tmpfs", MS_RDONLY, "size=1m") != 0)
-    GTEST_SKIP() << "cannot mount a read-only tmpfs here (needs root)";
+    GTEST_FAIL() << "cannot mount a read-only tmpfs here (the test needs root, as CI has)";
   TestServer server;
   server.route("/a", Script().send(http_response(200, "small")));
   server.route("/b", Script().send(http_response(200, pattern_bytes(200'000, 27))));
@@ -1370,7 +1368,7 @@ TEST_F(CliTest, AnUnwritableDirectoryFailsEachDownloadClearly) {
 }
 
 TEST_F(CliTest, MoreConnectionsThanOpenFilesAllowIsCappedWithAWarning) {
-  if (find_program("prlimit").empty()) GTEST_SKIP() << "prlimit is not installed";
+  if (find_program("prlimit").empty()) GTEST_FAIL() << "prlimit is needed (scripts/deps test installs it)";
   TestServer server([](const RecordedRequest& r) {
     return Script().send(http_response(200, "body of " + r.target));
   });

@@ -1,6 +1,6 @@
 // The fault matrix: each broken or hostile server behaviour, run through the command line, with
 // its documented outcome (docs/fault-matrix.md): exit status, the cause in the one-line error
-// (which also names the URL), no final file and no .part left, all within a few seconds.
+// (which also names the URL), no final file and no .part left, each run ending on its own.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -147,8 +147,8 @@ TEST_P(FaultMatrix, HasItsDocumentedOutcome) {
   auto started = std::chrono::steady_clock::now();
   auto r = uvget({server.url("/file")});
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  EXPECT_FALSE(r.timed_out);
-  EXPECT_LT(secs, 10.0) << "within its timeout";
+  // A stall ends by the 1 s idle timeout (its cause says so), never by run_command's kill.
+  EXPECT_FALSE(r.timed_out) << "killed after 20 s";
   EXPECT_EQ(r.exit_code, f.exit_status) << r.err;
   std::printf("%s: exit %d, %.2f s: %s", f.name, r.exit_code, secs, r.err.c_str());
   if (f.exit_status == 0) {

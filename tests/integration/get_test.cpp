@@ -275,13 +275,14 @@ TEST_F(WakeupTest, ASlowTailAfterAFastStartArrivesWithoutWaitingForTheIdleTimeou
   server.route("/tail", fast_then_slow_tail(body, 3'000'000));
   server.route("/again", Script().send(http_response(200, "next")));
   ClientOptions o;
-  o.idle_timeout_ms = 2000;  // the tail takes ~150 ms; a missed wake-up would fail here
+  // The tail takes ~150 ms. Left in the kernel (a missed wake-up), it would end the transfer
+  // with this idle timeout.
+  o.idle_timeout_ms = 2000;
   client(o);
   auto t = fetch(server.url("/tail"));
   run();
   ASSERT_TRUE(t->result.ok()) << t->result.error.message();
   EXPECT_EQ(t->body, body);
-  EXPECT_LT(t->result.seconds, 1.5);
   // The connection goes back to the pool waking for any byte: the next response is seen.
   auto n = fetch(server.url("/again"));
   run();
@@ -297,13 +298,12 @@ TEST_F(WakeupTest, OverTlsToo) {
   server.route("/tail", fast_then_slow_tail(body, 3'000'000));
   ClientOptions o;
   o.ca_file = certs.ca_cert;
-  o.idle_timeout_ms = 2000;
+  o.idle_timeout_ms = 2000;  // what a missed wake-up would end with
   client(o);
   auto t = fetch(server.localhost_url("/tail"));
   run();
   ASSERT_TRUE(t->result.ok()) << t->result.error.message();
   EXPECT_EQ(t->body, body);
-  EXPECT_LT(t->result.seconds, 1.5);
 }
 
 TEST_F(WakeupTest, AStallAfterAFastStartIsAnIdleTimeout) {
@@ -317,7 +317,8 @@ TEST_F(WakeupTest, AStallAfterAFastStartIsAnIdleTimeout) {
   auto t = fetch(server.url("/stall"));
   run();
   EXPECT_EQ(t->result.error.code, Errc::idle_timeout) << t->result.error.message();
-  EXPECT_LT(t->result.seconds, 3.0);
+  EXPECT_NE(t->result.error.message().find("no data for 300 ms"), std::string::npos)
+      << t->result.error.message();
 }
 
 }  // namespace

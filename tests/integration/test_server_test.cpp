@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <chrono>
 #include <fstream>
 #include <memory>
 #include <set>
@@ -209,14 +208,51 @@ TEST(TestServerTest, PauseThenGracefulClose) {
   TestServer server;
   server.route("/x", Script().send("HTTP/1.1 200 OK\r\n\r\nab").pause_ms(150).send("cd").close());
   BlockingClient client(server.port());
-  auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(client.send_all(kGetX));
   int err = -1;
   EXPECT_EQ(client.read_until_close(&err), "HTTP/1.1 200 OK\r\n\r\nabcd");
   EXPECT_EQ(err, 0);  // FIN, not RST
-  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(140));
   client.close();
   EXPECT_TRUE(server.wait_for_current_connections(0, 2000));
+}
+
+// The steps after a pause wait for its end: a server destroyed during a long pause never sends
+// them.
+TEST(TestServerTest, StepsAfterAPauseWaitForItsEnd) {
+  auto server = std::make_unique<TestServer>();
+  const std::string before = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab";
+  server->route("/x", Script().send(before).pause_ms(600'000).send("cd"));
+  BlockingClient client(server->port());
+  ASSERT_TRUE(client.send_all(kGetX));
+  while (client.buffer().size() < before.size() && client.recv_more() > 0) {
+  }
+  EXPECT_EQ(client.buffer(), before);
+  server.reset();  // mid-pause
+  int err = -1;
+  EXPECT_EQ(client.read_until_close(&err), before) << "sent before the pause was over";
+  EXPECT_EQ(err, 0);
+}
+
+// A script held by await_requests(n) goes on once the server has its n-th request, from any
+// connection.
+TEST(TestServerTest, AwaitRequestsHoldsAScriptUntilAnotherRequestArrives) {
+  TestServer server;
+  const std::string before = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab";
+  server.route("/x", Script().send(before).await_requests(2).send("cd"));
+  server.route("/y", Script().send(http_response(200, "y")));
+  BlockingClient first(server.port());
+  ASSERT_TRUE(first.send_all(kGetX));
+  while (first.buffer().size() < before.size() && first.recv_more() > 0) {
+  }
+  EXPECT_EQ(first.buffer(), before);
+  BlockingClient second(server.port());
+  ASSERT_TRUE(second.send_all("GET /y HTTP/1.1\r\nHost: a\r\n\r\n"));
+  EXPECT_EQ(body_of(second.read_response()), "y");
+  EXPECT_EQ(body_of(first.read_response()), "abcd");
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].target, "/x");
+  EXPECT_EQ(requests[1].target, "/y");
 }
 
 TEST(TestServerTest, ResetGivesEconnreset) {
@@ -244,9 +280,7 @@ TEST(TestServerTest, StalledConnectionIsClosedByDestructor) {
   EXPECT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK);
   EXPECT_EQ(server->current_connections(), 1);
 
-  auto start = std::chrono::steady_clock::now();
-  server.reset();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  server.reset();  // does not wait for the stalled script
   EXPECT_EQ(client.recv_more(), 0);  // the destructor closed it
 }
 

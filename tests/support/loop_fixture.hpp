@@ -7,9 +7,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <uvget/uvget.hpp>
 
@@ -22,12 +24,15 @@ class LoopTest : public ::testing::Test {
   void SetUp() override { ASSERT_EQ(uv_loop_init(&loop_), 0); }
 
   void TearDown() override {
+    // First, so that no probe runs once the test's locals are gone.
+    for (auto& p : probes_) uv_close(reinterpret_cast<uv_handle_t*>(&p->timer), nullptr);
     if (client_) {
       client_->close([] {});
       run();
       client_.reset();
     }
     run();
+    probes_.clear();
     int rc = uv_loop_close(&loop_);
     EXPECT_EQ(rc, 0) << "a handle was left open on the loop";
     if (rc != 0) {
@@ -83,6 +88,23 @@ class LoopTest : public ::testing::Test {
     uv_run(&loop_, UV_RUN_NOWAIT);
   }
 
+  /// Calls `fn` from a timer on the loop, `ms` ms after the loop's time (uv_now: the start of
+  /// the loop's current turn, the time the client's own timers count from too; a test that
+  /// blocked before the loop runs calls uv_update_time first). libuv runs due timers in the
+  /// order of their due times however late the loop runs, so `fn` sees the client before any of
+  /// its own timers due later than this one (a retry's wait, a connect timeout) has fired: an
+  /// order, not a duration. The timer does not keep the loop alive: when the loop runs out of
+  /// work first, `fn` is never called (a test checks that it was).
+  void at_loop_ms(std::uint64_t ms, std::function<void()> fn) {
+    auto& p = *probes_.emplace_back(std::make_unique<Probe>());
+    p.fn = std::move(fn);
+    uv_timer_init(&loop_, &p.timer);
+    p.timer.data = &p;
+    uv_timer_start(
+        &p.timer, [](uv_timer_t* t) { static_cast<Probe*>(t->data)->fn(); }, ms, 0);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&p.timer));
+  }
+
   Client& client(ClientOptions o = {}) {
     if (!client_) {
       auto c = Client::create(&loop_, std::move(o));
@@ -124,6 +146,13 @@ class LoopTest : public ::testing::Test {
   }
 
   uv_loop_t loop_{};
+
+ private:
+  struct Probe {
+    uv_timer_t timer{};
+    std::function<void()> fn;
+  };
+  std::vector<std::unique_ptr<Probe>> probes_;  // at_loop_ms(); closed in TearDown
 
  public:
   std::unique_ptr<Client> client_;  // public: C callbacks in tests reach it through data

@@ -122,6 +122,10 @@ struct TestServer::Impl {
 
   void accept_one();
   void stop();
+  std::size_t requests_recorded() const {
+    std::lock_guard lock(owner->mutex_);
+    return owner->requests_.size();
+  }
   void connection_closed() { owner->connection_closed(); }
   void tls_handshake_done(bool resumed) { owner->tls_handshake_done(resumed); }
   void tls_failed(std::string why) { owner->tls_failed(std::move(why)); }
@@ -302,6 +306,11 @@ static void run_next_step(Connection& conn) {
       case Script::StepKind::kPause:
         uv_timer_start(&conn.timer, on_timer, static_cast<uint64_t>(step.ms > 0 ? step.ms : 0), 0);
         return;
+      case Script::StepKind::kAwaitRequests:
+        if (conn.server->requests_recorded() >= step.requests) continue;
+        --conn.next_step;  // this step again, a millisecond later
+        uv_timer_start(&conn.timer, on_timer, 1, 0);
+        return;
       case Script::StepKind::kClose:
         close_with_notify(conn);
         return;
@@ -478,6 +487,11 @@ Script& Script::send(std::string bytes) {
 
 Script& Script::pause_ms(int ms) {
   steps_.push_back(Step{StepKind::kPause, {}, ms});
+  return *this;
+}
+
+Script& Script::await_requests(std::size_t n) {
+  steps_.push_back(Step{StepKind::kAwaitRequests, {}, 0, n});
   return *this;
 }
 

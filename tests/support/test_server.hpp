@@ -29,15 +29,19 @@ class TlsServerConfig;
 // the next request on it (keep-alive). In TLS mode, sent bytes are application data (encrypted).
 class Script {
  public:
-  enum class StepKind { kSend, kPause, kClose, kCut, kReset, kStall };
+  enum class StepKind { kSend, kPause, kAwaitRequests, kClose, kCut, kReset, kStall };
   struct Step {
     StepKind kind = StepKind::kSend;
-    std::string bytes;  // kSend
-    int ms = 0;         // kPause
+    std::string bytes;         // kSend
+    int ms = 0;                // kPause
+    std::size_t requests = 0;  // kAwaitRequests
   };
 
   Script& send(std::string bytes);  // write raw bytes
   Script& pause_ms(int ms);         // wait (uv_timer) before the next step
+  // Wait until the server has recorded at least `n` requests in all (over any connection) before
+  // the next step: a response held mid-body until the client asks for something else.
+  Script& await_requests(std::size_t n);
   Script& close();                  // graceful close (shutdown, then close); ends the connection
                                     // TLS: close_notify first
   Script& cut();                    // TLS: FIN without close_notify (truncated stream); plain:
