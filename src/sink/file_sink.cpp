@@ -1,5 +1,6 @@
-// The built-in sinks. FileSink streams to NAME.part through the libuv threadpool with bounded
-// pending bytes, and renames to NAME only after finish(); memory and discard sinks are trivial.
+// FileSink streams to NAME.part through the libuv threadpool with bounded pending bytes, and
+// renames to NAME only after finish(); SegmentSink writes one segment of a split download into
+// the same .part. Their file system work runs in jobs, batched per loop.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -28,67 +29,7 @@
 namespace uvget {
 namespace {
 
-// Bodies up to this size are buffered and written by one threadpool job (open, write, close,
-// rename) instead of four round trips: the common case for many small files.
-constexpr std::size_t kSmallFile = 64 * 1024;
 
-// Body buffers of streamed files (two per sink: the bytes waiting and the write in flight) go
-// back to a pool of the thread (the loop's) when their sink ends, and the next file's sink takes
-// them, reserved once at a size that holds a whole high-water mark. From malloc, each buffer of a
-// few hundred KiB was a fresh mmap whose every page faulted in at first touch, and it grew by
-// doubling copies: 200 files of 1 MiB spent about a tenth of the client's CPU on that. The pool
-// keeps at most kPoolBytes; small bodies (whole-file jobs) never touch it.
-//
-// The same thread-wide view bounds memory: while many streamed bodies hold buffers at once, each
-// may hold an even share of kBudget before its reading pauses (never less than kMinHold, never
-// more than its high-water mark). 64 bodies keep the whole 256 KiB; 1,000 at once on a fast
-// network and a slow disk hold 64 MiB, not 500.
-namespace body_buffers {
-constexpr std::size_t kPoolBytes = 8 << 20;
-constexpr std::size_t kBudget = 32 << 20;
-constexpr std::size_t kMinHold = 64 << 10;
-thread_local bool pool_gone = false;  // the thread is exiting: its pool was destroyed
-struct Pool {
-  std::vector<std::string> free;
-  std::size_t bytes = 0;
-  std::size_t holders = 0;  // file sinks of this thread streaming a body through buffers
-  ~Pool() { pool_gone = true; }
-};
-thread_local Pool pool;
-
-// The calling thread's pool, or null once the thread is exiting.
-Pool* here() {
-  return pool_gone ? nullptr : &pool;
-}
-
-// Before `adding` bytes go into a streamed body's buffer s: past the small-file size and its
-// capacity, s gets room for `limit` held bytes and a quarter more (a read that crosses it),
-// keeping what it holds, in a pooled buffer when one is large enough.
-void grow(std::string& s, std::size_t adding, std::size_t limit) {
-  std::size_t need = s.size() + adding;
-  if (need <= std::max(s.capacity(), kSmallFile)) return;
-  std::size_t want = std::max(need, limit + limit / 4);
-  if (pool_gone) return s.reserve(want);
-  for (std::size_t i = pool.free.size(); i-- > 0;) {
-    if (pool.free[i].capacity() < want) continue;
-    std::string b = std::move(pool.free[i]);
-    pool.free.erase(pool.free.begin() + static_cast<std::ptrdiff_t>(i));
-    pool.bytes -= b.capacity();
-    b.assign(s);
-    s.swap(b);
-    return;
-  }
-  s.reserve(want);
-}
-
-void give(std::string& s) {
-  if (pool_gone || s.capacity() <= kSmallFile || pool.bytes + s.capacity() > kPoolBytes) return;
-  s.clear();
-  pool.bytes += s.capacity();
-  pool.free.push_back(std::move(s));
-  s = std::string();
-}
-}  // namespace body_buffers
 
 // The next suffix for a name that clashed, process-wide and thread-safe (jobs name files on the
 // threadpool). One entry per name that ever clashed; never freed (it lives as long as the
@@ -1461,75 +1402,11 @@ void FileSink::submit(uv_loop_t* loop, Work* w) {
   pump_batches(loop);
 }
 
-class MemorySink final : public Sink {
- public:
-  MemorySink(std::string* out, std::size_t max) : out_(out), max_(max) {}
-  Error open(uv_loop_s*, const Response& head, Events events) override {
-    events_ = std::move(events);
-    out_->clear();
-    if (auto n = head.content_length(); n && *n > max_)
-      return Error(Errc::body_too_large, "body of " + std::to_string(*n) +
-                                             " bytes is over the limit of " + std::to_string(max_));
-    if (auto n = head.content_length()) out_->reserve(static_cast<std::size_t>(*n));
-    return {};
-  }
-  bool write(std::span<const std::byte> data) override {
-    if (failed_) return true;
-    if (out_->size() + data.size() > max_) {
-      failed_ = true;
-      events_.failed(Error(Errc::body_too_large,
-                           "body is over the limit of " + std::to_string(max_) + " bytes"));
-      return true;
-    }
-    out_->append(reinterpret_cast<const char*>(data.data()), data.size());
-    return true;
-  }
-  void finish(std::function<void(Error)> done) override { done({}); }
-  void abort(const Error&, std::function<void()> done) override { done(); }
-  bool restart(std::function<void()> done) override {
-    out_->clear();
-    failed_ = false;
-    done();
-    return true;
-  }
-
- private:
-  std::string* out_;
-  std::size_t max_;
-  Events events_;
-  bool failed_ = false;
-};
-
-class DiscardSink final : public Sink {
- public:
-  Error open(uv_loop_s*, const Response&, Events) override { return {}; }
-  bool write(std::span<const std::byte>) override { return true; }
-  void finish(std::function<void(Error)> done) override { done({}); }
-  void abort(const Error&, std::function<void()> done) override { done(); }
-  bool restart(std::function<void()> done) override {
-    done();
-    return true;
-  }
-};
-
 }  // namespace
 
-std::size_t pooled_body_bytes() {
-  return body_buffers::pool.bytes;
-}
-void release_body_buffers() {
-  std::vector<std::string>().swap(body_buffers::pool.free);
-  body_buffers::pool.bytes = 0;
-}
 
 std::unique_ptr<Sink> make_file_sink(std::string path, FileSinkOptions options) {
   return std::make_unique<FileSink>(std::move(path), options);
-}
-std::unique_ptr<Sink> make_memory_sink(std::string* out, std::size_t max_bytes) {
-  return std::make_unique<MemorySink>(out, max_bytes);
-}
-std::unique_ptr<Sink> make_discard_sink() {
-  return std::make_unique<DiscardSink>();
 }
 
 }  // namespace uvget
