@@ -7,9 +7,9 @@
 #include <deque>
 #include <map>
 #include <optional>
-#include <random>
 
 #include "core/client_impl.hpp"
+#include "core/policies.hpp"
 #include "core/segment_pool.hpp"
 #include "http/headers.hpp"
 #include "http/request_writer.hpp"
@@ -44,29 +44,6 @@ namespace {
 
 // Segments are never smaller than this (a Range request costs a round trip, maybe a handshake).
 constexpr std::uint64_t kMinSegment = 1 << 20;
-
-// Failures that may pass on another try.
-bool retryable(const Error& e, int status) {
-  if (e.code == Errc::http_status) return status == 408 || status == 429 || status >= 500;
-  return e.code == Errc::dns_temporary || e.code == Errc::connect ||
-         e.code == Errc::connect_timeout || e.code == Errc::idle_timeout ||
-         e.code == Errc::connection_closed || e.code == Errc::connection_reset ||
-         e.code == Errc::size_mismatch || e.code == Errc::too_slow;
-}
-
-// min(base * 2^(attempt-1), cap)
-std::uint64_t backoff_ceiling(int attempt, std::uint64_t base, std::uint64_t cap) {
-  std::uint64_t ceiling = base;
-  for (int i = 1; i < attempt && ceiling < cap; ++i) ceiling *= 2;
-  return std::min(ceiling, cap);
-}
-
-// Full jitter: a uniform random wait in [0, backoff_ceiling].
-std::uint64_t backoff_ms(int attempt, std::uint64_t base, std::uint64_t cap) {
-  std::uint64_t ceiling = backoff_ceiling(attempt, base, cap);
-  static thread_local std::minstd_rand rng(std::random_device{}());
-  return ceiling ? std::uniform_int_distribution<std::uint64_t>(0, ceiling)(rng) : 0;
-}
 
 }  // namespace
 
@@ -443,20 +420,9 @@ bool Transfer::pipelinable() const {
 }
 
 void Transfer::follow_redirect() {
-  auto next = url_.resolve(redirect_to_);
-  if (!next)
-    return fail(Error(Errc::bad_redirect, "cannot follow Location: " + next.error().message()));
-  if (url_.is_https() && !next->is_https() && !client_.opts().allow_https_downgrade)
-    return fail(
-        Error(Errc::bad_redirect,
-              "refusing to follow a redirect from https to plain http (" + next->str() + ")"));
-  if (next->origin() != url_.origin()) {
-    // Credentials are for the origin they were given for.
-    std::erase_if(headers_, [](auto& h) {
-      return iequals(h.first, "Authorization") || iequals(h.first, "Cookie") ||
-             iequals(h.first, "Proxy-Authorization");
-    });
-  }
+  auto next = redirect_target(url_, redirect_to_, client_.opts().allow_https_downgrade);
+  if (!next) return fail(next.error());
+  drop_credentials_leaving(url_, *next, headers_);
   url_ = std::move(*next);
   ++redirects_;
   attempts_ = 0;
