@@ -29,26 +29,12 @@ class RetryTest : public LoopTest {
   };
   // fetch() that also watches each retry's wait.
   std::shared_ptr<Outcome> fetch_watching_waits(const std::string& url, Waits* waits) {
-    auto out = std::make_shared<Outcome>();
-    Request req;
-    req.url = url;
-    req.sink = make_memory_sink(&out->body);
-    Callbacks cbs;
-    cbs.on_head = [out](const Response&) { ++out->heads; };
-    cbs.on_retry = [this, waits](const Error&, int, std::uint64_t delay) {
+    return fetch(url, {}, [this, waits](const Error&, int, std::uint64_t delay) {
       waits->delays.push_back(delay);
       at_loop_ms(delay > 0 ? delay - 1 : 0, [this, waits] {
         waits->sent_just_before_the_end.push_back(client().stats().requests_sent);
       });
-    };
-    cbs.on_done = [out](const TransferResult& r) {
-      EXPECT_FALSE(out->done) << "on_done called twice";
-      out->done = true;
-      out->result = r;
-    };
-    auto id = client().get(std::move(req), std::move(cbs));
-    EXPECT_TRUE(id) << id.error().message();
-    return out;
+    });
   }
 };
 

@@ -128,13 +128,17 @@ class LoopTest : public ::testing::Test {
     int heads = 0;
   };
 
-  /// Queues a GET whose body goes to memory; the outcome fills in as the loop runs.
-  std::shared_ptr<Outcome> fetch(const std::string& url, Request req = {}) {
+  /// Queues a GET whose body goes to memory; the outcome fills in as the loop runs. `on_retry`,
+  /// when given, sees each retry.
+  std::shared_ptr<Outcome> fetch(
+      const std::string& url, Request req = {},
+      std::function<void(const Error&, int, std::uint64_t)> on_retry = {}) {
     auto out = std::make_shared<Outcome>();
     req.url = url;
     if (!req.sink) req.sink = make_memory_sink(&out->body);
     Callbacks cbs;
     cbs.on_head = [out](const Response&) { ++out->heads; };
+    cbs.on_retry = std::move(on_retry);
     cbs.on_done = [out](const TransferResult& r) {
       EXPECT_FALSE(out->done) << "on_done called twice";
       out->done = true;
