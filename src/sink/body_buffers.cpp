@@ -38,6 +38,17 @@ void give(std::string& s) {
   s = std::string();
 }
 
+std::size_t hold_limit(std::size_t high_water) {
+  Pool* p = here();
+  std::size_t holders = std::max<std::size_t>(1, p ? p->holders : 1);
+  std::size_t floor = std::min(high_water, kMinHold);
+  return std::max(floor, std::min(high_water, kBudget / holders));
+}
+
+std::size_t resume_below(std::size_t high_water, std::size_t low_water) {
+  return std::min(low_water, std::max<std::size_t>(1, hold_limit(high_water) / 2));
+}
+
 }  // namespace body_buffers
 
 std::size_t pooled_body_bytes() { return body_buffers::here() ? body_buffers::here()->bytes : 0; }

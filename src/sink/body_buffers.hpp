@@ -43,6 +43,32 @@ void grow(std::string& s, std::size_t adding, std::size_t limit);
 /// s's buffer goes back to the pool (when large, and the pool has room); s is left empty.
 void give(std::string& s);
 
+/// What a streamed body with this high-water mark may hold (waiting and being written) before
+/// its reading pauses: the mark, or an even share of kBudget among the calling thread's
+/// holders when that is less, never under min(kMinHold, high_water).
+std::size_t hold_limit(std::size_t high_water);
+/// Where reading starts again after a pause: under min(low_water, half the hold limit).
+std::size_t resume_below(std::size_t high_water, std::size_t low_water);
+
+/// A streaming sink's share of its thread's budget: join() on the thread that writes (once the
+/// body streams), and it counts among the holders until destroyed.
+class Holder {
+ public:
+  Holder() = default;
+  Holder(const Holder&) = delete;
+  Holder& operator=(const Holder&) = delete;
+  ~Holder() {
+    if (pool_ && pool_ == here()) --pool_->holders;  // else counted on a thread long gone
+  }
+  void join() {
+    if (!pool_ && (pool_ = here())) ++pool_->holders;
+  }
+  bool joined() const noexcept { return pool_ != nullptr; }
+
+ private:
+  Pool* pool_ = nullptr;
+};
+
 }  // namespace body_buffers
 
 /// Bytes the calling thread's pool keeps for the next streamed body.

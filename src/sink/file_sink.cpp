@@ -184,7 +184,6 @@ class FileSink final : public Sink, public SplitFile {
   ~FileSink() override {
     // Counted on the thread that wrote; a sink destroyed on another one (an embedder's choice)
     // leaves that count one high rather than touch another thread's pool.
-    if (holding_ && holding_ == body_buffers::here()) --holding_->holders;
     body_buffers::give(pending_);
     body_buffers::give(inflight_);
   }
@@ -228,9 +227,7 @@ class FileSink final : public Sink, public SplitFile {
 
   bool write(std::span<const std::byte> data) override {
     if (error_) return true;  // already failed: the transfer is stopping
-    if (!holding_ && pending_.size() + data.size() > kSmallFile &&
-        (holding_ = body_buffers::here()))
-      ++holding_->holders;
+    if (!holding_.joined() && pending_.size() + data.size() > kSmallFile) holding_.join();
     body_buffers::grow(pending_, data.size(), hold_limit());
     pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
     if (state_ == State::buffering && pending_.size() >= std::min(kSmallFile, opts_.high_water / 2))
@@ -374,19 +371,14 @@ class FileSink final : public Sink, public SplitFile {
   }
 
   // Bytes held (waiting and being written) above which reading pauses; see body_buffers.
-  std::size_t hold_limit() const {
-    body_buffers::Pool* p = body_buffers::here();
-    std::size_t holders = std::max<std::size_t>(1, p ? p->holders : 1);
-    std::size_t floor = std::min(opts_.high_water, body_buffers::kMinHold);
-    return std::max(floor, std::min(opts_.high_water, body_buffers::kBudget / holders));
-  }
+  std::size_t hold_limit() const { return body_buffers::hold_limit(opts_.high_water); }
   std::size_t room() const override {
     std::size_t held = pending_.size() + inflight_.size(), limit = hold_limit();
     return held < limit ? limit - held : 0;
   }
   // Where reading starts again after a pause.
   std::size_t resume_below() const {
-    return std::min(opts_.low_water, std::max<std::size_t>(1, hold_limit() / 2));
+    return body_buffers::resume_below(opts_.high_water, opts_.low_water);
   }
 
   // Drops every byte so far; the file (if opened) is closed, and truncated by the next open.
@@ -1050,8 +1042,7 @@ class FileSink final : public Sink, public SplitFile {
   std::function<void()> prepare_cb_;                               // prepare() in progress
   std::function<void(std::span<const std::byte>)> replay_update_;  // Job::replay, threadpool
   std::function<void(Error)> replay_cb_;                           // replay_held() in progress
-  body_buffers::Pool* holding_ =
-      nullptr;                 // counted in body_buffers' holders (a body streamed through buffers)
+  body_buffers::Holder holding_;  // joined once the body streams through buffers
   bool part_on_disk_ = false;  // NAME.part was created (by this or an earlier attempt)
   bool meta_on_disk_ = false;  // so was NAME.part.meta
   std::string validator_;      // of the response the held bytes came from
@@ -1132,11 +1123,16 @@ class SegmentSink final : public Sink {
 
   bool write(std::span<const std::byte> data) override {
     if (failed_) return true;
-    body_buffers::grow(pending_, data.size(), opts_.high_water);
+    holding_.join();  // a segment always streams: it shares the thread's budget
+    body_buffers::grow(pending_, data.size(), hold_limit());
     pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
     next();
-    if (pending_.size() + inflight_.size() >= opts_.high_water) paused_ = true;
+    if (pending_.size() + inflight_.size() >= hold_limit()) paused_ = true;
     return !paused_;
+  }
+  std::size_t room() const override {
+    std::size_t held = pending_.size() + inflight_.size(), limit = hold_limit();
+    return held < limit ? limit - held : 0;
   }
 
   void finish(std::function<void(Error)> done) override {
@@ -1284,12 +1280,16 @@ class SegmentSink final : public Sink {
       return self->issue_write(self->fd());  // short write
     self->inflight_.clear();
     self->inflight_done_ = 0;
-    if (self->paused_ && self->pending_.size() < self->opts_.low_water) {
+    if (self->paused_ &&
+        self->pending_.size() < body_buffers::resume_below(self->opts_.high_water,
+                                                           self->opts_.low_water)) {
       self->paused_ = false;
       if (self->events_.drained) self->events_.drained();  // may write more into pending_
     }
     self->next();
   }
+
+  std::size_t hold_limit() const { return body_buffers::hold_limit(opts_.high_water); }
 
   FileSink* file_ = nullptr;  // local: the file sink whose fd and records this shares
   const ByteRange r_;
@@ -1304,6 +1304,7 @@ class SegmentSink final : public Sink {
   uv_fs_t req_{};
   bool busy_ = false, paused_ = false, failed_ = false, aborting_ = false;
   std::string pending_, inflight_;
+  body_buffers::Holder holding_;  // its share of the writing thread's budget
   std::size_t inflight_done_ = 0;
   std::uint64_t written_ = 0;   // bytes of this segment on disk (from r_.from)
   std::uint64_t recorded_ = 0;  // of which the file sink has been told (local only)

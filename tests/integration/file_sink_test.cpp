@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "sink/body_buffers.hpp"
+#include "sink/split_file.hpp"
 #include "support/loop_fixture.hpp"
 #include "support/test_server.hpp"
 
@@ -281,6 +282,48 @@ TEST_F(SinkTest, ManyStreamedBodiesShareAMemoryBudget) {
   EXPECT_EQ(aborted, kSinks);
   sinks.clear();
   EXPECT_FALSE(exists(dir + "/b0.part")) << "an aborted body leaves nothing";
+  remove_tree(dir);
+}
+
+// The segments of a split download share that budget too, and say their room as a whole
+// file's sink does: 300 segments at once each pause at about 32 MiB / 300.
+TEST_F(SinkTest, SegmentsShareTheMemoryBudget) {
+  std::string dir = make_temp_dir("uvget-sink");
+  constexpr int kSegments = 300;
+  constexpr std::uint64_t kEach = 1 << 20;
+  Response head;
+  head.status = 200;
+  auto file = make_file_sink(dir + "/big");
+  auto* split = dynamic_cast<SplitFile*>(file.get());
+  ASSERT_NE(split, nullptr);
+  ASSERT_FALSE(split->open_split(&loop_, head, kSegments * kEach, false, {}));
+  const std::string chunk(16 * 1024, 'x');
+  auto bytes = std::as_bytes(std::span(chunk.data(), chunk.size()));
+  std::vector<std::unique_ptr<Sink>> segments;
+  for (int i = 0; i < kSegments; ++i) {
+    std::uint64_t from = static_cast<std::uint64_t>(i) * kEach;
+    segments.push_back(split->segment({from, from + kEach}, false));
+    ASSERT_FALSE(segments.back()->open(&loop_, head, {}));
+  }
+  EXPECT_EQ(segments[0]->room(), 256u * 1024) << "alone: its high-water mark";
+  std::size_t last = 0;
+  for (auto& seg : segments) {
+    last = 0;
+    while (last < kEach) {
+      last += chunk.size();
+      if (!seg->write(bytes)) break;
+    }
+  }
+  EXPECT_EQ(segments.back()->room(), 0u);
+  EXPECT_LE(last, std::max<std::size_t>((32u << 20) / kSegments, 64u << 10) + chunk.size());
+  EXPECT_LT(last, 256u * 1024) << "held less than a segment alone would";
+  int ended = 0;
+  for (auto& seg : segments) seg->abort(Error(Errc::cancelled, "test"), [&] { ++ended; });
+  run();
+  file->abort(Error(Errc::cancelled, "test"), [&] { ++ended; });
+  run();
+  EXPECT_EQ(ended, kSegments + 1);
+  segments.clear();
   remove_tree(dir);
 }
 
