@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "support/command.hpp"
@@ -194,6 +196,42 @@ TEST_F(CompressedTest, AHugeExpansionStreamsToDisk) {
   // Far under the decoded size: what is held stays near the sink's buffers. (Sanitizer builds
   // add their own shadow memory, but not hundreds of MiB for this.)
   EXPECT_LT(kb, 128 * 1024) << "peak RSS " << kb << " KiB";
+}
+
+// Held bytes are decoded ones: a 206 of an encoded body cannot continue them, so the client
+// asks again for the whole body instead of appending gzip bytes to plain text.
+TEST_F(CompressedTest, AnEncodedRangeDoesNotContinueDecodedBytes) {
+  std::string body = body_of(600'000);
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    int i = n++;
+    if (i == 0)  // the first run: half the body as it is, then nothing
+      return Script()
+          .send("HTTP/1.1 200 OK\r\nContent-Length: 600000\r\nETag: \"c1\"\r\n\r\n" +
+                body.substr(0, 300'000))
+          .stall();
+    std::string g = gzip(body);
+    if (r.header("Range"))  // a range of the gzip form, which the held bytes are not
+      return Script().send(http_response(
+          206, g.substr(10),
+          {{"Content-Encoding", "gzip"},
+           {"ETag", "\"c1\""},
+           {"Content-Range",
+            "bytes 10-" + std::to_string(g.size() - 1) + "/" + std::to_string(g.size())}}));
+    return Script().send(http_response(200, g, {{"Content-Encoding", "gzip"}, {"ETag", "\"c1\""}}));
+  });
+  std::string url = server.url("/c.txt");
+  auto killed =
+      run_command({"timeout", "-s", "KILL", "1", bin_, "--compressed", "-c", "-d", dir_, url});
+  EXPECT_NE(killed.exit_code, 0);
+  ASSERT_GT(std::filesystem::file_size(dir_ + "/c.txt.part"), 0u) << "nothing held to continue";
+  auto again = uvget({"--compressed", "-c", "-q", "-d", dir_, url});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(read_file(dir_ + "/c.txt") == body) << "gzip bytes were appended to plain text";
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_TRUE(reqs[1].header("Range")) << "the held bytes were offered first";
+  EXPECT_FALSE(reqs[2].header("Range")) << "then the whole body";
 }
 
 TEST_F(CompressedTest, NginxGzipIsDecoded) {
