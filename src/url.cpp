@@ -123,6 +123,13 @@ std::string to_ascii_host(std::string_view host, std::string& why) {
   }
   std::string ascii(out);
   idn2_free(out);
+  // What the A-label form spells must itself be a host: escapes may have hidden controls.
+  if (!valid_reg_name(ascii) || std::any_of(ascii.begin(), ascii.end(), [](char c) {
+        return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
+      })) {
+    why = "it has characters a host cannot";
+    return "";
+  }
   return ascii;
 }
 
@@ -261,12 +268,6 @@ Result<Url> build(std::string_view text, std::string_view scheme, std::string_vi
   std::string idn_why;
   std::string ascii = hostport[0] == '[' ? std::string(host) : to_ascii_host(host, idn_why);
   if (ascii.empty()) return url_error(text, "invalid international host name: " + idn_why);
-  // What the A-label form spells must itself be a host (escapes may have hidden controls).
-  if (hostport[0] != '[' && (!valid_reg_name(ascii) ||
-                             std::any_of(ascii.begin(), ascii.end(), [](char c) {
-                               return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
-                             })))
-    return url_error(text, "invalid international host name: it has characters a host cannot");
   for (char c : ascii) u.host.push_back(lower(c));
 
   if (port.empty()) {
@@ -400,7 +401,7 @@ namespace uvget {
 Result<UrlParts> parse_url(std::string_view text) {
   auto u = Url::parse(text);
   if (!u) return u.error();
-  return UrlParts{std::move(u->scheme), std::move(u->host),     u->port,
+  return UrlParts{std::move(u->scheme), std::move(u->host),  u->port,
                   std::move(u->path),   std::move(u->query), u->has_query};
 }
 

@@ -59,9 +59,15 @@ void client_ecdhe(benchmark::State& state, mbedtls_ecp_group_id id) {
   mbedtls_ecp_group_free(&server_group);
 }
 
-void BM_ClientEcdheX25519(benchmark::State& state) { client_ecdhe(state, MBEDTLS_ECP_DP_CURVE25519); }
-void BM_ClientEcdheP256(benchmark::State& state) { client_ecdhe(state, MBEDTLS_ECP_DP_SECP256R1); }
-void BM_ClientEcdheP384(benchmark::State& state) { client_ecdhe(state, MBEDTLS_ECP_DP_SECP384R1); }
+void BM_ClientEcdheX25519(benchmark::State& state) {
+  client_ecdhe(state, MBEDTLS_ECP_DP_CURVE25519);
+}
+void BM_ClientEcdheP256(benchmark::State& state) {
+  client_ecdhe(state, MBEDTLS_ECP_DP_SECP256R1);
+}
+void BM_ClientEcdheP384(benchmark::State& state) {
+  client_ecdhe(state, MBEDTLS_ECP_DP_SECP384R1);
+}
 
 void BM_EcdsaP256Verify(benchmark::State& state) {
   Rng rng;

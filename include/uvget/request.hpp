@@ -161,7 +161,8 @@ struct FileSinkOptions {
 UVGET_EXPORT std::unique_ptr<Sink> make_file_sink(std::string path, FileSinkOptions options = {});
 /// Appends the body to `*out`; fails the transfer when it would grow over `max_bytes`.
 /// `out` must outlive the transfer.
-UVGET_EXPORT std::unique_ptr<Sink> make_memory_sink(std::string* out, std::size_t max_bytes = SIZE_MAX);
+UVGET_EXPORT std::unique_ptr<Sink> make_memory_sink(std::string* out,
+                                                    std::size_t max_bytes = SIZE_MAX);
 /// Counts and drops the body.
 UVGET_EXPORT std::unique_ptr<Sink> make_discard_sink();
 
@@ -203,9 +204,9 @@ struct Request {
 };
 
 struct TransferResult {
-  std::string url;          // as requested
-  std::string final_url;    // after redirects
-  int status = 0;           // of the final response; 0 when none arrived
+  std::string url;        // as requested
+  std::string final_url;  // after redirects
+  int status = 0;         // of the final response; 0 when none arrived
   /// Body bytes of the final response received in this transfer (decoded ones with
   /// Request::decompress).
   std::uint64_t bytes = 0;

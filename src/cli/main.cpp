@@ -722,8 +722,8 @@ void describe_options(cli::ArgParser& p, Settings& s, bool& help, bool& version)
   p.option("per-host", 0, "N", "connections to one host (default 16)",
            int_in(&s.per_host, 1, 100000));
   p.option("initial-per-host", 0, "N",
-           "connections to a host at first, one more per answer it sends, up to --per-host "
-           "(default 4; 0: all at once)",
+           "connections to a host that may wait for its first answer at once; more open as it "
+           "answers, up to --per-host (default 4; 0: all at once)",
            int_in(&s.initial_per_host, 0, 100000));
   p.option("pipeline", 0, "N",
            "requests in flight per connection once every connection is busy (HTTP/1.1 "

@@ -444,7 +444,7 @@ void Client::Impl::pump() {
       }
       if (!c) {
         if (opts_.max_connecting_per_host > 0 && o.opening >= opts_.max_connecting_per_host)
-          continue;  // connection_established() makes it ready again
+          continue;                          // connection_established() makes it ready again
         if (waits_for_answers(o)) continue;  // connection_answered() makes it ready again
         if (o.open >= opts_.max_per_host) {
           if (o.idle.empty()) continue;  // waits for one of its own connections

@@ -24,8 +24,7 @@ std::uint64_t backoff_ms(int attempt, std::uint64_t base_ms, std::uint64_t cap_m
 
 /// Where a redirect from `from` with this Location leads: Errc::bad_redirect when it cannot be
 /// resolved, or when it goes from https to plain http without `allow_https_downgrade`.
-Result<Url> redirect_target(const Url& from, std::string_view location,
-                            bool allow_https_downgrade);
+Result<Url> redirect_target(const Url& from, std::string_view location, bool allow_https_downgrade);
 
 /// Credentials (Authorization, Cookie, Proxy-Authorization) are for the origin they were given
 /// for: dropped from `headers` when a redirect leaves it.

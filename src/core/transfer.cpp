@@ -182,13 +182,11 @@ void Transfer::on_exchange_head(Response& head) {
     return;  // the body of a redirect is drained, not kept
   }
   if (ranged_ && (head.status == 206 || head.status == 416)) {
-    if (head.status == 206 && decompress_) {
-      // The held bytes are decoded ones; a range of an encoded body does not continue them.
-      auto coding = make_content_decoder(head.header("Content-Encoding").value_or(""));
-      if (!coding || *coding) {
-        start_over_ = true;
-        return;
-      }
+    // The held bytes are decoded ones; a range of an encoded body does not continue them.
+    if (head.status == 206 && decompress_ &&
+        is_encoded(head.header("Content-Encoding").value_or(""))) {
+      start_over_ = true;
+      return;
     }
     auto range_header = head.header("Content-Range");
     auto cr = range_header ? parse_content_range(*range_header) : std::nullopt;

@@ -214,7 +214,8 @@ class ChainDecoder final : public ContentDecoder {
     std::size_t pos = 0, len = 0;  // unread: [pos, len)
   };
 
-  Result<std::size_t> pull(std::size_t k, std::span<const std::byte>& in, std::span<std::byte> out) {
+  Result<std::size_t> pull(std::size_t k, std::span<const std::byte>& in,
+                           std::span<std::byte> out) {
     if (k == 0) return stages_[0]->decode(in, out);
     Buffer& b = bufs_[k - 1];
     std::size_t produced = 0;
@@ -242,6 +243,16 @@ class ChainDecoder final : public ContentDecoder {
 };
 
 }  // namespace
+
+bool is_encoded(std::string_view content_encoding) {
+  for (std::string_view rest = content_encoding; !rest.empty();) {
+    auto comma = rest.find(',');
+    std::string_view coding = trim(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    if (!coding.empty() && !iequals(coding, "identity")) return true;
+  }
+  return false;
+}
 
 Result<std::unique_ptr<ContentDecoder>> make_content_decoder(std::string_view content_encoding) {
   std::vector<std::unique_ptr<ContentDecoder>> stages;  // in the order they are undone
@@ -275,6 +286,8 @@ Result<std::unique_ptr<ContentDecoder>> make_content_decoder(std::string_view co
       std::make_unique<ChainDecoder>(std::move(stages), std::string(trim(content_encoding))));
 }
 
-std::string_view accepted_encodings() noexcept { return "gzip, deflate, br, zstd"; }
+std::string_view accepted_encodings() noexcept {
+  return "gzip, deflate, br, zstd";
+}
 
 }  // namespace uvget

@@ -35,6 +35,9 @@ class ContentDecoder {
 /// Errc::bad_encoding for a coding this build cannot undo, or more than three of them.
 Result<std::unique_ptr<ContentDecoder>> make_content_decoder(std::string_view content_encoding);
 
+/// The Content-Encoding value names a coding other than identity (the body is not as stored).
+bool is_encoded(std::string_view content_encoding);
+
 /// The Accept-Encoding value that lists every coding make_content_decoder() undoes.
 std::string_view accepted_encodings() noexcept;
 

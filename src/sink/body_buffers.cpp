@@ -9,9 +9,13 @@ thread_local bool pool_gone = false;  // the thread is exiting: its pool was des
 thread_local Pool pool;
 }  // namespace
 
-Pool::~Pool() { pool_gone = true; }
+Pool::~Pool() {
+  pool_gone = true;
+}
 
-Pool* here() { return pool_gone ? nullptr : &pool; }
+Pool* here() {
+  return pool_gone ? nullptr : &pool;
+}
 
 void grow(std::string& s, std::size_t adding, std::size_t limit) {
   std::size_t need = s.size() + adding;
@@ -51,7 +55,9 @@ std::size_t resume_below(std::size_t high_water, std::size_t low_water) {
 
 }  // namespace body_buffers
 
-std::size_t pooled_body_bytes() { return body_buffers::here() ? body_buffers::here()->bytes : 0; }
+std::size_t pooled_body_bytes() {
+  return body_buffers::here() ? body_buffers::here()->bytes : 0;
+}
 
 void release_body_buffers() {
   if (body_buffers::Pool* p = body_buffers::here()) {

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -28,8 +29,6 @@
 
 namespace uvget {
 namespace {
-
-
 
 // The next suffix for a name that clashed, process-wide and thread-safe (jobs name files on the
 // threadpool). One entry per name that ever clashed; never freed (it lives as long as the
@@ -92,6 +91,25 @@ bool parse_meta(std::string_view text, std::string& validator, std::uint64_t& to
   // Done ranges past the end, or a split file without a length, cannot be trusted.
   if (split && (total == 0 || (!done.empty() && done.back().to > total))) return false;
   return true;
+}
+
+// A sidecar's text, read whole (a long URL or many done ranges make it large); nullopt when
+// there is none or it is larger than any we write.
+std::optional<std::string> read_sidecar(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return std::nullopt;
+  std::string text;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || text.size() + static_cast<std::size_t>(n) > (1u << 20)) {
+      ::close(fd);
+      if (n == 0) return text;
+      return std::nullopt;
+    }
+    text.append(buf, static_cast<std::size_t>(n));
+  }
 }
 
 // Who wrote a sidecar: its "url" and "pid" lines (absent in sidecars of other versions).
@@ -533,15 +551,9 @@ class FileSink final : public Sink, public SplitFile {
   static int take_over(FileSink* s) {
     if (s->opts_.source.empty()) return -1;
     auto stale = [s] {
-      int mfd = ::open(s->meta_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-      if (mfd < 0) return false;
-      char buf[8192];
-      ssize_t n = ::read(mfd, buf, sizeof buf);
-      ::close(mfd);
-      if (n <= 0 || n == static_cast<ssize_t>(sizeof buf)) return false;
-      std::string_view text(buf, static_cast<std::size_t>(n));
-      if (!text.starts_with(kMetaMagic)) return false;
-      MetaOwner o = parse_meta_owner(text);
+      auto text = read_sidecar(s->meta_);
+      if (!text || !text->starts_with(kMetaMagic)) return false;
+      MetaOwner o = parse_meta_owner(*text);
       if (o.url != s->opts_.source || o.pid <= 0 || o.pid == ::getpid()) return false;
       return ::kill(static_cast<pid_t>(o.pid), 0) < 0 && errno == ESRCH;
     };
@@ -730,14 +742,8 @@ class FileSink final : public Sink, public SplitFile {
         if (::lstat(s->part_.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
           w->found_part = true;
           w->size = static_cast<std::uint64_t>(st.st_size);
-          int fd = ::open(s->meta_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-          if (fd >= 0) {
-            char buf[4096];
-            ssize_t n = ::read(fd, buf, sizeof buf);
-            ::close(fd);
-            if (n > 0 && n < static_cast<ssize_t>(sizeof buf))
-              w->found_meta = parse_meta(std::string_view(buf, static_cast<std::size_t>(n)),
-                                         w->validator, w->total, w->split, w->done);
+          if (auto text = read_sidecar(s->meta_)) {
+            w->found_meta = parse_meta(*text, w->validator, w->total, w->split, w->done);
             if (!w->found_meta) w->split = false, w->done.clear();
           }
         } else if (::lstat(s->path_.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
@@ -1042,15 +1048,15 @@ class FileSink final : public Sink, public SplitFile {
   std::function<void()> prepare_cb_;                               // prepare() in progress
   std::function<void(std::span<const std::byte>)> replay_update_;  // Job::replay, threadpool
   std::function<void(Error)> replay_cb_;                           // replay_held() in progress
-  body_buffers::Holder holding_;  // joined once the body streams through buffers
-  bool part_on_disk_ = false;  // NAME.part was created (by this or an earlier attempt)
-  bool meta_on_disk_ = false;  // so was NAME.part.meta
-  std::string validator_;      // of the response the held bytes came from
-  std::uint64_t total_ = 0;    // its full length; 0: unknown
-  std::string meta_text_;      // the sidecar Job::open writes
-  bool trust_size_ = false;    // held bytes found without a sidecar: resume by size
-  bool foreign_ = false;       // the held bytes are in NAME itself (another program's)
-  bool adopted_ = false;       // ... and NAME became our .part (Job::reopen)
+  body_buffers::Holder holding_;    // joined once the body streams through buffers
+  bool part_on_disk_ = false;       // NAME.part was created (by this or an earlier attempt)
+  bool meta_on_disk_ = false;       // so was NAME.part.meta
+  std::string validator_;           // of the response the held bytes came from
+  std::uint64_t total_ = 0;         // its full length; 0: unknown
+  std::string meta_text_;           // the sidecar Job::open writes
+  bool trust_size_ = false;         // held bytes found without a sidecar: resume by size
+  bool foreign_ = false;            // the held bytes are in NAME itself (another program's)
+  bool adopted_ = false;            // ... and NAME became our .part (Job::reopen)
   std::uint64_t adopted_size_ = 0;  // NAME's size then
   bool mismatch_ = false;           // aborted for a checksum mismatch
   bool direct_ = false;    // NAME is a device, FIFO or socket, written into (settle_target)
@@ -1281,8 +1287,8 @@ class SegmentSink final : public Sink {
     self->inflight_.clear();
     self->inflight_done_ = 0;
     if (self->paused_ &&
-        self->pending_.size() < body_buffers::resume_below(self->opts_.high_water,
-                                                           self->opts_.low_water)) {
+        self->pending_.size() <
+            body_buffers::resume_below(self->opts_.high_water, self->opts_.low_water)) {
       self->paused_ = false;
       if (self->events_.drained) self->events_.drained();  // may write more into pending_
     }
@@ -1404,7 +1410,6 @@ void FileSink::submit(uv_loop_t* loop, Work* w) {
 }
 
 }  // namespace
-
 
 std::unique_ptr<Sink> make_file_sink(std::string path, FileSinkOptions options) {
   return std::make_unique<FileSink>(std::move(path), options);

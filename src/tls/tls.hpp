@@ -175,7 +175,7 @@ class TlsSession {
   std::size_t view_pos_ = 0;
   std::string out_;  // ciphertext to send
   bool resumed_ = false;
-  bool full_handshake_ = false;  // the server's Certificate was read
+  bool full_handshake_ = false;     // the server's Certificate was read
   std::uint32_t verify_flags_ = 0;  // verify_chain()'s verdict, set when the handshake ends
   Error error_;
 };

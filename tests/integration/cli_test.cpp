@@ -625,9 +625,10 @@ TEST_F(CliTest, AnInterruptedSmallBodyIsKeptAndAReRunTakesItsPartBack) {
           .stall();
     if (auto range = r.header("Range"); range && r.header("If-Range") == "\"s1\"") {
       std::uint64_t from = std::stoull(std::string(range->substr(6)));
-      return Script().send(http_response(
-          206, body.substr(from),
-          {{"ETag", "\"s1\""}, {"Content-Range", "bytes " + std::to_string(from) + "-29999/30000"}}));
+      return Script().send(
+          http_response(206, body.substr(from),
+                        {{"ETag", "\"s1\""},
+                         {"Content-Range", "bytes " + std::to_string(from) + "-29999/30000"}}));
     }
     return Script().send(http_response(200, body, {{"ETag", "\"s1\""}}));
   });
@@ -840,7 +841,8 @@ TEST_F(CliTest, ContinueLeavesACompleteFileAloneAndWithoutItANewNameIsTaken) {
 }
 
 TEST_F(CliTest, HttpsNeedsTrustAndCacertOrInsecureGivesIt) {
-  if (find_program("openssl").empty()) GTEST_FAIL() << "openssl is needed (scripts/deps test installs it)";
+  if (find_program("openssl").empty())
+    GTEST_FAIL() << "openssl is needed (scripts/deps test installs it)";
   const auto& certs = shared_test_certs();
   TestServer server(
       [](const RecordedRequest& r) { return Script().send(http_response(200, r.target)); },
@@ -938,7 +940,8 @@ TEST_F(CliTest, TimeoutBoundsAWholeDownload) {
 }
 
 TEST_F(CliTest, ProgressAreaInATerminalShowsCountsAndLeavesACleanSummary) {
-  if (find_program("tmux").empty()) GTEST_FAIL() << "tmux is needed (scripts/deps test installs it)";
+  if (find_program("tmux").empty())
+    GTEST_FAIL() << "tmux is needed (scripts/deps test installs it)";
   TestServer server([](const RecordedRequest& r) {
     return Script().pause_ms(20).send(http_response(200, pattern_bytes(2000) + r.target));
   });
@@ -1368,7 +1371,8 @@ TEST_F(CliTest, AnUnwritableDirectoryFailsEachDownloadClearly) {
 }
 
 TEST_F(CliTest, MoreConnectionsThanOpenFilesAllowIsCappedWithAWarning) {
-  if (find_program("prlimit").empty()) GTEST_FAIL() << "prlimit is needed (scripts/deps test installs it)";
+  if (find_program("prlimit").empty())
+    GTEST_FAIL() << "prlimit is needed (scripts/deps test installs it)";
   TestServer server([](const RecordedRequest& r) {
     return Script().send(http_response(200, "body of " + r.target));
   });

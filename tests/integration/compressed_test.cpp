@@ -59,16 +59,16 @@ TEST_F(CompressedTest, EveryCodingLandsDecodedAndTheRequestAsksForThemAll) {
   server.route("/chunked.txt",
                Script().send(chunked_response(200, {g.substr(0, 1000), g.substr(1000)},
                                               {{"Content-Encoding", "gzip"}})));
-  server.route("/two.txt", Script().send(http_response(200, brotli(g),
-                                                       {{"Content-Encoding", "gzip, br"}})));
+  server.route("/two.txt",
+               Script().send(http_response(200, brotli(g), {{"Content-Encoding", "gzip, br"}})));
   std::vector<std::string> args = {"--compressed", "-q", "-d", dir_, "--json", dir_ + "/r.jsonl"};
   for (const auto& c : codings) args.push_back(server.url("/" + c + ".txt"));
   args.push_back(server.url("/chunked.txt"));
   args.push_back(server.url("/two.txt"));
   auto r = uvget(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const auto& name : {"gzip.txt", "deflate.txt", "br.txt", "zstd.txt", "chunked.txt",
-                           "two.txt"}) {
+  for (const auto& name :
+       {"gzip.txt", "deflate.txt", "br.txt", "zstd.txt", "chunked.txt", "two.txt"}) {
     std::string got = read_file(dir_ + "/" + name);
     EXPECT_EQ(got.size(), body.size()) << name;
     EXPECT_TRUE(got == body) << name << ": the bytes differ";
@@ -80,8 +80,8 @@ TEST_F(CompressedTest, EveryCodingLandsDecodedAndTheRequestAsksForThemAll) {
   // The records count decoded bytes.
   std::string records = read_file(dir_ + "/r.jsonl");
   std::size_t n = 0;
-  for (std::size_t at = 0; (at = records.find("\"bytes\":" + std::to_string(body.size()), at)) !=
-                           std::string::npos;
+  for (std::size_t at = 0;
+       (at = records.find("\"bytes\":" + std::to_string(body.size()), at)) != std::string::npos;
        ++at)
     ++n;
   EXPECT_EQ(n, 6u) << records;
@@ -92,8 +92,8 @@ TEST_F(CompressedTest, AChecksumIsOfTheDecodedBody) {
   TestServer server;
   server.route("/a.txt",
                Script().send(http_response(200, gzip(body), {{"Content-Encoding", "gzip"}})));
-  auto good = uvget({"--compressed", "-q", "-d", dir_, "--checksum",
-                     "sha-256=" + sha256_hex(body), server.url("/a.txt")});
+  auto good = uvget({"--compressed", "-q", "-d", dir_, "--checksum", "sha-256=" + sha256_hex(body),
+                     server.url("/a.txt")});
   EXPECT_EQ(good.exit_code, 0) << good.err;
   EXPECT_TRUE(read_file(dir_ + "/a.txt") == body);
   ::unlink((dir_ + "/a.txt").c_str());
@@ -158,8 +158,8 @@ TEST_F(CompressedTest, CorruptDataAndUnknownCodingsFailWithKindEncoding) {
   server.route("/unknown.txt",
                Script().send(http_response(200, body, {{"Content-Encoding", "compress"}})));
   for (std::string target : {"/corrupt.txt", "/unknown.txt"}) {
-    auto r = uvget({"--compressed", "-q", "-d", dir_, "--json", dir_ + "/r.jsonl",
-                    server.url(target)});
+    auto r =
+        uvget({"--compressed", "-q", "-d", dir_, "--json", dir_ + "/r.jsonl", server.url(target)});
     EXPECT_EQ(r.exit_code, 1) << r.err;
     EXPECT_NE(r.err.find(server.url(target) + ": "), std::string::npos) << r.err;
     std::string rec = read_file(dir_ + "/r.jsonl");
@@ -181,8 +181,7 @@ TEST_F(CompressedTest, AHugeExpansionStreamsToDisk) {
   zeros.clear();
   zeros.shrink_to_fit();
   TestServer server;
-  server.route("/zeros.bin",
-               Script().send(http_response(200, g, {{"Content-Encoding", "gzip"}})));
+  server.route("/zeros.bin", Script().send(http_response(200, g, {{"Content-Encoding", "gzip"}})));
   auto r = run_command({"/usr/bin/time", "-f", "maxrss_kb=%M", bin_, "--compressed", "-q", "-d",
                         dir_, server.url("/zeros.bin")},
                        {}, 120000);
@@ -241,8 +240,8 @@ TEST_F(CompressedTest, NginxGzipIsDecoded) {
   std::string body;
   while (body.size() < 1'000'000) body += "line " + std::to_string(body.size()) + " of a page\n";
   { std::ofstream(root + "/page.txt", std::ios::binary) << body; }
-  Nginx nginx(root, "gzip on; gzip_types *; gzip_min_length 100; access_log " + logs +
-                        "/access.log;");
+  Nginx nginx(root,
+              "gzip on; gzip_types *; gzip_min_length 100; access_log " + logs + "/access.log;");
   ASSERT_TRUE(nginx.ok()) << nginx.error();
   std::string out = make_temp_dir("uvget-compressed-out");
   auto r = uvget({"--compressed", "-q", "-d", out, nginx.url("/page.txt")});

@@ -280,7 +280,7 @@ TEST(TestServerTest, StalledConnectionIsClosedByDestructor) {
   EXPECT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK);
   EXPECT_EQ(server->current_connections(), 1);
 
-  server.reset();  // does not wait for the stalled script
+  server.reset();                    // does not wait for the stalled script
   EXPECT_EQ(client.recv_more(), 0);  // the destructor closed it
 }
 

@@ -38,10 +38,10 @@ constexpr int kWaitMs = 5000;
 constexpr char kGetX[] = "GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
 // A helper program the test runs: missing, the test fails and says so (never a quiet pass).
-#define NEEDS(program)                                                                    \
-  do {                                                                                    \
-    if (find_program(program).empty())                                                    \
-      GTEST_FAIL() << program " is needed (scripts/deps test installs it)";               \
+#define NEEDS(program)                                                      \
+  do {                                                                      \
+    if (find_program(program).empty())                                      \
+      GTEST_FAIL() << program " is needed (scripts/deps test installs it)"; \
   } while (0)
 
 // ---- mbedTLS helpers ---------------------------------------------------------------------------

@@ -26,7 +26,8 @@ class TlsTest : public LoopTest {
  protected:
   void SetUp() override {
     LoopTest::SetUp();
-    if (find_program("openssl").empty()) GTEST_FAIL() << "openssl is needed (scripts/deps test installs it)";
+    if (find_program("openssl").empty())
+      GTEST_FAIL() << "openssl is needed (scripts/deps test installs it)";
   }
   const TestCerts& certs() { return shared_test_certs(); }
   ClientOptions trusting() {

@@ -27,7 +27,9 @@ std::string zlib_encode(std::string_view data, int window_bits) {
 
 }  // namespace
 
-std::string gzip(std::string_view data) { return zlib_encode(data, 16 + MAX_WBITS); }
+std::string gzip(std::string_view data) {
+  return zlib_encode(data, 16 + MAX_WBITS);
+}
 
 std::string deflate(std::string_view data, bool raw) {
   return zlib_encode(data, raw ? -MAX_WBITS : MAX_WBITS);

@@ -42,12 +42,12 @@ class Script {
   // Wait until the server has recorded at least `n` requests in all (over any connection) before
   // the next step: a response held mid-body until the client asks for something else.
   Script& await_requests(std::size_t n);
-  Script& close();                  // graceful close (shutdown, then close); ends the connection
-                                    // TLS: close_notify first
-  Script& cut();                    // TLS: FIN without close_notify (truncated stream); plain:
-                                    // the same as close()
-  Script& reset();                  // abortive close: RST (uv_tcp_close_reset); ends the connection
-  Script& stall();                  // send nothing more, never close until the server is destroyed
+  Script& close();  // graceful close (shutdown, then close); ends the connection
+                    // TLS: close_notify first
+  Script& cut();    // TLS: FIN without close_notify (truncated stream); plain:
+                    // the same as close()
+  Script& reset();  // abortive close: RST (uv_tcp_close_reset); ends the connection
+  Script& stall();  // send nothing more, never close until the server is destroyed
 
   const std::vector<Step>& steps() const { return steps_; }
 

@@ -48,9 +48,9 @@ TEST(ContentRange, TheThreeForms) {
 }
 
 TEST(ContentRange, MalformedOrInconsistentIsRefused) {
-  for (const char* bad : {"", "bytes", "bytes 1-2", "items 0-1/2", "bytes 5-4/10", "bytes 0-10/10",
-                          "bytes */*", "bytes -5/10", "bytes 0-/10", "bytes 0-1/x", "bytes a-b/10",
-                          "bytes 0-1/10/10"})
+  for (const char* bad :
+       {"", "bytes", "bytes 1-2", "items 0-1/2", "bytes 5-4/10", "bytes 0-10/10", "bytes */*",
+        "bytes -5/10", "bytes 0-/10", "bytes 0-1/x", "bytes a-b/10", "bytes 0-1/10/10"})
     EXPECT_FALSE(parse_content_range(bad)) << "'" << bad << "'";
 }
 

@@ -14,9 +14,9 @@ Url url(std::string_view text) {
 }
 
 TEST(Retryable, PassingFailuresAndServerStatusesOnly) {
-  for (Errc c : {Errc::dns_temporary, Errc::connect, Errc::connect_timeout, Errc::idle_timeout,
-                 Errc::connection_closed, Errc::connection_reset, Errc::size_mismatch,
-                 Errc::too_slow})
+  for (Errc c :
+       {Errc::dns_temporary, Errc::connect, Errc::connect_timeout, Errc::idle_timeout,
+        Errc::connection_closed, Errc::connection_reset, Errc::size_mismatch, Errc::too_slow})
     EXPECT_TRUE(retryable(Error(c, ""), 0)) << Error(c, "").message();
   for (Errc c : {Errc::resolve, Errc::bad_url, Errc::tls_verify, Errc::tls_handshake,
                  Errc::http_parse, Errc::checksum_mismatch, Errc::file_io, Errc::cancelled,
@@ -60,8 +60,10 @@ TEST(Redirect, ResolvesAndRefusesADowngrade) {
 }
 
 TEST(Redirect, CredentialsStayWithTheirOrigin) {
-  HeaderList h = {{"Authorization", "Basic x"}, {"cookie", "a=1"},
-                  {"Proxy-Authorization", "p"}, {"X-Kept", "1"}};
+  HeaderList h = {{"Authorization", "Basic x"},
+                  {"cookie", "a=1"},
+                  {"Proxy-Authorization", "p"},
+                  {"X-Kept", "1"}};
   HeaderList same = h;
   drop_credentials_leaving(url("http://a.test/1"), url("http://a.test:80/2"), same);
   EXPECT_EQ(same.size(), 4u) << "the same origin keeps them";

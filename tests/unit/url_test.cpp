@@ -661,7 +661,9 @@ namespace {
 
 // The public parse_url() reads a URL as the client does.
 TEST(PublicParseUrl, GivesThePartsTheClientUses) {
-  auto u = parse_url("HTTPS://B\xc3\x9c" "CHER.example/a/./b/../c?x=1");
+  auto u = parse_url(
+      "HTTPS://B\xc3\x9c"
+      "CHER.example/a/./b/../c?x=1");
   ASSERT_TRUE(u) << u.error().message();
   EXPECT_EQ(u->scheme, "https");
   EXPECT_EQ(u->host, "xn--bcher-kva.example");
