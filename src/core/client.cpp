@@ -11,13 +11,6 @@
 #include "uv/util.hpp"
 
 namespace uvget {
-namespace {
-
-constexpr std::size_t kReadBuffer = 256 * 1024;
-constexpr std::size_t kPlainBuffer = 64 * 1024;  // mbedtls_ssl_read gives one record at most
-
-}  // namespace
-
 // ---- Client ------------------------------------------------------------------------------
 
 Result<std::unique_ptr<Client>> Client::create(uv_loop_s* loop, ClientOptions options) {
@@ -91,8 +84,9 @@ Client::Impl::Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_pt
                                         .min_ttl_ms =
                                             std::min<std::uint64_t>(5'000, opts_.dns_cache_ttl_ms),
                                         .negative_ttl_ms = opts_.dns_negative_ttl_ms}),
-      read_buf_(kReadBuffer),
-      plain_buf_(kPlainBuffer) {
+      budget_(
+          opts_.loop_slice_us, opts_.limit_rate_bytes_per_s, [this] { wake(); },
+          [this] { watch_quiet(); }) {
   if (tls)
     tls_ = std::move(*tls);
   else
@@ -110,8 +104,6 @@ Client::Impl::Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_pt
   speed_timer_.data = this;
   uv_timer_init(loop_, &rate_timer_);
   rate_timer_.data = this;
-  rate_ = opts_.limit_rate_bytes_per_s;
-  refilled_ns_ = uv_hrtime();
   if (opts_.low_speed_bytes_per_s > 0 && opts_.low_speed_time_ms > 0) {
     uv_timer_start(
         &speed_timer_,
@@ -127,12 +119,12 @@ Client::Impl::Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_pt
         1000, 1000);
     uv_unref(as_handle(&speed_timer_));
   }
-  slice_ns_ = opts_.loop_slice_us * 1000;
   uv_prepare_init(loop_, &pass_start_);
   pass_start_.data = this;
-  if (slice_ns_)  // without a slice, nothing to reset on each pass
-    uv_prepare_start(&pass_start_,
-                     [](uv_prepare_t* p) noexcept { static_cast<Impl*>(p->data)->pass_ns_ = 0; });
+  if (budget_.slicing())  // without a slice, nothing to reset on each pass
+    uv_prepare_start(&pass_start_, [](uv_prepare_t* p) noexcept {
+      static_cast<Impl*>(p->data)->budget_.new_pass();
+    });
   uv_unref(as_handle(&pass_start_));
   uv_check_init(loop_, &flusher_);
   flusher_.data = this;
@@ -218,68 +210,28 @@ void Client::Impl::run_retries() {
   if (!closing_) pump();
 }
 
-// A connection that raised SO_RCVLOWAT and then read nothing for a while (the server slowed
-// down or stalled short of the mark) goes back to waking for every byte, so received bytes never
-// wait in the kernel for long: within 2 ticks of this timer.
-constexpr std::uint64_t kQuietMs = 20;
-
-void Client::Impl::watch_wakeups(Connection& c) {
-  lowat_.push_back(&c);
-  if (lowat_.size() > 1 || handles_closed_) return;
+// Sockets with SO_RCVLOWAT raised go back to waking for every byte once quiet: received bytes
+// never wait in the kernel for long (within 2 ticks of this timer).
+void Client::Impl::watch_quiet() {
+  if (handles_closed_) return;
   uv_timer_start(
       &quiet_timer_,
       [](uv_timer_t* h) noexcept {
         auto* self = static_cast<Impl*>(h->data);
-        std::uint64_t now = uv_now(h->loop);
-        std::erase_if(self->lowat_, [now](Connection* conn) {
-          if (now - conn->last_activity() < kQuietMs) return false;
-          conn->relax_wakeups();
-          return true;
-        });
-        if (self->lowat_.empty()) uv_timer_stop(h);
+        if (self->budget_.relax_quiet(uv_now(h->loop))) uv_timer_stop(h);
       },
-      kQuietMs, kQuietMs);
+      ReadBudget::kQuietMs, ReadBudget::kQuietMs);
   uv_unref(as_handle(&quiet_timer_));
 }
 
-void Client::Impl::defer(Connection& c) {
-  UVGET_TRACE("defer %p (%zu waiting)", static_cast<void*>(&c), deferred_.size());
-  deferred_.push_back(&c);
-  wake();
-}
-
-// Token bucket: refilled at rate_ bytes/s, holding at most a quarter second's worth (at least
-// 16 KiB), so the rate stays even rather than bursting after a pause.
-std::size_t Client::Impl::read_allowance() {
-  if (!rate_) return SIZE_MAX;
-  std::uint64_t now = uv_hrtime();
-  std::int64_t cap = static_cast<std::int64_t>(std::max<std::uint64_t>(rate_ / 4, 16 * 1024));
-  std::uint64_t gained = (now - refilled_ns_) * rate_ / 1'000'000'000;
-  if (gained > 0) {
-    tokens_ = std::min<std::int64_t>(tokens_ + static_cast<std::int64_t>(gained), cap);
-    refilled_ns_ = now;
-  }
-  // Reads of a few bytes would cost a syscall each: wait for a useful amount.
-  return tokens_ >= rate_min_read() ? static_cast<std::size_t>(tokens_) : 0;
-}
-
-// On the idle phase of the next pass (right after the host's timers): reading restarts, and
-// the reads happen in that pass's poll phase under a fresh slice.
+// On the idle phase of the next pass (right after the host's timers): deferred reads restart,
+// and happen in that pass's poll phase under a fresh slice. Short of rate tokens, they sleep
+// until a useful amount is back (not a busy idle loop).
 void Client::Impl::run_deferred() {
-  if (rate_ && !deferred_.empty() && read_allowance() == 0) {
-    // Nothing may be read yet: sleep until a useful amount is back (not a busy idle loop).
-    auto want = static_cast<std::uint64_t>(rate_min_read() - tokens_);
-    std::uint64_t ms = std::max<std::uint64_t>(1, want * 1000 / rate_);
-    if (!handles_closed_)
-      uv_timer_start(
-          &rate_timer_, [](uv_timer_t* h) noexcept { static_cast<Impl*>(h->data)->wake(); }, ms, 0);
-    return;
-  }
-  while (!deferred_.empty()) {
-    Connection* c = deferred_.front();
-    deferred_.pop_front();
-    c->resume_after_slice();  // connection_closing() removed it from deferred_ if it closed
-  }
+  if (budget_.resume_deferred() || handles_closed_) return;
+  uv_timer_start(
+      &rate_timer_, [](uv_timer_t* h) noexcept { static_cast<Impl*>(h->data)->wake(); },
+      budget_.ms_until_tokens(), 0);
 }
 
 Result<TransferId> Client::Impl::get(Request request, Callbacks callbacks, bool front) {
@@ -544,9 +496,7 @@ void Client::Impl::release(Connection* c) {
 
 void Client::Impl::connection_closing(Connection& c) {
   UVGET_TRACE("closing %p", static_cast<void*>(&c));
-  if (!deferred_.empty()) std::erase(deferred_, &c);
   if (!to_flush_.empty()) std::erase(to_flush_, &c);
-  if (!lowat_.empty()) std::erase(lowat_, &c);
   auto it = conns_.find(&c);
   if (it == conns_.end()) return;
   remove_idle(&c, it->second);
@@ -634,8 +584,8 @@ void Client::Impl::run_posted() {
   posted_.clear();
   for (auto& task : tasks) task();
   // Deferred reads waiting for rate tokens wait on rate_timer_, not on a busy idle handle.
-  bool waiting_for_tokens = rate_ && !deferred_.empty() && tokens_ < rate_min_read();
-  if (posted_.empty() && (deferred_.empty() || waiting_for_tokens) && !handles_closed_)
+  bool waiting_for_tokens = budget_.has_deferred() && budget_.ms_until_tokens() > 0;
+  if (posted_.empty() && (!budget_.has_deferred() || waiting_for_tokens) && !handles_closed_)
     uv_idle_stop(&poster_);
   maybe_closed();
 }

@@ -71,41 +71,17 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
   // ConnectionOwner
   Resolver& resolver() override { return resolver_; }
   const ClientOptions& options() const override { return opts_; }
-  uv_buf_t read_buffer() override {
-    return uv_buf_init(read_buf_.data(), static_cast<unsigned>(read_buf_.size()));
-  }
-  uv_buf_t plain_buffer() override {
-    return uv_buf_init(plain_buf_.data(), static_cast<unsigned>(plain_buf_.size()));
-  }
+  ReadBudget& budget() override { return budget_; }
   Result<TlsContext*> tls() override {
     if (!tls_) return tls_error_;
     return tls_.get();
   }
-  void tls_handshake_done(bool resumed) override {
-    ++(resumed ? stats_.tls_resumed_handshakes : stats_.tls_full_handshakes);
-  }
+  ClientStats& counters() override { return stats_; }
   void connection_established(Connection& c) override;
-  void count_connect_attempts(std::size_t n) override { stats_.connect_attempts += n; }
   void connection_closing(Connection& c) override;
   void connection_freed(Connection& c) override;
-  bool slice_spent() const override { return slice_ns_ > 0 && pass_ns_ >= slice_ns_; }
-  bool slicing() const override { return slice_ns_ > 0; }
-  void charge_slice(std::uint64_t ns) override { pass_ns_ += ns; }
-  void defer(Connection& c) override;
-  void watch_wakeups(Connection& c) override;
   void release(Connection& c) override { release(&c); }
-  void read_began() override { ++reads_; }
-  void read_ended() override { --reads_; }
-  bool reading() const override { return reads_ > 0; }
   void flush_after_reads(Connection& c) override;
-  std::size_t read_allowance() override;
-  std::int64_t rate_min_read() const {  // smallest read worth making under the rate limit
-    return static_cast<std::int64_t>(
-        std::min<std::uint64_t>(4096, std::max<std::uint64_t>(rate_ / 20, 1)));
-  }
-  void charge_bytes(std::size_t n) override {
-    if (rate_) tokens_ -= static_cast<std::int64_t>(n);
-  }
 
  private:
   struct Origin {
@@ -145,6 +121,7 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
   void wake();  // run posted_ on the next tick
   void maybe_closed();
   void run_deferred();
+  void watch_quiet();
   static void on_idle_cb(uv_idle_t* h) noexcept;
   static void on_handle_closed(uv_handle_t* h) noexcept;
   static void on_deadline_cb(uv_timer_t* t) noexcept;
@@ -156,8 +133,7 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
   uv_loop_t* loop_;
   ClientOptions opts_;
   Resolver resolver_;
-  std::vector<char> read_buf_;       // shared by every connection (see read_buffer)
-  std::vector<char> plain_buf_;      // decrypted bytes, shared the same way
+  ReadBudget budget_;                // slice, rate and wake-ups of every connection's reads
   std::unique_ptr<TlsContext> tls_;  // null when it could not be set up:
   Error tls_error_;                  // then this says why
   uv_idle_t poster_{};               // runs posted_ on the next tick
@@ -165,17 +141,9 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
   uv_prepare_t pass_start_{};        // before each poll: a fresh slice for the reads
   uv_check_t flusher_{};             // after each poll: sends what to_flush_ pipelined
   std::vector<Connection*> to_flush_;
-  int reads_ = 0;                     // read callbacks running now
-  std::uint64_t slice_ns_ = 0;        // ClientOptions::loop_slice_us
-  std::uint64_t pass_ns_ = 0;         // spent on reads in this phase of the pass
-  std::deque<Connection*> deferred_;  // connections waiting for the next pass to read
-  uv_timer_t quiet_timer_{};          // while lowat_ is not empty: relaxes quiet connections
-  uv_timer_t speed_timer_{};          // every second when a lowest speed is set
-  uv_timer_t rate_timer_{};           // --limit-rate: restarts deferred reads once tokens return
-  std::uint64_t rate_ = 0;            // ClientOptions::limit_rate_bytes_per_s
-  std::int64_t tokens_ = 0;           // bytes that may be read now (negative: owed)
-  std::uint64_t refilled_ns_ = 0;
-  std::vector<Connection*> lowat_;                         // connections with SO_RCVLOWAT raised
+  uv_timer_t quiet_timer_{};  // while the budget watches sockets: relaxes the quiet ones
+  uv_timer_t speed_timer_{};  // every second when a lowest speed is set
+  uv_timer_t rate_timer_{};   // --limit-rate: restarts deferred reads once tokens return
   std::multimap<std::uint64_t, std::uint64_t> deadlines_;  // uv_now ms -> transfer id
   uv_timer_t retry_timer_{};  // fires at the earliest of retries_ and held_
   std::multimap<std::uint64_t, std::uint64_t> retries_;  // uv_now ms -> transfer id to requeue
