@@ -14,9 +14,11 @@
 # env: HOSTS=2000 CONNS=64 DELAY_MS="0 30" PROTO="http https" CERTS=wildcard|per-host
 #      TOOLS="uvget curl wget2 aria2c" (also uvget-discard and curl-discard: bodies discarded, each checked by its own count) RUNS=3 SIZE=19000 EXTRA_UVGET="" (e.g. "--loops auto":
 #      uvget is then not pinned) TIMEOUT=600 (per tool run) CRAWL_CERTS=BUILD_DIR/crawl-certs
-#      (per-host certificates, cached per HOSTS)
+#      (per-host certificates, cached per HOSTS) UVGET_BASE=PATH (the uvget-base row: the uvget
+#      row's command with another uvget binary, e.g. a build of the commit before a change)
 # The 20,000-host shape: HOSTS=20000 CONNS=1000 DELAY_MS=30 PROTO=http TOOLS="uvget curl".
 set -euo pipefail
+[ -z "${UVGET_BASE:-}" ] || UVGET_BASE=$(realpath "$UVGET_BASE")
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build-release}
 
@@ -45,6 +47,7 @@ size=${SIZE:-19000}
 extra=${EXTRA_UVGET:-}
 limit=${TIMEOUT:-600}
 uvget=$build/src/uvget
+uvget_base=${UVGET_BASE:-}  # the uvget-base row: another build's binary, for a before/after
 rev="$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- src include 2>/dev/null || echo '+changes')"
 case $certs_mode in wildcard | per-host) ;; *) echo "CERTS is wildcard or per-host" >&2; exit 2 ;; esac
 
@@ -152,6 +155,7 @@ command_for() {  # $1 tool, $2 proto: sets cmd (the tool's command line, output 
   local out=$shm/out urls=$work/urls-$2.txt
   case $1 in
     uvget) cmd=("$uvget" -q -j "$conns" --cacert "$ca" -d "$out" -i "$urls" $extra) ;;
+    uvget-base) cmd=("$uvget_base" -q -j "$conns" --cacert "$ca" -d "$out" -i "$urls" $extra) ;;
     # Not defaults: bodies discarded, so no names to find (checked by the tool's own count).
     uvget-discard) cmd=("$uvget" --progress none --discard -j "$conns" --cacert "$ca" -i "$urls" $extra) ;;
     curl-discard) cmd=(curl -s --parallel --parallel-max "$conns" --cacert "$ca" -K "$work/curl-null-$2.cfg"

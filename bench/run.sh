@@ -10,7 +10,8 @@
 #      uvget-split and aria2c-split: each file over $SPLIT (default 4) connections, for L;
 #      uvget-split-loops: the same with --loops $LOOPS on every core, segments on every loop;
 #      uvget-pipe: --pipeline $PIPE (default 4) on the same connections, so up to CONNS x PIPE
-#      requests in flight; uvget-pipe-same: CONNS/PIPE connections, CONNS requests in flight)
+#      requests in flight; uvget-pipe-same: CONNS/PIPE connections, CONNS requests in flight;
+#      uvget-base: the uvget row's command with the binary UVGET_BASE, for a before/after)
 #      PIN=0: nothing pinned (default: nginx on core 0, each client on core 1)
 #      DISCARD=1: bodies discarded (uvget --discard, curl to /dev/null; only those tools), each run
 #      checked by the byte count the tool reports
@@ -57,7 +58,11 @@ sed 's/^/url = /' "$work/urls.txt" | awk -v d="$shm/out" '{print; sub(/.*\//, ""
 sed 's/^/url = /; a output = /dev/null' "$work/urls.txt" > "$work/curl-null.cfg"
 procs=$(( $(nproc) * 2 ))
 
-command_for() {  # $1 tool, output into $shm/out
+command_for() {  # $1 tool; uvget-base: the uvget row's command with $UVGET_BASE
+  if [ "$1" = uvget-base ]; then uvget=$UVGET_BASE command_for_tool uvget; else command_for_tool "$1"; fi
+}
+
+command_for_tool() {  # $1 tool, output into $shm/out
   local out=$shm/out
   if [ "$discard" = 1 ]; then
     case $1 in

@@ -315,7 +315,7 @@ ClientStats Client::Impl::stats() const {
   }
   s.queued = queued_;
   s.active = transfers_.size() - queued_;
-  s.open_connections = conns_.size();
+  s.open_connections = pool_.size();
   s.origins_tracked = origins_.size() + (tls_ ? tls_->origins_tracked() : 0);
   return s;
 }
@@ -326,7 +326,7 @@ void Client::Impl::enqueue(Transfer* t, bool front) {
   std::string key = t->url().origin();
   Origin& o = origins_[key];
   // Look the host up while the transfer waits for a connection: its turn then costs no lookup.
-  if (opts_.dns_prefetch > 0 && o.queue.empty() && o.conns.empty())
+  if (opts_.dns_prefetch > 0 && o.queue.empty() && pool_.counts(key).open == 0)
     resolver_.prefetch(t->url().host, opts_.dns_prefetch);
   if (front)
     o.queue.push_front(t);
@@ -384,41 +384,39 @@ void Client::Impl::pump() {
       if (o.held_until > uv_now(loop_)) continue;  // run_retries() marks it ready again
       Transfer* t = o.queue.front();
       Connection* c = nullptr;
-      if (!o.idle.empty() && !t->needs_fresh_connection()) {
-        c = o.idle.back();
-        remove_idle(c, conns_.at(c));
+      const PoolCounts n = pool_.counts(key);
+      const auto total = static_cast<std::size_t>(opts_.max_connections);
+      if (n.idle > 0 && !t->needs_fresh_connection()) {
+        c = pool_.take_idle(key);
       } else {
         bool full =
-            o.open >= opts_.max_per_host || waits_for_answers(o) ||
-            (opts_.max_connecting_per_host > 0 && o.opening >= opts_.max_connecting_per_host) ||
-            (conns_.size() >= static_cast<std::size_t>(opts_.max_connections) && idle_lru_.empty());
-        if (full) c = pipeline_room(o, *t);  // every connection it may have is busy: queue behind
+            n.open >= opts_.max_per_host || waits_for_answers(n) ||
+            (opts_.max_connecting_per_host > 0 && n.opening >= opts_.max_connecting_per_host) ||
+            (pool_.size() >= total && pool_.idle_count() == 0);
+        if (full) c = pipeline_room(key, o, *t);  // all it may have are busy: queue behind one
       }
       if (!c) {
-        if (opts_.max_connecting_per_host > 0 && o.opening >= opts_.max_connecting_per_host)
+        if (opts_.max_connecting_per_host > 0 && n.opening >= opts_.max_connecting_per_host)
           continue;                          // connection_established() makes it ready again
-        if (waits_for_answers(o)) continue;  // connection_answered() makes it ready again
-        if (o.open >= opts_.max_per_host) {
-          if (o.idle.empty()) continue;  // waits for one of its own connections
-          o.idle.front()->close();       // a retry needs a fresh one: give up an idle one
+        if (waits_for_answers(n)) continue;  // connection_answered() makes it ready again
+        if (n.open >= opts_.max_per_host) {
+          Connection* old = pool_.oldest_idle(key);
+          if (!old) continue;  // waits for one of its own connections
+          old->close();        // a retry needs a fresh one: give up an idle one
         }
-        if (conns_.size() >= static_cast<std::size_t>(opts_.max_connections) && !evict_idle()) {
+        if (pool_.size() >= total && !evict_idle()) {
           // Every connection is busy: this origin is first in line when one frees.
           o.ready = true;
           ready_.push_front(key);
           break;
         }
         c = Connection::open(loop_, *this, t->url());
-        conns_.emplace(c, ConnInfo{key, false, true, true, {}});
-        o.conns.push_back(c);
+        pool_.add(c, key);
         ++live_conns_;
-        ++o.open;
-        ++o.opening;
-        ++o.unanswered;
       }
       UVGET_TRACE("start transfer %llu on %p (%s, %zu open)",
                   static_cast<unsigned long long>(t->id()), static_cast<void*>(c),
-                  c->requests() ? "reused" : "new", conns_.size());
+                  c->requests() ? "reused" : "new", pool_.size());
       o.queue.pop_front();
       --queued_;
       mark_ready(key, o);
@@ -428,26 +426,24 @@ void Client::Impl::pump() {
   pumping_ = false;
 }
 
-Connection* Client::Impl::pipeline_room(Origin& o, const Transfer& t) {
+Connection* Client::Impl::pipeline_room(const std::string& key, const Origin& o,
+                                         const Transfer& t) {
   if (opts_.pipeline < 2 || o.no_pipelining || !t.pipelinable()) return nullptr;
   auto depth = static_cast<std::size_t>(opts_.pipeline);
-  Connection* best = nullptr;
-  for (Connection* c : o.conns)
-    if (c->can_pipeline(depth) && (!best || c->in_flight() < best->in_flight())) best = c;
-  return best;
+  return pool_.least_loaded(
+      key, [depth](Connection* c) { return c->can_pipeline(depth); },
+      [](Connection* c) { return c->in_flight(); });
 }
 
 void Client::Impl::connection_answered(Connection& c) {
-  auto it = conns_.find(&c);
-  if (it == conns_.end() || !it->second.unanswered) return;
-  it->second.unanswered = false;
-  auto oit = origins_.find(it->second.origin);
+  const std::string* key = pool_.origin_of(&c);
+  if (!key) return;
+  bool waited = waits_for_answers(pool_.counts(*key));
+  if (!pool_.answered(&c)) return;
+  auto oit = origins_.find(*key);
   if (oit == origins_.end()) return;
-  Origin& o = oit->second;
-  bool waited = waits_for_answers(o);
-  --o.unanswered;
-  if (waited && !o.queue.empty()) {
-    mark_ready(oit->first, o);
+  if (waited && !oit->second.queue.empty()) {
+    mark_ready(oit->first, oit->second);
     schedule_pump();
   }
 }
@@ -457,26 +453,18 @@ void Client::Impl::stop_pipelining(const std::string& origin) {
 }
 
 bool Client::Impl::evict_idle() {
-  if (idle_lru_.empty()) return false;
-  idle_lru_.front()->close();  // connection_closing() unlinks it
+  Connection* c = pool_.oldest_idle();
+  if (!c) return false;
+  c->close();  // connection_closing() takes it out of the pool
   return true;
-}
-
-void Client::Impl::remove_idle(Connection* c, ConnInfo& info) {
-  if (!info.idle) return;
-  info.idle = false;
-  idle_lru_.erase(info.lru);
-  auto& idle = origins_[info.origin].idle;
-  std::erase(idle, c);
 }
 
 void Client::Impl::release(Connection* c) {
   UVGET_TRACE("release %p reusable=%d", static_cast<void*>(c), c->reusable());
-  auto it = conns_.find(c);
-  if (it == conns_.end()) return;               // already closing
+  const std::string* key = pool_.origin_of(c);
+  if (!key) return;                             // already closing
   if (c->state() == Connection::State::busy) {  // pipelined: the next response is being read
-    Origin& o = origins_[it->second.origin];
-    mark_ready(it->second.origin, o);  // a place in its pipeline is free again
+    mark_ready(*key, origins_[*key]);           // a place in its pipeline is free again
     pump();
     return;
   }
@@ -484,12 +472,8 @@ void Client::Impl::release(Connection* c) {
     c->close();
   } else {
     c->park();
-    ConnInfo& info = it->second;
-    info.idle = true;
-    info.lru = idle_lru_.insert(idle_lru_.end(), c);
-    Origin& o = origins_[info.origin];
-    o.idle.push_back(c);
-    mark_ready(info.origin, o);
+    pool_.park(c);
+    mark_ready(*key, origins_[*key]);
   }
   pump();
 }
@@ -497,18 +481,10 @@ void Client::Impl::release(Connection* c) {
 void Client::Impl::connection_closing(Connection& c) {
   UVGET_TRACE("closing %p", static_cast<void*>(&c));
   if (!to_flush_.empty()) std::erase(to_flush_, &c);
-  auto it = conns_.find(&c);
-  if (it == conns_.end()) return;
-  remove_idle(&c, it->second);
-  std::string key = std::move(it->second.origin);
-  bool opening = it->second.opening, unanswered = it->second.unanswered;
-  conns_.erase(it);
+  if (!pool_.contains(&c)) return;
+  std::string key = pool_.remove(&c);
   auto oit = origins_.find(key);
   if (oit != origins_.end()) {
-    std::erase(oit->second.conns, &c);
-    --oit->second.open;
-    if (opening) --oit->second.opening;
-    if (unanswered) --oit->second.unanswered;
     mark_ready(key, oit->second);
     drop_origin_if_unused(key);
   }
@@ -517,13 +493,14 @@ void Client::Impl::connection_closing(Connection& c) {
 
 void Client::Impl::connection_established(Connection& c) {
   ++stats_.connections_opened;
-  auto it = conns_.find(&c);
-  if (it == conns_.end() || !it->second.opening) return;
-  it->second.opening = false;
-  auto oit = origins_.find(it->second.origin);
+  const std::string* key = pool_.origin_of(&c);
+  if (!key) return;
+  int before = pool_.counts(*key).opening;
+  if (!pool_.established(&c)) return;
+  auto oit = origins_.find(*key);
   if (oit == origins_.end()) return;
   Origin& o = oit->second;
-  if (o.opening-- == opts_.max_connecting_per_host && !o.queue.empty()) {
+  if (before == opts_.max_connecting_per_host && !o.queue.empty()) {
     mark_ready(oit->first, o);  // it was waiting for this: the next connection may open
     schedule_pump();
   }
@@ -531,7 +508,7 @@ void Client::Impl::connection_established(Connection& c) {
 
 void Client::Impl::drop_origin_if_unused(const std::string& key) {
   auto it = origins_.find(key);
-  if (it != origins_.end() && it->second.open == 0 && it->second.queue.empty() &&
+  if (it != origins_.end() && pool_.counts(key).open == 0 && it->second.queue.empty() &&
       !it->second.ready && it->second.held_until <= uv_now(loop_) && !it->second.no_pipelining)
     origins_.erase(it);
 }
@@ -605,9 +582,7 @@ void Client::Impl::close(std::function<void()> on_closed) {
   std::vector<Transfer*> all;
   for (auto& [id, t] : transfers_) all.push_back(t);
   for (Transfer* t : all) t->fail(Error(Errc::cancelled, "cancelled: client closed"));
-  std::vector<Connection*> open;
-  for (auto& [c, info] : conns_) open.push_back(c);
-  for (Connection* c : open) c->close();
+  for (Connection* c : pool_.all()) c->close();
   resolver_.close([this] {
     resolver_idle_ = true;
     maybe_closed();

@@ -7,7 +7,6 @@
 
 #include <deque>
 #include <functional>
-#include <list>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +15,7 @@
 
 #include <uvget/client.hpp>
 
+#include "core/connection_pool.hpp"
 #include "core/transfer.hpp"
 #include "http/connection.hpp"
 #include "net/resolver.hpp"
@@ -84,29 +84,18 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
   void flush_after_reads(Connection& c) override;
 
  private:
+  // What the scheduler keeps of an origin; its connections are in pool_.
   struct Origin {
-    std::deque<Transfer*> queue;     // waiting for a connection, in order
-    std::vector<Connection*> idle;   // parked, most recent last
-    std::vector<Connection*> conns;  // every open one (pipelining looks for room among them)
-    bool no_pipelining = false;      // it dropped pipelined requests once
-    int open = 0;                    // connections open to this origin (any state)
-    int opening = 0;                 // of those, not yet established
-    int unanswered = 0;              // of those, not yet answered once
-    std::uint64_t held_until = 0;    // uv_now ms: no new request before (429/503)
-    bool ready = false;              // listed in ready_
-  };
-  struct ConnInfo {
-    std::string origin;
-    bool idle = false;
-    bool opening = true;                   // counted in Origin::opening
-    bool unanswered = true;                // counted in Origin::unanswered
-    std::list<Connection*>::iterator lru;  // valid iff idle
+    std::deque<Transfer*> queue;   // waiting for a connection, in order
+    bool no_pipelining = false;    // it dropped pipelined requests once
+    std::uint64_t held_until = 0;  // uv_now ms: no new request before (429/503)
+    bool ready = false;            // listed in ready_
   };
 
   void enqueue(Transfer* t, bool front);
   /// `o` may not open another connection before one of its own answers.
-  bool waits_for_answers(const Origin& o) const {
-    return opts_.initial_per_host > 0 && o.unanswered >= opts_.initial_per_host;
+  bool waits_for_answers(const PoolCounts& n) const {
+    return opts_.initial_per_host > 0 && n.unanswered >= opts_.initial_per_host;
   }
   void mark_ready(const std::string& key, Origin& o);
   void schedule_pump();
@@ -114,8 +103,7 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
   bool evict_idle();
   /// A busy connection of `o` with room for one more pipelined request, the least loaded; null
   /// if none (or pipelining is off).
-  Connection* pipeline_room(Origin& o, const Transfer& t);
-  void remove_idle(Connection* c, ConnInfo& info);
+  Connection* pipeline_room(const std::string& key, const Origin& o, const Transfer& t);
   void drop_origin_if_unused(const std::string& key);
   void run_posted();
   void wake();  // run posted_ on the next tick
@@ -158,9 +146,8 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
   std::unordered_map<std::uint64_t, Transfer*> transfers_;  // every transfer not yet done
   std::unordered_map<std::string, Origin> origins_;
   std::deque<std::string> ready_;                    // origins with queued transfers to serve
-  std::unordered_map<Connection*, ConnInfo> conns_;  // open connections (not closing)
-  std::size_t live_conns_ = 0;                       // connections not yet freed
-  std::list<Connection*> idle_lru_;                  // parked connections, oldest first
+  ConnectionPool<Connection> pool_;  // open connections (not closing), by origin
+  std::size_t live_conns_ = 0;       // connections not yet freed
   std::size_t queued_ = 0;
   ClientStats stats_;
   bool closing_ = false;
