@@ -216,6 +216,10 @@ struct TransferResult {
   int attempts = 0;  // requests sent for the final URL, retries included
   int redirects = 0;
   bool reused_connection = false;  // the final response came over a kept-alive connection
+  /// The connection limit of the URL's host after an answer to this transfer last changed it
+  /// (ClientOptions::max_per_host adapts: lowered by 429/503 answers, raised by the rest);
+  /// 0: no answer to it changed the limit.
+  int host_limit = 0;
   double seconds = 0;              // from get() to done
   double ttfb_seconds = 0;         // from get() to the first byte of the final response
   std::string path;                // on success, where the sink put the body (Sink::location)

@@ -484,6 +484,13 @@ class App {
       if (!(interrupted_ && r.error.code == Errc::cancelled)) say(r.error.message());
       if (interrupted_ && r.error.code == Errc::cancelled) ++cancelled_;
     }
+    if (r.host_limit && s_.verbose) {
+      // scheme://host[:port] of where the answer came from
+      const std::string& at = r.final_url.empty() ? r.url : r.final_url;
+      std::size_t end = at.find('/', at.find("//") == std::string::npos ? 0 : at.find("//") + 2);
+      say(at.substr(0, end) + ": connection limit now " + std::to_string(r.host_limit) +
+          " (it adapts to 429 and 503 answers)");
+    }
     if (json_) write_json(r, r.ok() ? path : "");
     feed();
   }

@@ -176,6 +176,7 @@ std::string json_record(const TransferResult& r, std::string_view path) {
       ",\"resumed_from\":" + std::to_string(r.resumed_from) + ",\"seconds\":" + secs +
       ",\"attempts\":" + std::to_string(r.attempts) +
       ",\"redirects\":" + std::to_string(r.redirects) +
+      (r.host_limit ? ",\"host_limit\":" + std::to_string(r.host_limit) : std::string()) +
       ",\"error\":" + (r.ok() ? "null" : json_error(error_kind(r.error), r.error.message())) + "}";
   return out;
 }

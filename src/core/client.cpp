@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "core/check_request.hpp"
+#include "core/policies.hpp"
 #include "http/request_writer.hpp"
 #include "sink/body_buffers.hpp"
 #include "trace.hpp"
@@ -157,11 +158,48 @@ void Client::Impl::forget_retry(Transfer* t) {
 
 void Client::Impl::hold_origin(const std::string& origin, std::uint64_t delay_ms) {
   std::uint64_t until = uv_now(loop_) + delay_ms;
-  Origin& o = origins_[origin];
+  Origin& o = this->origin(origin);
   if (until <= o.held_until) return;
   o.held_until = until;
   held_.emplace(until, origin);
   arm_retry_timer();
+}
+
+void Client::Impl::host_answered(Transfer& t, HostLimit::Answer answer,
+                                 std::uint64_t retry_after_ms) {
+  const std::string key = t.url().origin();
+  Origin& o = origin(key);
+  const std::uint64_t now = uv_now(loop_);
+  const int before = o.limit.limit();
+  if (o.limit.answered(answer, t.limit_ticket(), pool_.counts(key).open, now)) {
+    t.note_host_limit(o.limit.limit());
+    UVGET_TRACE("host %s: limit %d -> %d", key.c_str(), before, o.limit.limit());
+    if (o.limit.limit() < before) {
+      trim_idle(key);
+    } else if (!o.queue.empty()) {
+      mark_ready(key, o);  // room for one more connection
+      schedule_pump();
+    }
+  }
+  if (answer != HostLimit::Answer::too_many && answer != HostLimit::Answer::unavailable) return;
+  bool asked = answer == HostLimit::Answer::too_many && retry_after_ms > 0;
+  if (!asked && !origin(key).limit.mostly_overloaded()) return;
+  hold_origin(key, retry_after_ms ? std::min(retry_after_ms, opts_.retry_after_max_ms)
+                                  : backoff_ceiling(std::max(1, t.attempts()), opts_.retry_wait_ms,
+                                                    opts_.retry_max_wait_ms));
+}
+
+void Client::Impl::trim_idle(const std::string& key) {
+  while (over_limit(key)) {
+    Connection* c = pool_.oldest_idle(key);
+    if (!c) break;
+    c->close();  // connection_closing() takes it out of the pool
+  }
+}
+
+bool Client::Impl::over_limit(const std::string& key) const {
+  auto it = origins_.find(key);
+  return it != origins_.end() && pool_.counts(key).open > it->second.limit.limit();
 }
 
 // While transfers wait (for a retry, or in the queue of a held origin) the timer keeps the loop
@@ -281,7 +319,7 @@ void Client::Impl::expire_deadlines() {
     if (it == transfers_.end()) continue;
     Transfer* t = it->second;
     if (t->phase() == Transfer::Phase::queued) {
-      std::erase(origins_[t->url().origin()].queue, t);
+      std::erase(origin(t->url().origin()).queue, t);
       --queued_;
     }
     t->fail(Error(Errc::timeout, "timed out after " + std::to_string(t->timeout_ms()) + " ms"));
@@ -295,7 +333,7 @@ void Client::Impl::cancel(std::uint64_t id) {
     if (it == transfers_.end()) return;
     Transfer* t = it->second;
     if (t->phase() == Transfer::Phase::queued) {
-      auto& q = origins_[t->url().origin()].queue;
+      auto& q = origin(t->url().origin()).queue;
       std::erase(q, t);
       --queued_;
     }
@@ -324,7 +362,7 @@ ClientStats Client::Impl::stats() const {
 
 void Client::Impl::enqueue(Transfer* t, bool front) {
   std::string key = t->url().origin();
-  Origin& o = origins_[key];
+  Origin& o = origin(key);
   // Look the host up while the transfer waits for a connection: its turn then costs no lookup.
   if (opts_.dns_prefetch > 0 && o.queue.empty() && pool_.counts(key).open == 0)
     resolver_.prefetch(t->url().host, opts_.dns_prefetch);
@@ -385,12 +423,13 @@ void Client::Impl::pump() {
       Transfer* t = o.queue.front();
       Connection* c = nullptr;
       const PoolCounts n = pool_.counts(key);
+      const int per_host = o.limit.limit();
       const auto total = static_cast<std::size_t>(opts_.max_connections);
       if (n.idle > 0 && !t->needs_fresh_connection()) {
         c = pool_.take_idle(key);
       } else {
         bool full =
-            n.open >= opts_.max_per_host || waits_for_answers(n) ||
+            n.open >= per_host || waits_for_answers(n) ||
             (opts_.max_connecting_per_host > 0 && n.opening >= opts_.max_connecting_per_host) ||
             (pool_.size() >= total && pool_.idle_count() == 0);
         if (full) c = pipeline_room(key, o, *t);  // all it may have are busy: queue behind one
@@ -399,7 +438,7 @@ void Client::Impl::pump() {
         if (opts_.max_connecting_per_host > 0 && n.opening >= opts_.max_connecting_per_host)
           continue;                          // connection_established() makes it ready again
         if (waits_for_answers(n)) continue;  // connection_answered() makes it ready again
-        if (n.open >= opts_.max_per_host) {
+        if (n.open >= per_host) {
           Connection* old = pool_.oldest_idle(key);
           if (!old) continue;  // waits for one of its own connections
           old->close();        // a retry needs a fresh one: give up an idle one
@@ -420,6 +459,7 @@ void Client::Impl::pump() {
       o.queue.pop_front();
       --queued_;
       mark_ready(key, o);
+      t->set_limit_ticket(o.limit.sent());
       t->start(c);  // may finish inline and re-enter: guarded by pumping_
     }
   } while (pump_again_ && !closing_);
@@ -464,16 +504,16 @@ void Client::Impl::release(Connection* c) {
   const std::string* key = pool_.origin_of(c);
   if (!key) return;                             // already closing
   if (c->state() == Connection::State::busy) {  // pipelined: the next response is being read
-    mark_ready(*key, origins_[*key]);           // a place in its pipeline is free again
+    mark_ready(*key, origin(*key));             // a place in its pipeline is free again
     pump();
     return;
   }
-  if (!c->reusable() || closing_) {
+  if (!c->reusable() || closing_ || over_limit(*key)) {
     c->close();
   } else {
     c->park();
     pool_.park(c);
-    mark_ready(*key, origins_[*key]);
+    mark_ready(*key, origin(*key));
   }
   pump();
 }
@@ -509,7 +549,8 @@ void Client::Impl::connection_established(Connection& c) {
 void Client::Impl::drop_origin_if_unused(const std::string& key) {
   auto it = origins_.find(key);
   if (it != origins_.end() && pool_.counts(key).open == 0 && it->second.queue.empty() &&
-      !it->second.ready && it->second.held_until <= uv_now(loop_) && !it->second.no_pipelining)
+      !it->second.ready && it->second.held_until <= uv_now(loop_) && !it->second.no_pipelining &&
+      !it->second.limit.adapted(uv_now(loop_)))
     origins_.erase(it);
 }
 

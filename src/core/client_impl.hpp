@@ -16,6 +16,7 @@
 #include <uvget/client.hpp>
 
 #include "core/connection_pool.hpp"
+#include "core/host_limit.hpp"
 #include "core/transfer.hpp"
 #include "http/connection.hpp"
 #include "net/resolver.hpp"
@@ -60,8 +61,12 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
   /// Retries: `t` runs again (back in its origin's queue) after `delay_ms`.
   void retry_later(Transfer* t, std::uint64_t delay_ms);
   void forget_retry(Transfer* t);
-  /// No new request to `origin` starts for `delay_ms` (it answered 429 or 503).
+  /// No new request to `origin` starts for `delay_ms`.
   void hold_origin(const std::string& origin, std::uint64_t delay_ms);
+  /// An answer (or a refused or reset connection) to `t`'s request: its origin's connection
+  /// limit learns from it, and the origin rests when a 429 asks for it with Retry-After or most
+  /// of its recent answers were overloads (`retry_after_ms`, else the backoff, is how long).
+  void host_answered(Transfer& t, HostLimit::Answer answer, std::uint64_t retry_after_ms);
   /// The origin dropped pipelined requests: one request at a time to it from now on.
   void stop_pipelining(const std::string& origin);
   /// A response head came on `c`: its first makes room for another new connection to its
@@ -86,13 +91,21 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
  private:
   // What the scheduler keeps of an origin; its connections are in pool_.
   struct Origin {
+    explicit Origin(int max_per_host) : limit(max_per_host) {}
     std::deque<Transfer*> queue;   // waiting for a connection, in order
+    HostLimit limit;               // connections it may have now
     bool no_pipelining = false;    // it dropped pipelined requests once
     std::uint64_t held_until = 0;  // uv_now ms: no new request before (429/503)
     bool ready = false;            // listed in ready_
   };
 
   void enqueue(Transfer* t, bool front);
+  Origin& origin(const std::string& key) {
+    return origins_.try_emplace(key, opts_.max_per_host).first->second;
+  }
+  /// Closes idle connections of `key` above its limit (the busy ones close when released).
+  void trim_idle(const std::string& key);
+  bool over_limit(const std::string& key) const;
   /// `o` may not open another connection before one of its own answers.
   bool waits_for_answers(const PoolCounts& n) const {
     return opts_.initial_per_host > 0 && n.unanswered >= opts_.initial_per_host;

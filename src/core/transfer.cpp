@@ -167,6 +167,11 @@ void Transfer::on_exchange_head(Response& head) {
       retry_after_too_long_ = *ms > client_.opts().retry_after_max_ms;
     }
   }
+  client_.host_answered(*this,
+                        head.status == 429   ? HostLimit::Answer::too_many
+                        : head.status == 503 ? HostLimit::Answer::unavailable
+                                             : HostLimit::Answer::ok,
+                        retry_after_ms_);
   if (is_redirect(head.status)) {
     auto location = head.header("Location");
     if (!location || location->empty()) {
@@ -330,15 +335,11 @@ void Transfer::resume_decoding() {
 void Transfer::on_exchange_done(const Error& error, bool retry_safe) {
   Connection* c = conn_;
   conn_ = nullptr;
-  const ClientOptions& o = client_.opts();
-  if ((status_ == 429 || status_ == 503) && o.retries > 0 && phase_ == Phase::running) {
-    // The host says it is overloaded: it gets a rest from every transfer, not just this one,
-    // before the connection goes back to the pool for the next request.
-    client_.hold_origin(url_.origin(),
-                        retry_after_ms_
-                            ? std::min(retry_after_ms_, o.retry_after_max_ms)
-                            : backoff_ceiling(attempts_, o.retry_wait_ms, o.retry_max_wait_ms));
-  }
+  // A connection refused or reset before any answer tells the host's limit (a stale keep-alive
+  // the server closed while idle does not).
+  if (error && status_ == 0 && !retry_safe &&
+      (error.code == Errc::connect || error.code == Errc::connection_reset))
+    client_.host_answered(*this, HostLimit::Answer::refused_or_reset, 0);
   if (c) client_.release(c);
   if (phase_ != Phase::running) return;
   if (split_) {
@@ -710,6 +711,7 @@ void Transfer::complete(Error error) {
   r.attempts = attempts_;
   r.redirects = redirects_;
   r.reused_connection = reused_;
+  r.host_limit = host_limit_;
   std::uint64_t now = uv_hrtime();
   r.seconds = static_cast<double>(now - started_ns_) / 1e9;
   r.ttfb_seconds = first_byte_ns_ ? static_cast<double>(first_byte_ns_ - started_ns_) / 1e9 : 0;

@@ -49,6 +49,12 @@ class Transfer final : public Exchange {
   void check_speed(std::uint64_t now_ms, std::uint64_t min_bytes_per_s, std::uint64_t for_ms);
   /// The retry delay is over: back to the queue.
   void set_queued() noexcept { phase_ = Phase::queued; }
+  /// The origin's HostLimit ticket of the request about to start (see HostLimit::sent).
+  void set_limit_ticket(std::uint64_t ticket) noexcept { limit_ticket_ = ticket; }
+  std::uint64_t limit_ticket() const noexcept { return limit_ticket_; }
+  int attempts() const noexcept { return attempts_; }
+  /// An answer to this transfer changed its host's connection limit to `limit`.
+  void note_host_limit(int limit) noexcept { host_limit_ = limit; }
 
  private:
   void on_exchange_head(Response& head) override;
@@ -143,6 +149,8 @@ class Transfer final : public Exchange {
   std::uint64_t timeout_ms_ = 0;  // non-zero: an entry in the client's deadlines
   std::uint64_t started_ns_;
   std::uint64_t first_byte_ns_ = 0;
+  std::uint64_t limit_ticket_ = 0;
+  int host_limit_ = 0;  // TransferResult::host_limit
 };
 
 }  // namespace uvget

@@ -253,6 +253,25 @@ TEST_F(CliTest, CredentialsInAUrlAreMaskedOnStderrAndInTheRecords) {
   EXPECT_NE(r.err.find("1 file ok, 1 failed"), std::string::npos) << "singular: " << r.err;
 }
 
+// A 503 lowers the host's connection limit: -v says so, and the URL's record carries the new
+// limit; the files all land and the exit status is 0.
+TEST_F(CliTest, AHostLimitThatChangedIsShownByVerboseAndTheRecord) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    if (r.target == "/a" && n++ == 0) return Script().send(http_response(503, "busy"));
+    return Script().send(http_response(200, "body of " + r.target));
+  });
+  auto r = uvget({"-d", dir_, "-v", "--progress", "none", "--per-host", "4", "--retry-wait",
+                  "0.01", "--json", dir_ + "/records.jsonl", server.url("/a"), server.url("/b")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/a"), "body of /a");
+  EXPECT_EQ(read_file(dir_ + "/b"), "body of /b");
+  std::string origin = server.url("");
+  EXPECT_NE(r.err.find(origin + ": connection limit now "), std::string::npos) << r.err;
+  std::string records = read_file(dir_ + "/records.jsonl");
+  EXPECT_NE(records.find("\"host_limit\":"), std::string::npos) << records;
+}
+
 TEST_F(CliTest, AFailureExitsOneAndNamesTheUrlAndCause) {
   TestServer server;
   server.route("/good", Script().send(http_response(200, "good")));

@@ -2,7 +2,9 @@
 // start over, and the interplay with cancel and deadlines. Asserted from the server's side.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 
 #include "support/loop_fixture.hpp"
 #include "support/test_server.hpp"
@@ -208,28 +210,105 @@ TEST_F(RetryTest, RetryAfterOverTheLimitIsNotWaitedFor) {
   EXPECT_EQ(server.requests().size(), 1u);
 }
 
-TEST_F(RetryTest, AHostThatSaysItIsBusyGetsARestFromEveryTransfer) {
-  std::atomic<int> n{0};
+// One URL in 100 answers 503 with Retry-After: the other 99 go out and are answered during its
+// wait (the host is not held for one stray answer), as the client's own count shows at a probe
+// due just before the wait ends.
+TEST_F(RetryTest, AStray503DelaysOnlyItsOwnUrl) {
+  std::atomic<int> n503{0};
   TestServer server([&](const RecordedRequest& r) {
-    if (n++ == 0) return Script().send(http_response(503, "busy", {{"Retry-After", "1"}}));
+    if (r.target == "/u50" && n503++ == 0)
+      return Script().send(http_response(503, "busy", {{"Retry-After", "2"}}));
     return Script().send(http_response(200, "ok " + r.target));
   });
   ClientOptions o = fast(2);
-  o.max_per_host = 1;  // /b waits in the queue while /a gets its 503
+  o.max_per_host = 4;
   client(o);
   Waits waits;
-  auto a = fetch_watching_waits(server.url("/a"), &waits);
-  auto b = fetch(server.url("/b"));
+  std::vector<std::shared_ptr<Outcome>> outcomes;
+  for (int i = 0; i < 100; ++i) {
+    std::string url = server.url("/u" + std::to_string(i));
+    outcomes.push_back(i == 50 ? fetch_watching_waits(url, &waits) : fetch(url));
+  }
   run();
-  ASSERT_TRUE(a->result.ok()) << a->result.error.message();
-  ASSERT_TRUE(b->result.ok()) << b->result.error.message();
+  for (auto& out : outcomes) ASSERT_TRUE(out->result.ok()) << out->result.error.message();
+  EXPECT_EQ(waits.delays, std::vector<std::uint64_t>{2000});
+  EXPECT_EQ(waits.sent_just_before_the_end, std::vector<std::uint64_t>{100})
+      << "the other URLs waited for the 503's Retry-After";
   auto seen = server.requests();
-  ASSERT_EQ(seen.size(), 3u);
-  EXPECT_EQ(seen[0].target, "/a");
-  EXPECT_EQ(waits.delays, std::vector<std::uint64_t>{1000});
-  // /b never failed, yet it did not go out during /a's wait either: the host got its second.
-  EXPECT_EQ(waits.sent_just_before_the_end, std::vector<std::uint64_t>{1})
-      << "the next request to that host did not wait for Retry-After";
+  ASSERT_EQ(seen.size(), 101u);
+  EXPECT_EQ(seen.back().target, "/u50") << "its retry came last";
+  // The 503 lowered the host's limit, and the answers after it raised it back.
+  EXPECT_EQ(outcomes[50]->result.status, 200);
+}
+
+// A host whose answers are mostly 503 rests whole: after four 503s in a row (one connection,
+// so one at a time), nothing goes out to it until the last one's Retry-After is over.
+TEST_F(RetryTest, AHostWhoseAnswersAreMostlyOverloadsRestsWhole) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    if (n++ < 4) return Script().send(http_response(503, "busy", {{"Retry-After", "1"}}));
+    return Script().send(http_response(200, "ok " + r.target));
+  });
+  ClientOptions o = fast(2);
+  o.max_per_host = 1;
+  client(o);
+  Waits a, b, c, d;
+  auto ta = fetch_watching_waits(server.url("/a"), &a);
+  auto tb = fetch_watching_waits(server.url("/b"), &b);
+  auto tc = fetch_watching_waits(server.url("/c"), &c);
+  auto td = fetch_watching_waits(server.url("/d"), &d);
+  auto te = fetch(server.url("/e"));
+  run();
+  for (auto* t : {&ta, &tb, &tc, &td, &te}) ASSERT_TRUE((*t)->result.ok()) << (*t)->result.error.message();
+  // /b and /c went out during /a's wait (one stray 503, then two: not yet most of four).
+  EXPECT_EQ(a.sent_just_before_the_end, std::vector<std::uint64_t>{4});
+  // The fourth 503 made most of the host's answers overloads: /e waited with the rest.
+  EXPECT_EQ(d.sent_just_before_the_end, std::vector<std::uint64_t>{4})
+      << "a request went to the host during its rest";
+  EXPECT_EQ(server.requests().size(), 9u);
+}
+
+// A server that answers 429 whenever more than K connections are open to it: every file lands,
+// and once it has said so, the client keeps at most K connections open to it, counted by the
+// server at each request.
+TEST_F(RetryTest, AServerThatRefusesAboveKConnectionsGetsAtMostK) {
+  constexpr int kMax = 3;
+  std::mutex mu;
+  std::vector<std::pair<int, int>> seen;  // (connections open, status) at each request
+  TestServer server;
+  server.set_handler([&](const RecordedRequest& r) {
+    int open = server.current_connections();
+    int status = open > kMax ? 429 : 200;
+    {
+      std::lock_guard lock(mu);
+      seen.emplace_back(open, status);
+    }
+    return Script().send(http_response(status, status == 200 ? "ok " + r.target : "too many"));
+  });
+  ClientOptions o = fast(8);
+  o.max_per_host = 16;
+  client(o);
+  std::vector<std::shared_ptr<Outcome>> outcomes;
+  for (int i = 0; i < 200; ++i) outcomes.push_back(fetch(server.url("/f" + std::to_string(i))));
+  run();
+  for (auto& out : outcomes) ASSERT_TRUE(out->result.ok()) << out->result.error.message();
+  std::lock_guard lock(mu);
+  auto first = std::find_if(seen.begin(), seen.end(), [](auto& s) { return s.second == 429; });
+  ASSERT_NE(first, seen.end()) << "the ramp never passed K: the test shows nothing";
+  // The answers to the requests that were already in flight come back; from then on none sees
+  // more than K connections.
+  std::size_t settle = static_cast<std::size_t>(first - seen.begin()) + 16;
+  ASSERT_LT(settle, seen.size());
+  int peak = 0, refused = 0;
+  for (std::size_t i = settle; i < seen.size(); ++i) {
+    peak = std::max(peak, seen[i].first);
+    refused += seen[i].second == 429;
+  }
+  EXPECT_LE(peak, kMax);
+  EXPECT_EQ(refused, 0);
+  int limits = 0;
+  for (auto& out : outcomes) limits += out->result.host_limit != 0;
+  EXPECT_GT(limits, 0) << "no result says the host's limit changed";
 }
 
 Script trickle(std::size_t announced) {
