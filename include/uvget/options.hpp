@@ -25,8 +25,17 @@ enum class ResolverKind {
 struct ClientOptions {
   /// Open connections (busy, idle or connecting) never exceed this, across all origins.
   int max_connections = 64;
-  /// Open connections to one origin (scheme, host, port) never exceed this.
+  /// Open connections to one origin (scheme, host, port) never exceed this. Its effective
+  /// limit adapts below it: 429 and 503 answers lower it, other answers raise it back (see
+  /// TransferResult::host_limit and docs/architecture.md).
   int max_per_host = 16;
+  /// Requests per second to one origin: a token bucket holding one token, so requests start at
+  /// least 1/max_rate_per_host s apart. Retries and redirects count. 0: no limit.
+  double max_rate_per_host = 0;
+  /// A pause between the starts of two requests to one origin (wget's --wait). With
+  /// random_wait, each pause is drawn anew from [0.5, 1.5] x wait_ms. 0: none.
+  std::uint64_t wait_ms = 0;
+  bool random_wait = false;
   /// Connections to an origin open gradually: at most this many of them may be waiting for
   /// their first response at once, so a host gets more only as it answers (a fast one has all
   /// of max_per_host after a few round trips). A small server with a short accept queue

@@ -8,6 +8,8 @@
 #include <uv.h>
 
 #include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -76,6 +78,9 @@ struct Settings {
   std::string min_speed = "100";
   std::string limit_rate = "0";
   double min_speed_time = 60;
+  double max_rate_per_host = 0;
+  double wait = 0;
+  bool random_wait = false;
 };
 
 // "512", "100K", "2M", "1G" (powers of 1024) in bytes; nullopt when malformed.
@@ -181,6 +186,9 @@ class App {
     }
     o.low_speed_time_ms = static_cast<std::uint64_t>(s_.min_speed_time * 1000);
     o.retry_wait_ms = static_cast<std::uint64_t>(s_.retry_wait * 1000);
+    o.max_rate_per_host = s_.max_rate_per_host;
+    o.wait_ms = static_cast<std::uint64_t>(s_.wait * 1000);
+    o.random_wait = s_.random_wait;
     if (s_.insecure && !s_.quiet)
       std::fprintf(stderr, "uvget: warning: --insecure: TLS certificates are not verified\n");
     for (auto& h : s_.headers) {
@@ -762,6 +770,21 @@ void describe_options(cli::ArgParser& p, Settings& s, bool& help, bool& version)
            int_in(&s.split, 1, 64));
   add_text("min-split-size", 0, "SIZE", &s.min_split_size,
            "smallest file --split divides (default 20M)");
+  p.group("Per host");
+  p.option("max-rate-per-host", 0, "R",
+           "requests per second to one host, retries included (default: no limit)",
+           [&s](const std::string& v) -> std::optional<std::string> {
+             char* end = nullptr;
+             double r = v.empty() ? -1 : std::strtod(v.c_str(), &end);
+             if (v.empty() || *end != '\0' || !std::isfinite(r) || r < 0 || r > 1e9)
+               return "expected requests per second, e.g. 2 or 0.5";
+             s.max_rate_per_host = r;
+             return std::nullopt;
+           });
+  p.option("wait", 0, "S", "seconds between the starts of two requests to one host (default 0)",
+           seconds(&s.wait, true));
+  p.flag("random-wait", 0, "each --wait drawn anew from 0.5 to 1.5 times its length",
+         [&] { s.random_wait = true; });
   p.group("HTTP");
   p.option("header", 'H', "'NAME: VALUE'", "an extra request header (repeat for more)",
            [&](const std::string& v) -> std::optional<std::string> {

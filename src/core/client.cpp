@@ -189,6 +189,16 @@ void Client::Impl::host_answered(Transfer& t, HostLimit::Answer answer,
                                                     opts_.retry_max_wait_ms));
 }
 
+double Client::Impl::pace_gap_ms() {
+  double gap = opts_.max_rate_per_host > 0 ? 1000.0 / opts_.max_rate_per_host : 0;
+  if (opts_.wait_ms > 0) {
+    double wait = static_cast<double>(opts_.wait_ms);
+    if (opts_.random_wait) wait *= std::uniform_real_distribution<double>(0.5, 1.5)(rng_);
+    gap = std::max(gap, wait);
+  }
+  return gap;
+}
+
 void Client::Impl::trim_idle(const std::string& key) {
   while (over_limit(key)) {
     Connection* c = pool_.oldest_idle(key);
@@ -420,6 +430,15 @@ void Client::Impl::pump() {
       o.ready = false;
       if (o.queue.empty()) continue;
       if (o.held_until > uv_now(loop_)) continue;  // run_retries() marks it ready again
+      if (paced()) {
+        // Within the same millisecond as the last start, a start is allowed while the bucket
+        // is less than a whole millisecond ahead (rates above 1,000 a second).
+        std::uint64_t now = uv_now(loop_);
+        if (o.next_start_ms >= static_cast<double>(now) + 1) {
+          hold_origin(key, static_cast<std::uint64_t>(o.next_start_ms) - now);
+          continue;
+        }
+      }
       Transfer* t = o.queue.front();
       Connection* c = nullptr;
       const PoolCounts n = pool_.counts(key);
@@ -460,6 +479,9 @@ void Client::Impl::pump() {
       --queued_;
       mark_ready(key, o);
       t->set_limit_ticket(o.limit.sent());
+      if (paced())
+        o.next_start_ms =
+            std::max(o.next_start_ms, static_cast<double>(uv_now(loop_))) + pace_gap_ms();
       t->start(c);  // may finish inline and re-enter: guarded by pumping_
     }
   } while (pump_again_ && !closing_);
@@ -550,7 +572,8 @@ void Client::Impl::drop_origin_if_unused(const std::string& key) {
   auto it = origins_.find(key);
   if (it != origins_.end() && pool_.counts(key).open == 0 && it->second.queue.empty() &&
       !it->second.ready && it->second.held_until <= uv_now(loop_) && !it->second.no_pipelining &&
-      !it->second.limit.adapted(uv_now(loop_)))
+      !it->second.limit.adapted(uv_now(loop_)) &&
+      it->second.next_start_ms <= static_cast<double>(uv_now(loop_)))
     origins_.erase(it);
 }
 

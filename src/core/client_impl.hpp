@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -94,6 +95,7 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
     explicit Origin(int max_per_host) : limit(max_per_host) {}
     std::deque<Transfer*> queue;   // waiting for a connection, in order
     HostLimit limit;               // connections it may have now
+    double next_start_ms = 0;      // uv_now ms: a paced origin's next request not before
     bool no_pipelining = false;    // it dropped pipelined requests once
     std::uint64_t held_until = 0;  // uv_now ms: no new request before (429/503)
     bool ready = false;            // listed in ready_
@@ -106,6 +108,9 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
   /// Closes idle connections of `key` above its limit (the busy ones close when released).
   void trim_idle(const std::string& key);
   bool over_limit(const std::string& key) const;
+  /// Requests to an origin are paced (max_rate_per_host, wait_ms): the gap before the next.
+  bool paced() const noexcept { return opts_.max_rate_per_host > 0 || opts_.wait_ms > 0; }
+  double pace_gap_ms();
   /// `o` may not open another connection before one of its own answers.
   bool waits_for_answers(const PoolCounts& n) const {
     return opts_.initial_per_host > 0 && n.unanswered >= opts_.initial_per_host;
@@ -159,6 +164,7 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
   std::unordered_map<std::uint64_t, Transfer*> transfers_;  // every transfer not yet done
   std::unordered_map<std::string, Origin> origins_;
   std::deque<std::string> ready_;                    // origins with queued transfers to serve
+  std::minstd_rand rng_{std::random_device{}()};  // random_wait
   ConnectionPool<Connection> pool_;  // open connections (not closing), by origin
   std::size_t live_conns_ = 0;       // connections not yet freed
   std::size_t queued_ = 0;

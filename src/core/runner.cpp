@@ -153,6 +153,7 @@ struct __attribute__((visibility("hidden"))) Runner::Impl {
   std::unordered_map<std::uint64_t, Pending> pending_;
   std::unordered_map<std::string, std::vector<std::uint32_t>> per_origin_;  // in flight per loop
   std::vector<std::uint64_t> in_flight_;                                    // per loop
+  bool pin_origins_ = false;  // each origin on one loop (pacing per origin)
   std::uint64_t next_id_ = 1;
   bool closing_ = false;
   bool joined_ = false;
@@ -337,16 +338,21 @@ Result<std::unique_ptr<Runner>> Runner::create(uv_loop_s* host, RunnerOptions op
   if (base.max_connections < 1 || base.max_per_host < 1)
     return Error(Errc::bad_request, "connection limits must be at least 1");
   int n = options.loops > 0 ? options.loops : available_cores();
+  // Pacing per origin holds across loops only if each origin lives on one loop: then that loop
+  // has the whole per-host limit, and split downloads keep their segments on it.
+  const bool pin = base.max_rate_per_host > 0 || base.wait_ms > 0;
   // Every loop gets at least one connection overall and one per host.
-  n = std::min({n, base.max_connections, base.max_per_host});
+  n = pin ? std::min(n, base.max_connections)
+          : std::min({n, base.max_connections, base.max_per_host});
   auto impl = std::make_unique<Impl>(host);
+  impl->pin_origins_ = pin;
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Impl::Worker>();
     w->owner = impl.get();
     ClientOptions o = base;
     o.max_connections = base.max_connections / n + (i < base.max_connections % n ? 1 : 0);
-    o.max_per_host = base.max_per_host / n + (i < base.max_per_host % n ? 1 : 0);
-    if (base.initial_per_host > 0)  // the same number unanswered for all loops together
+    if (!pin) o.max_per_host = base.max_per_host / n + (i < base.max_per_host % n ? 1 : 0);
+    if (base.initial_per_host > 0 && !pin)  // the same number unanswered for all loops together
       o.initial_per_host = std::max(1, base.initial_per_host / n);
     if (base.max_connecting_per_host > 0)  // split like the other limits
       o.max_connecting_per_host = std::max(1, base.max_connecting_per_host / n);
@@ -370,7 +376,7 @@ Result<std::unique_ptr<Runner>> Runner::create(uv_loop_s* host, RunnerOptions op
     w->client = std::move(*client);
     w->index = static_cast<std::size_t>(i);
     w->pool.self = w.get();
-    if (n > 1) w->client->impl_->set_segment_pool(&w->pool);  // split downloads use every loop
+    if (n > 1 && !pin) w->client->impl_->set_segment_pool(&w->pool);  // segments on every loop
     impl->workers_.push_back(std::move(w));
   }
   impl->in_flight_.assign(impl->workers_.size(), 0);
@@ -451,6 +457,7 @@ Result<TransferId> Runner::Impl::get(Request request, Callbacks callbacks) {
 std::size_t Runner::Impl::pick(const std::string& origin) {
   auto& counts = per_origin_[origin];
   if (counts.empty()) counts.assign(workers_.size(), 0);
+  if (pin_origins_) return std::hash<std::string>{}(origin) % workers_.size();
   std::size_t best = 0;
   for (std::size_t i = 1; i < workers_.size(); ++i) {
     const Worker &a = *workers_[i], &b = *workers_[best];
