@@ -61,6 +61,8 @@ class UvgetCategory final : public std::error_category {
         return "checksum mismatch";
       case Errc::bad_encoding:
         return "cannot decode the body";
+      case Errc::robots_disallowed:
+        return "disallowed by robots.txt";
     }
     return "unknown uvget error";
   }

@@ -37,6 +37,7 @@ enum class Errc {
   too_slow,            // slower than the lowest speed for the lowest-speed time
   checksum_mismatch,   // the body does not hash to Request::checksum
   bad_encoding,        // a Content-Encoding that cannot be undone, or a corrupt encoded body
+  robots_disallowed,   // ClientOptions::robots: robots.txt refuses the URL, or could not be had
 };
 
 UVGET_EXPORT const std::error_category& uvget_category() noexcept;

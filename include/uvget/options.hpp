@@ -36,6 +36,14 @@ struct ClientOptions {
   /// random_wait, each pause is drawn anew from [0.5, 1.5] x wait_ms. 0: none.
   std::uint64_t wait_ms = 0;
   bool random_wait = false;
+  /// Obey robots.txt (RFC 9309): before an origin's first request its /robots.txt is fetched
+  /// (retried like any request, redirects followed, the first 512 KiB read) and kept for the
+  /// client's life, up to 24 h. The group for user_agent's product token is used, else `*`.
+  /// A URL it disallows fails with Errc::robots_disallowed and is never requested; so does
+  /// every URL of an origin whose robots.txt answered 5xx or could not be fetched (for the
+  /// next 5 minutes, then it is asked again). A 4xx allows everything. Crawl-delay paces the
+  /// origin as wait_ms does, up to retry_after_max_ms.
+  bool robots = false;
   /// Connections to an origin open gradually: at most this many of them may be waiting for
   /// their first response at once, so a host gets more only as it answers (a fast one has all
   /// of max_per_host after a few round trips). A small server with a short accept queue

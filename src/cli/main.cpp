@@ -9,9 +9,9 @@
 
 #include <cerrno>
 #include <cmath>
-#include <cstdlib>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -81,6 +81,8 @@ struct Settings {
   double max_rate_per_host = 0;
   double wait = 0;
   bool random_wait = false;
+  bool robots = false;
+  bool robots_skip_ok = false;
 };
 
 // "512", "100K", "2M", "1G" (powers of 1024) in bytes; nullopt when malformed.
@@ -189,6 +191,7 @@ class App {
     o.max_rate_per_host = s_.max_rate_per_host;
     o.wait_ms = static_cast<std::uint64_t>(s_.wait * 1000);
     o.random_wait = s_.random_wait;
+    o.robots = s_.robots || s_.robots_skip_ok;
     if (s_.insecure && !s_.quiet)
       std::fprintf(stderr, "uvget: warning: --insecure: TLS certificates are not verified\n");
     for (auto& h : s_.headers) {
@@ -487,8 +490,12 @@ class App {
             std::to_string(r.bytes) + " bytes" +
             (r.resumed_from ? " after " + std::to_string(r.resumed_from) + " already there" : "") +
             ", HTTP " + std::to_string(r.status) + ")");
+    } else if (r.error.code == Errc::robots_disallowed && s_.robots_skip_ok) {
+      ++robots_refused_;  // a skip the user said is fine: not a failure
+      if (mode_ == Progress::lines || s_.verbose) say(r.error.message());
     } else {
       ++failed_;
+      if (r.error.code == Errc::robots_disallowed) ++robots_refused_;
       if (!(interrupted_ && r.error.code == Errc::cancelled)) say(r.error.message());
       if (interrupted_ && r.error.code == Errc::cancelled) ++cancelled_;
     }
@@ -617,6 +624,11 @@ class App {
                  cli::count_of(ok_, "file").c_str(), static_cast<unsigned long long>(failed_),
                  cli::count_of(bytes_, "byte").c_str(), secs, static_cast<double>(ok_) / secs,
                  static_cast<double>(bytes_) / secs / 1e6, interrupted_ ? " (interrupted)" : "");
+    if (robots_refused_ > 0)
+      std::fprintf(stderr, "uvget: %s refused by robots.txt, never requested%s\n",
+                   cli::count_of(robots_refused_, "URL").c_str(),
+                   s_.robots_skip_ok ? " (--robots-skip-ok: not counted as failed)"
+                                     : " (counted as failed; --robots-skip-ok skips them)");
     if (suffixed_ > 0)
       std::fprintf(stderr,
                    "uvget: %llu %s already taken, so %s a numbered name (NAME.1, ...); -c "
@@ -683,7 +695,8 @@ class App {
   bool draining_ = false;       // interrupted: the rest of the list is read for its records
   bool client_closed_ = false;
   std::uint64_t not_started_ = 0, cancelled_ = 0;
-  std::uint64_t suffixed_ = 0;  // files that got NAME.1, NAME.2, ... because NAME was taken
+  std::uint64_t suffixed_ = 0;        // files that got NAME.1, NAME.2, ... because NAME was taken
+  std::uint64_t robots_refused_ = 0;  // URLs robots.txt refused (--robots)
   uv_signal_t sigint_{}, sigterm_{};
   uv_signal_t sigwinch_{};  // Progress::bar only
   bool resize_on_ = false;
@@ -785,6 +798,12 @@ void describe_options(cli::ArgParser& p, Settings& s, bool& help, bool& version)
            seconds(&s.wait, true));
   p.flag("random-wait", 0, "each --wait drawn anew from 0.5 to 1.5 times its length",
          [&] { s.random_wait = true; });
+  p.flag("robots", 0,
+         "obey each host's robots.txt (fetched once per host first; the -U product token's "
+         "group, else *; Crawl-delay as --wait): a refused URL is never requested and fails",
+         [&] { s.robots = true; });
+  p.flag("robots-skip-ok", 0, "--robots, and a URL robots.txt refuses is skipped, not failed",
+         [&] { s.robots_skip_ok = true; });
   p.group("HTTP");
   p.option("header", 'H', "'NAME: VALUE'", "an extra request header (repeat for more)",
            [&](const std::string& v) -> std::optional<std::string> {

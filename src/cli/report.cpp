@@ -148,6 +148,8 @@ std::string_view error_kind(const Error& e) {
       return "checksum";
     case Errc::bad_encoding:
       return "encoding";
+    case Errc::robots_disallowed:
+      return "robots";
   }
   return "other";
 }

@@ -92,6 +92,7 @@ Client::Impl::Impl(uv_loop_t* loop, ClientOptions options, Result<std::unique_pt
     tls_ = std::move(*tls);
   else
     tls_error_ = tls.error();
+  robots_token_ = robots_token(opts_.user_agent);
   uv_idle_init(loop_, &poster_);
   poster_.data = this;
   uv_timer_init(loop_, &deadline_timer_);
@@ -189,14 +190,123 @@ void Client::Impl::host_answered(Transfer& t, HostLimit::Answer answer,
                                                     opts_.retry_max_wait_ms));
 }
 
-double Client::Impl::pace_gap_ms() {
+double Client::Impl::pace_gap_ms(const std::string& key) {
   double gap = opts_.max_rate_per_host > 0 ? 1000.0 / opts_.max_rate_per_host : 0;
   if (opts_.wait_ms > 0) {
     double wait = static_cast<double>(opts_.wait_ms);
     if (opts_.random_wait) wait *= std::uniform_real_distribution<double>(0.5, 1.5)(rng_);
     gap = std::max(gap, wait);
   }
-  return gap;
+  return std::max(gap, static_cast<double>(crawl_delay_ms(key)));
+}
+
+// ---- robots.txt ----------------------------------------------------------------------------
+
+const Client::Impl::RobotsEntry* Client::Impl::robots_entry(const std::string& key) const {
+  auto it = robots_.find(key);
+  return it == robots_.end() ? nullptr : &it->second;
+}
+
+bool Client::Impl::robots_pending(const std::string& key) const {
+  const RobotsEntry* e = robots_entry(key);
+  return e && e->fetching;
+}
+
+std::uint64_t Client::Impl::crawl_delay_ms(const std::string& key) const {
+  if (!opts_.robots) return 0;
+  const RobotsEntry* e = robots_entry(key);
+  return e && !e->fetching ? std::min(e->rules.crawl_delay_ms(), opts_.retry_after_max_ms) : 0;
+}
+
+bool Client::Impl::robots_admit(Transfer* t) {
+  const std::string key = t->url().origin();
+  const RobotsEntry* e = robots_entry(key);
+  if (!e || (!e->fetching && e->expires_ms <= uv_now(loop_))) {
+    fetch_robots(key, t->url());
+    return true;  // it waits in the queue, behind the fetch
+  }
+  if (e->fetching || e->rules.allowed(t->url().target())) return true;
+  fail_robots(t, *e);
+  return false;
+}
+
+void Client::Impl::fail_robots(Transfer* t, const RobotsEntry& e) {
+  std::string origin = t->url().origin();
+  std::string why = e.failure.empty() ? "disallowed by " + origin + "/robots.txt (" +
+                                            e.rules.refusing_rule(t->url().target()) + ")"
+                                      : origin + "/robots.txt could not be fetched (" + e.failure +
+                                            "): nothing is fetched from that host for now";
+  t->fail(Error(Errc::robots_disallowed, std::move(why)));
+}
+
+void Client::Impl::fetch_robots(const std::string& key, const Url&) {
+  if (robots_.size() >= kRobotsKept) {  // forget what has expired, else anything not in flight
+    std::uint64_t now = uv_now(loop_);
+    std::erase_if(robots_, [now](const auto& kv) {
+      return !kv.second.fetching && kv.second.expires_ms <= now;
+    });
+    for (auto it = robots_.begin(); robots_.size() >= kRobotsKept && it != robots_.end();)
+      it = it->second.fetching ? std::next(it) : robots_.erase(it);
+  }
+  robots_[key] = RobotsEntry{};
+  auto body = std::make_shared<std::string>();
+  Request req;
+  req.url = key + "/robots.txt";
+  req.sink = make_discard_sink();
+  Callbacks cbs;
+  cbs.on_head = [body](const Response&) { body->clear(); };  // again for each attempt
+  cbs.on_data = [body](std::span<const std::byte> b) {
+    std::size_t room = RobotsRules::kMaxBytes - std::min(body->size(), RobotsRules::kMaxBytes);
+    body->append(reinterpret_cast<const char*>(b.data()), std::min(room, b.size()));
+  };
+  cbs.on_done = [this, key, body](const TransferResult& r) { robots_done(key, r, *body); };
+  auto id = get(std::move(req), std::move(cbs), /*front=*/true, /*robots_exempt=*/true);
+  if (!id) {
+    TransferResult r;
+    r.error = id.error();
+    robots_done(key, r, {});
+  }
+}
+
+void Client::Impl::robots_done(const std::string& key, const TransferResult& r,
+                               const std::string& body) {
+  auto it = robots_.find(key);
+  if (it == robots_.end()) return;
+  RobotsEntry& e = it->second;
+  if (r.error.code == Errc::cancelled || r.error.code == Errc::client_closed) {
+    robots_.erase(it);  // closing, or cancelled by a deadline: the next URL asks again
+    return;
+  }
+  const std::uint64_t now = uv_now(loop_);
+  e.fetching = false;
+  e.failure.clear();
+  e.expires_ms = now + kRobotsTtlMs;
+  if (r.ok()) {
+    e.rules = RobotsRules::parse(body, robots_token_);
+  } else if (r.status >= 400 && r.status < 500 && r.status != 429) {
+    e.rules = RobotsRules();  // "unavailable": everything is allowed
+  } else {                    // 5xx, 429, or no answer: nothing is allowed for now
+    e.rules = RobotsRules::disallow_all();
+    e.failure = r.error.cause();
+    e.expires_ms = now + kRobotsRetryMs;
+  }
+  UVGET_TRACE("robots %s: %zu rules%s", key.c_str(), e.rules.rule_count(),
+              e.failure.empty() ? "" : " (unreachable)");
+  auto oit = origins_.find(key);
+  if (oit == origins_.end()) return;
+  std::vector<Transfer*> refused;
+  for (Transfer* t : oit->second.queue)
+    if (!t->robots_exempt() && !e.rules.allowed(t->url().target())) refused.push_back(t);
+  for (Transfer* t : refused) {
+    std::erase(oit->second.queue, t);
+    --queued_;
+  }
+  const RobotsEntry verdict = e;  // failing may reach maps that hold e
+  for (Transfer* t : refused) fail_robots(t, verdict);
+  if (auto again = origins_.find(key); again != origins_.end()) {
+    mark_ready(key, again->second);
+    schedule_pump();
+  }
 }
 
 void Client::Impl::trim_idle(const std::string& key) {
@@ -282,7 +392,8 @@ void Client::Impl::run_deferred() {
       budget_.ms_until_tokens(), 0);
 }
 
-Result<TransferId> Client::Impl::get(Request request, Callbacks callbacks, bool front) {
+Result<TransferId> Client::Impl::get(Request request, Callbacks callbacks, bool front,
+                                     bool robots_exempt) {
   if (closing_) {
     Error e(Errc::client_closed, "the client is closed");
     e.url = request.url;
@@ -295,6 +406,7 @@ Result<TransferId> Client::Impl::get(Request request, Callbacks callbacks, bool 
   auto* t = new Transfer(*this, id, std::move(request), std::move(checked->url),
                          std::move(callbacks), std::move(checked->hash));
   transfers_.emplace(id, t);
+  if (robots_exempt) t->set_robots_exempt();
   if (timeout) {
     deadlines_.emplace(uv_now(loop_) + timeout, id);
     t->set_timeout(timeout);
@@ -371,6 +483,7 @@ ClientStats Client::Impl::stats() const {
 // ---- Scheduling ---------------------------------------------------------------------------
 
 void Client::Impl::enqueue(Transfer* t, bool front) {
+  if (opts_.robots && !t->robots_exempt() && !robots_admit(t)) return;
   std::string key = t->url().origin();
   Origin& o = origin(key);
   // Look the host up while the transfer waits for a connection: its turn then costs no lookup.
@@ -430,7 +543,7 @@ void Client::Impl::pump() {
       o.ready = false;
       if (o.queue.empty()) continue;
       if (o.held_until > uv_now(loop_)) continue;  // run_retries() marks it ready again
-      if (paced()) {
+      if (paced(key)) {
         // Within the same millisecond as the last start, a start is allowed while the bucket
         // is less than a whole millisecond ahead (rates above 1,000 a second).
         std::uint64_t now = uv_now(loop_);
@@ -440,6 +553,16 @@ void Client::Impl::pump() {
         }
       }
       Transfer* t = o.queue.front();
+      if (opts_.robots && !t->robots_exempt() && robots_pending(key)) {
+        // robots.txt first (a retry or a redirect may have queued ahead of its fetch);
+        // robots_done() makes the origin ready again.
+        auto fetch = std::find_if(o.queue.begin(), o.queue.end(),
+                                  [](Transfer* q) { return q->robots_exempt(); });
+        if (fetch == o.queue.end()) continue;
+        t = *fetch;
+        o.queue.erase(fetch);
+        o.queue.push_front(t);
+      }
       Connection* c = nullptr;
       const PoolCounts n = pool_.counts(key);
       const int per_host = o.limit.limit();
@@ -479,9 +602,9 @@ void Client::Impl::pump() {
       --queued_;
       mark_ready(key, o);
       t->set_limit_ticket(o.limit.sent());
-      if (paced())
+      if (paced(key))
         o.next_start_ms =
-            std::max(o.next_start_ms, static_cast<double>(uv_now(loop_))) + pace_gap_ms();
+            std::max(o.next_start_ms, static_cast<double>(uv_now(loop_))) + pace_gap_ms(key);
       t->start(c);  // may finish inline and re-enter: guarded by pumping_
     }
   } while (pump_again_ && !closing_);
@@ -489,7 +612,7 @@ void Client::Impl::pump() {
 }
 
 Connection* Client::Impl::pipeline_room(const std::string& key, const Origin& o,
-                                         const Transfer& t) {
+                                        const Transfer& t) {
   if (opts_.pipeline < 2 || o.no_pipelining || !t.pipelinable()) return nullptr;
   auto depth = static_cast<std::size_t>(opts_.pipeline);
   return pool_.least_loaded(

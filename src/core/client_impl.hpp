@@ -18,6 +18,7 @@
 
 #include "core/connection_pool.hpp"
 #include "core/host_limit.hpp"
+#include "core/robots.hpp"
 #include "core/transfer.hpp"
 #include "http/connection.hpp"
 #include "net/resolver.hpp"
@@ -33,7 +34,8 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
 
   /// `front`: ahead of the transfers already queued for its origin (a segment of a download
   /// that is already running).
-  Result<TransferId> get(Request request, Callbacks callbacks, bool front = false);
+  Result<TransferId> get(Request request, Callbacks callbacks, bool front = false,
+                         bool robots_exempt = false);
   void cancel(std::uint64_t id);
   void close(std::function<void()> on_closed);
   void detach();  // the Client is gone: free this once closed
@@ -109,8 +111,31 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
   void trim_idle(const std::string& key);
   bool over_limit(const std::string& key) const;
   /// Requests to an origin are paced (max_rate_per_host, wait_ms): the gap before the next.
-  bool paced() const noexcept { return opts_.max_rate_per_host > 0 || opts_.wait_ms > 0; }
-  double pace_gap_ms();
+  bool paced(const std::string& key) const {
+    return opts_.max_rate_per_host > 0 || opts_.wait_ms > 0 || crawl_delay_ms(key) > 0;
+  }
+  double pace_gap_ms(const std::string& key);
+
+  // robots.txt (ClientOptions::robots), per origin, kept apart from origins_ (which forgets
+  // an origin with nothing queued or open).
+  struct RobotsEntry {
+    bool fetching = true;
+    RobotsRules rules;
+    std::uint64_t expires_ms = 0;  // uv_now ms; then asked again
+    std::string failure;           // why robots.txt could not be had ("": it was)
+  };
+  static constexpr std::size_t kRobotsKept = 100'000;
+  static constexpr std::uint64_t kRobotsTtlMs = 24 * 3600 * 1000ULL;
+  static constexpr std::uint64_t kRobotsRetryMs = 5 * 60 * 1000ULL;
+  /// `t` may go on: robots.txt of its origin is known and allows it, or is being fetched (the
+  /// origin waits). false: `t` was failed with Errc::robots_disallowed.
+  bool robots_admit(Transfer* t);
+  const RobotsEntry* robots_entry(const std::string& key) const;
+  bool robots_pending(const std::string& key) const;
+  void fetch_robots(const std::string& key, const Url& url);
+  void robots_done(const std::string& key, const TransferResult& r, const std::string& body);
+  std::uint64_t crawl_delay_ms(const std::string& key) const;
+  void fail_robots(Transfer* t, const RobotsEntry& e);
   /// `o` may not open another connection before one of its own answers.
   bool waits_for_answers(const PoolCounts& n) const {
     return opts_.initial_per_host > 0 && n.unanswered >= opts_.initial_per_host;
@@ -163,10 +188,12 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, Transfer*> transfers_;  // every transfer not yet done
   std::unordered_map<std::string, Origin> origins_;
-  std::deque<std::string> ready_;                    // origins with queued transfers to serve
+  std::unordered_map<std::string, RobotsEntry> robots_;
+  std::string robots_token_;                      // of opts_.user_agent
+  std::deque<std::string> ready_;                 // origins with queued transfers to serve
   std::minstd_rand rng_{std::random_device{}()};  // random_wait
-  ConnectionPool<Connection> pool_;  // open connections (not closing), by origin
-  std::size_t live_conns_ = 0;       // connections not yet freed
+  ConnectionPool<Connection> pool_;               // open connections (not closing), by origin
+  std::size_t live_conns_ = 0;                    // connections not yet freed
   std::size_t queued_ = 0;
   ClientStats stats_;
   bool closing_ = false;

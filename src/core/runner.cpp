@@ -338,9 +338,10 @@ Result<std::unique_ptr<Runner>> Runner::create(uv_loop_s* host, RunnerOptions op
   if (base.max_connections < 1 || base.max_per_host < 1)
     return Error(Errc::bad_request, "connection limits must be at least 1");
   int n = options.loops > 0 ? options.loops : available_cores();
-  // Pacing per origin holds across loops only if each origin lives on one loop: then that loop
-  // has the whole per-host limit, and split downloads keep their segments on it.
-  const bool pin = base.max_rate_per_host > 0 || base.wait_ms > 0;
+  // Pacing per origin holds across loops, and robots.txt is fetched once per origin, only if
+  // each origin lives on one loop: then that loop has the whole per-host limit, and split
+  // downloads keep their segments on it.
+  const bool pin = base.max_rate_per_host > 0 || base.wait_ms > 0 || base.robots;
   // Every loop gets at least one connection overall and one per host.
   n = pin ? std::min(n, base.max_connections)
           : std::min({n, base.max_connections, base.max_per_host});

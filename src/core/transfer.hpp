@@ -53,6 +53,9 @@ class Transfer final : public Exchange {
   void set_limit_ticket(std::uint64_t ticket) noexcept { limit_ticket_ = ticket; }
   std::uint64_t limit_ticket() const noexcept { return limit_ticket_; }
   int attempts() const noexcept { return attempts_; }
+  /// A robots.txt fetch of the client's own: never held back by robots.txt itself.
+  void set_robots_exempt() noexcept { robots_exempt_ = true; }
+  bool robots_exempt() const noexcept { return robots_exempt_; }
   /// An answer to this transfer changed its host's connection limit to `limit`.
   void note_host_limit(int limit) noexcept { host_limit_ = limit; }
 
@@ -151,6 +154,7 @@ class Transfer final : public Exchange {
   std::uint64_t first_byte_ns_ = 0;
   std::uint64_t limit_ticket_ = 0;
   int host_limit_ = 0;  // TransferResult::host_limit
+  bool robots_exempt_ = false;
 };
 
 }  // namespace uvget

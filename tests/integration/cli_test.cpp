@@ -261,8 +261,8 @@ TEST_F(CliTest, AHostLimitThatChangedIsShownByVerboseAndTheRecord) {
     if (r.target == "/a" && n++ == 0) return Script().send(http_response(503, "busy"));
     return Script().send(http_response(200, "body of " + r.target));
   });
-  auto r = uvget({"-d", dir_, "-v", "--progress", "none", "--per-host", "4", "--retry-wait",
-                  "0.01", "--json", dir_ + "/records.jsonl", server.url("/a"), server.url("/b")});
+  auto r = uvget({"-d", dir_, "-v", "--progress", "none", "--per-host", "4", "--retry-wait", "0.01",
+                  "--json", dir_ + "/records.jsonl", server.url("/a"), server.url("/b")});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(read_file(dir_ + "/a"), "body of /a");
   EXPECT_EQ(read_file(dir_ + "/b"), "body of /b");
@@ -270,6 +270,33 @@ TEST_F(CliTest, AHostLimitThatChangedIsShownByVerboseAndTheRecord) {
   EXPECT_NE(r.err.find(origin + ": connection limit now "), std::string::npos) << r.err;
   std::string records = read_file(dir_ + "/records.jsonl");
   EXPECT_NE(records.find("\"host_limit\":"), std::string::npos) << records;
+}
+
+// --robots: a refused URL is never requested, fails (exit 1) with kind robots and is counted;
+// --robots-skip-ok makes the same run exit 0.
+TEST_F(CliTest, RobotsRefusesUrlsAndSkipOkMakesThatFine) {
+  TestServer server([](const RecordedRequest& r) {
+    return Script().send(http_response(200, "body of " + r.target));
+  });
+  server.route("/robots.txt",
+               Script().send(http_response(200, "User-agent: *\nDisallow: /private\n")));
+  auto r = uvget({"-d", dir_, "--robots", "--progress", "none", "--json", dir_ + "/records.jsonl",
+                  server.url("/public"), server.url("/private/x")});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/public"), "body of /public");
+  EXPECT_FALSE(exists(dir_ + "/x"));
+  EXPECT_NE(r.err.find(server.url("/private/x") + ": disallowed by"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1 URL refused by robots.txt"), std::string::npos) << r.err;
+  EXPECT_NE(read_file(dir_ + "/records.jsonl").find("\"kind\":\"robots\""), std::string::npos);
+  int asked = 0;
+  for (auto& q : server.requests()) asked += q.target == "/private/x";
+  EXPECT_EQ(asked, 0) << "a refused URL was requested";
+
+  auto skip = uvget({"-d", dir_ + "/2", "--robots-skip-ok", "--progress", "none",
+                     server.url("/public"), server.url("/private/x")});
+  EXPECT_EQ(skip.status, 0) << skip.err;
+  EXPECT_NE(skip.err.find("1 file ok, 0 failed"), std::string::npos) << skip.err;
+  EXPECT_NE(skip.err.find("not counted as failed"), std::string::npos) << skip.err;
 }
 
 TEST_F(CliTest, AFailureExitsOneAndNamesTheUrlAndCause) {

@@ -2,6 +2,8 @@
 // from the client's own count at probes on its loop and from the server's arrival times.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <mutex>
 
@@ -118,15 +120,223 @@ TEST_F(PolitenessTest, PacingHoldsAcrossLoops) {
     req.url = server.url("/p" + std::to_string(i));
     req.sink = make_discard_sink();
     auto id = runner->get(std::move(req), {.on_done = [&](const TransferResult& res) {
-                                              EXPECT_TRUE(res.ok()) << res.error.message();
-                                              ++done;
-                                            }});
+                            EXPECT_TRUE(res.ok()) << res.error.message();
+                            ++done;
+                          }});
     ASSERT_TRUE(id);
   }
   run();
   EXPECT_EQ(done, 5);
   EXPECT_EQ(server.requests().size(), 5u);
   EXPECT_GE(stamps.shortest_gap_ms(), 75.0) << "two requests to the host came together";
+  runner->close([] {});
+  run();
+}
+
+// ---- robots.txt ------------------------------------------------------------------------------
+
+class RobotsTest : public LoopTest {
+ protected:
+  ClientOptions robots_on(int retries = 0) {
+    ClientOptions o;
+    o.robots = true;
+    o.retries = retries;
+    o.retry_wait_ms = 5;
+    o.retry_max_wait_ms = 10;
+    return o;
+  }
+  static std::vector<std::string> targets(const TestServer& server) {
+    std::vector<std::string> out;
+    for (auto& r : server.requests()) out.push_back(r.target);
+    return out;
+  }
+  static int count(const std::vector<std::string>& v, const std::string& x) {
+    return static_cast<int>(std::count(v.begin(), v.end(), x));
+  }
+};
+
+Script ok_body(const RecordedRequest& r) {
+  return Script().send(http_response(200, "page " + r.target));
+}
+
+TEST_F(RobotsTest, RulesDecideWhichUrlsAreRequestedAndRefusedOnesNeverAre) {
+  TestServer server(ok_body);
+  server.route("/robots.txt", Script().send(http_response(200,
+                                                          "User-agent: *\n"
+                                                          "Disallow: /\n"
+                                                          "\n"
+                                                          "User-agent: uvget\n"
+                                                          "Disallow: /private\n"
+                                                          "Allow: /private/ok\n"
+                                                          "Disallow: /*.pdf$\n")));
+  client(robots_on());
+  auto pub = fetch(server.url("/public"));
+  auto priv = fetch(server.url("/private/x"));
+  auto ok = fetch(server.url("/private/ok/y"));
+  auto pdf = fetch(server.url("/doc.pdf"));
+  auto pdfq = fetch(server.url("/doc.pdf?v=2"));
+  run();
+  EXPECT_TRUE(pub->result.ok()) << pub->result.error.message();
+  EXPECT_TRUE(ok->result.ok()) << ok->result.error.message();
+  EXPECT_TRUE(pdfq->result.ok()) << pdfq->result.error.message();
+  for (auto* refused : {&priv, &pdf}) {
+    EXPECT_EQ((*refused)->result.error.code, make_error_code(Errc::robots_disallowed));
+    EXPECT_EQ((*refused)->result.status, 0);
+  }
+  EXPECT_NE(priv->result.error.message().find("Disallow: /private"), std::string::npos)
+      << priv->result.error.message();
+  EXPECT_NE(priv->result.error.message().find(server.url("/private/x")), std::string::npos);
+  auto seen = targets(server);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.front(), "/robots.txt") << "robots.txt came first";
+  EXPECT_EQ(count(seen, "/robots.txt"), 1);
+  EXPECT_EQ(count(seen, "/private/x"), 0) << "a refused URL was requested";
+  EXPECT_EQ(count(seen, "/doc.pdf"), 0) << "a refused URL was requested";
+  EXPECT_EQ(seen.size(), 4u);
+}
+
+TEST_F(RobotsTest, OneFetchServesEveryUrlOfTheHost) {
+  TestServer server(ok_body);
+  server.route("/robots.txt", Script().send(http_response(200, "User-agent: *\nDisallow: /no\n")));
+  client(robots_on());
+  std::vector<std::shared_ptr<Outcome>> outs;
+  for (int i = 0; i < 50; ++i) outs.push_back(fetch(server.url("/p" + std::to_string(i))));
+  run();
+  for (auto& o : outs) EXPECT_TRUE(o->result.ok()) << o->result.error.message();
+  auto seen = targets(server);
+  EXPECT_EQ(count(seen, "/robots.txt"), 1);
+  EXPECT_EQ(seen.front(), "/robots.txt");
+  EXPECT_EQ(seen.size(), 51u);
+}
+
+TEST_F(RobotsTest, A404AllowsEverything) {
+  TestServer server(ok_body);
+  server.route("/robots.txt", Script().send(http_response(404, "none")));
+  client(robots_on());
+  auto a = fetch(server.url("/anything"));
+  run();
+  EXPECT_TRUE(a->result.ok()) << a->result.error.message();
+  EXPECT_EQ(targets(server), (std::vector<std::string>{"/robots.txt", "/anything"}));
+}
+
+TEST_F(RobotsTest, A500ThenTheRulesIsRetriedAndTheRulesHold) {
+  std::atomic<int> n{0};
+  TestServer server([&](const RecordedRequest& r) {
+    if (r.target == "/robots.txt") {
+      if (n++ == 0) return Script().send(http_response(500, "oops"));
+      return Script().send(http_response(200, "User-agent: *\nDisallow: /secret\n"));
+    }
+    return ok_body(r);
+  });
+  client(robots_on(2));
+  auto open = fetch(server.url("/open"));
+  auto secret = fetch(server.url("/secret"));
+  run();
+  EXPECT_TRUE(open->result.ok()) << open->result.error.message();
+  EXPECT_EQ(secret->result.error.code, make_error_code(Errc::robots_disallowed));
+  EXPECT_EQ(targets(server), (std::vector<std::string>{"/robots.txt", "/robots.txt", "/open"}));
+}
+
+TEST_F(RobotsTest, ARobotsTxtThatKeepsFailingRefusesTheWholeHost) {
+  TestServer server(ok_body);
+  server.route("/robots.txt", Script().send(http_response(503, "down")));
+  client(robots_on(1));
+  auto a = fetch(server.url("/a"));
+  auto b = fetch(server.url("/b"));
+  run();
+  for (auto* o : {&a, &b}) {
+    EXPECT_EQ((*o)->result.error.code, make_error_code(Errc::robots_disallowed));
+    EXPECT_NE((*o)->result.error.message().find("could not be fetched"), std::string::npos)
+        << (*o)->result.error.message();
+    EXPECT_NE((*o)->result.error.message().find("503"), std::string::npos)
+        << (*o)->result.error.message();
+  }
+  EXPECT_EQ(targets(server), (std::vector<std::string>{"/robots.txt", "/robots.txt"}))
+      << "retried once, and nothing else was requested";
+}
+
+TEST_F(RobotsTest, AnUnreachableHostFailsWithTheRobotsKind) {
+  int port;
+  {
+    TestServer gone;  // a port that was just free, with nothing on it now
+    port = gone.port();
+  }
+  client(robots_on(1));
+  auto a = fetch("http://127.0.0.1:" + std::to_string(port) + "/a");
+  run();
+  EXPECT_EQ(a->result.error.code, make_error_code(Errc::robots_disallowed));
+  EXPECT_NE(a->result.error.message().find("could not be fetched"), std::string::npos)
+      << a->result.error.message();
+}
+
+TEST_F(RobotsTest, CrawlDelayPacesTheHost) {
+  TestServer server(ok_body);
+  server.route("/robots.txt",
+               Script().send(http_response(200, "User-agent: *\nCrawl-delay: 0.3\n")));
+  client(robots_on());
+  std::uint64_t at200 = 0;
+  at_loop_ms(200, [&] { at200 = client().stats().requests_sent; });
+  std::vector<std::shared_ptr<Outcome>> outs;
+  for (int i = 0; i < 3; ++i) outs.push_back(fetch(server.url("/c" + std::to_string(i))));
+  run();
+  for (auto& o : outs) EXPECT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_GE(at200, 1u);
+  EXPECT_LE(at200, 2u) << "robots.txt and one page at most within 200 ms of a 0.3 s delay";
+  EXPECT_EQ(server.requests().size(), 4u);
+}
+
+TEST_F(RobotsTest, ARedirectToAnotherHostIsCheckedAgainstThatHostsRobots) {
+  TestServer b(ok_body);
+  b.route("/robots.txt", Script().send(http_response(200, "User-agent: *\nDisallow: /private\n")));
+  TestServer a(ok_body);
+  a.route("/robots.txt", Script().send(http_response(404, "")));
+  a.route("/go", Script().send(http_response(302, "", {{"Location", b.url("/private/doc")}})));
+  client(robots_on());
+  auto t = fetch(a.url("/go"));
+  run();
+  EXPECT_EQ(t->result.error.code, make_error_code(Errc::robots_disallowed))
+      << t->result.error.message();
+  EXPECT_EQ(targets(b), (std::vector<std::string>{"/robots.txt"}));
+  EXPECT_EQ(targets(a), (std::vector<std::string>{"/robots.txt", "/go"}));
+}
+
+TEST_F(RobotsTest, TheUserAgentsProductTokenChoosesTheGroup) {
+  TestServer server(ok_body);
+  server.route("/robots.txt", Script().send(http_response(200,
+                                                          "User-agent: *\nDisallow: /\n\n"
+                                                          "User-agent: mybot\nDisallow: /x\n")));
+  ClientOptions o = robots_on();
+  o.user_agent = "MyBot/2.1 (+http://example.org/bot)";
+  client(o);
+  auto y = fetch(server.url("/y"));
+  auto x = fetch(server.url("/x"));
+  run();
+  EXPECT_TRUE(y->result.ok()) << y->result.error.message();
+  EXPECT_EQ(x->result.error.code, make_error_code(Errc::robots_disallowed));
+}
+
+// With several loops each origin stays on one, so its robots.txt is fetched once.
+TEST_F(RobotsTest, AcrossLoopsRobotsTxtIsFetchedOncePerHost) {
+  TestServer server(ok_body);
+  server.route("/robots.txt", Script().send(http_response(200, "User-agent: *\nDisallow: /n\n")));
+  auto r = Runner::create(&loop_, RunnerOptions{2, robots_on()});
+  ASSERT_TRUE(r) << r.error().message();
+  std::unique_ptr<Runner> runner = std::move(*r);
+  int ok = 0, refused = 0;
+  for (int i = 0; i < 20; ++i) {
+    Request req;
+    req.url = server.url(i % 4 == 0 ? "/n" + std::to_string(i) : "/y" + std::to_string(i));
+    req.sink = make_discard_sink();
+    ASSERT_TRUE(runner->get(std::move(req), {.on_done = [&](const TransferResult& res) {
+                              if (res.ok()) ++ok;
+                              if (res.error.code == Errc::robots_disallowed) ++refused;
+                            }}));
+  }
+  run();
+  EXPECT_EQ(ok, 15);
+  EXPECT_EQ(refused, 5);
+  EXPECT_EQ(count(targets(server), "/robots.txt"), 1);
+  EXPECT_EQ(server.requests().size(), 16u);
   runner->close([] {});
   run();
 }

@@ -259,7 +259,8 @@ TEST_F(RetryTest, AHostWhoseAnswersAreMostlyOverloadsRestsWhole) {
   auto td = fetch_watching_waits(server.url("/d"), &d);
   auto te = fetch(server.url("/e"));
   run();
-  for (auto* t : {&ta, &tb, &tc, &td, &te}) ASSERT_TRUE((*t)->result.ok()) << (*t)->result.error.message();
+  for (auto* t : {&ta, &tb, &tc, &td, &te})
+    ASSERT_TRUE((*t)->result.ok()) << (*t)->result.error.message();
   // /b and /c went out during /a's wait (one stray 503, then two: not yet most of four).
   EXPECT_EQ(a.sent_just_before_the_end, std::vector<std::uint64_t>{4});
   // The fourth 503 made most of the host's answers overloads: /e waited with the rest.

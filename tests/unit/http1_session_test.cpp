@@ -142,9 +142,9 @@ TEST(Http1Session, PipelinedResponsesCutAnywhereReachTheirExchangesInOrder) {
       f.receive(std::string_view(wire).substr(i, j - i));
       f.receive(std::string_view(wire).substr(j));
       SCOPED_TRACE("cut at " + std::to_string(i) + " and " + std::to_string(j));
-      ASSERT_EQ(f.log, (Log{"a:head 200", "link:next", "a:done", "b:head 404", "link:next",
-                            "b:done", "c:head 200", "link:next", "c:done", "d:head 200",
-                            "link:ending", "d:done"}));
+      ASSERT_EQ(f.log,
+                (Log{"a:head 200", "link:next", "a:done", "b:head 404", "link:next", "b:done",
+                     "c:head 200", "link:next", "c:done", "d:head 200", "link:ending", "d:done"}));
       EXPECT_EQ(a.body, "aaa");
       EXPECT_EQ(b.body, "bbbbb");
       EXPECT_EQ(c.body, "");
@@ -172,8 +172,8 @@ TEST(Http1Session, AnExchangeMaySubmitTheNextRequestFromItsDoneCallback) {
             "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n");
   f.receive(kD);
   EXPECT_EQ(b->body, "dddd");
-  EXPECT_EQ(f.log, (Log{"a:head 200", "link:ending", "a:done", "b:head 200", "link:ending",
-                        "b:done"}));
+  EXPECT_EQ(f.log,
+            (Log{"a:head 200", "link:ending", "a:done", "b:head 200", "link:ending", "b:done"}));
 }
 
 TEST(Http1Session, AnAbandonedSmallResponseBehindIsReadAwayThenTheConnectionReleased) {
