@@ -46,3 +46,9 @@ if [ -x "$build/tests/dns_test_server" ]; then  # the DNS server is built with -
 else
   echo "(skipped: $build has no tests/dns_test_server; configure it with -Dtests=true)"
 fi
+printf '\n### Soak: faults from one host, and a host that refuses above K connections\n\nCommand: `bench/soak.sh`\n\n'
+if [ -x "$build/tests/soak_server" ]; then  # built with -Dtests=true
+  "$root/bench/soak.sh" "$build"
+else
+  echo "(skipped: $build has no tests/soak_server; configure it with -Dtests=true)"
+fi

@@ -20,17 +20,20 @@ bool HostLimit::answered(Answer a, std::uint64_t ticket, int open, std::uint64_t
     if (ceiling_ > 0 && now_ms >= ceiling_until_) ceiling_ = 0;
     return limit_ != before;
   }
+  // More open than the limit: the connections above it are still closing, and the server
+  // answered what it saw before. The decrease that caused that already counts.
+  if (open > limit_) return false;
+  if (a == Answer::too_many) ceiling_until_ = now_ms + kCeilingMs;  // it still says so
+  // Answers to requests sent before the last decrease were already accounted for.
+  if (ticket < decreased_at_) return false;
   if (a == Answer::too_many) {
     // Fewer than were open when the server said too many, for as long as it keeps saying so.
     int below = std::max(1, open - 1);
     ceiling_ = ceiling_ > 0 && now_ms < ceiling_until_ ? std::min(ceiling_, below) : below;
-    ceiling_until_ = now_ms + kCeilingMs;
     limit_ = std::min(limit_, ceiling_);
   }
-  if (ticket >= decreased_at_) {  // not yet reacted to: the request left after the last decrease
-    limit_ = std::max(1, std::min(limit_, before / 2));
-    decreased_at_ = next_ticket_;
-  }
+  limit_ = std::max(1, std::min(limit_, before / 2));
+  decreased_at_ = next_ticket_;
   return limit_ != before;
 }
 

@@ -9,6 +9,8 @@
 // - A 429 also says how many connections were too many: the limit stays below the number open
 //   when it came (the ceiling) until `ceiling_ms` pass without another 429. A 503 sets no
 //   ceiling: a CDN that fails one object has not said anything about concurrency.
+// - An overload answer while more connections are open than the limit changes nothing: those
+//   above it are still closing, and the server answered what it saw before the decrease.
 // - Two refused or reset connections in a row count as one overload answer.
 // - Every other answer raises the limit by one, up to the ceiling, else up to the maximum
 //   (--per-host). Connections are never closed in the middle of a body to obey a lower limit:

@@ -54,6 +54,20 @@ TEST(HostLimit, AServerThatRefusesAboveKSettlesAtK) {
   EXPECT_LE(peak_after_first, k);
 }
 
+TEST(HostLimit, AnOverloadWhileAboveTheLimitIsTheOldStateAndChangesNothing) {
+  HostLimit h(16);
+  EXPECT_TRUE(h.answered(A::too_many, h.sent(), 5, 0));  // the server allows 4
+  EXPECT_EQ(h.limit(), 4);
+  // Sent after the decrease, on a connection the server still counted with those closing.
+  EXPECT_FALSE(h.answered(A::too_many, h.sent(), 5, 0));
+  EXPECT_EQ(h.limit(), 4);
+  EXPECT_FALSE(h.answered(A::unavailable, h.sent(), 6, 0));
+  EXPECT_EQ(h.limit(), 4);
+  // At the limit, the server still says too many: down again.
+  EXPECT_TRUE(h.answered(A::too_many, h.sent(), 4, 0));
+  EXPECT_EQ(h.limit(), 2);
+}
+
 TEST(HostLimit, AnUnavailableHalvesWithoutACeiling) {
   HostLimit h(16);
   EXPECT_TRUE(h.answered(A::unavailable, h.sent(), 16, 0));
