@@ -319,7 +319,8 @@ void Client::Impl::trim_idle(const std::string& key) {
 
 bool Client::Impl::over_limit(const std::string& key) const {
   auto it = origins_.find(key);
-  return it != origins_.end() && pool_.counts(key).open > it->second.limit.limit();
+  return it != origins_.end() && it->second.limit.counts_connections(uv_now(loop_)) &&
+         pool_.counts(key).open > it->second.limit.limit();
 }
 
 // While transfers wait (for a retry, or in the queue of a held origin) the timer keeps the loop
@@ -567,7 +568,7 @@ void Client::Impl::pump() {
       const PoolCounts n = pool_.counts(key);
       const int per_host = o.limit.limit();
       const auto total = static_cast<std::size_t>(opts_.max_connections);
-      if (n.idle > 0 && !t->needs_fresh_connection()) {
+      if (n.idle > 0 && !t->needs_fresh_connection() && n.open - n.idle < per_host) {
         c = pool_.take_idle(key);
       } else {
         bool full =

@@ -107,7 +107,8 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
   Origin& origin(const std::string& key) {
     return origins_.try_emplace(key, opts_.max_per_host).first->second;
   }
-  /// Closes idle connections of `key` above its limit (the busy ones close when released).
+  /// Closes idle connections of `key` above its limit (the busy ones close when released),
+  /// while the limit counts connections (HostLimit::counts_connections).
   void trim_idle(const std::string& key);
   bool over_limit(const std::string& key) const;
   /// Requests to an origin are paced (max_rate_per_host, wait_ms): the gap before the next.

@@ -14,7 +14,8 @@
 // - Two refused or reset connections in a row count as one overload answer.
 // - Every other answer raises the limit by one, up to the ceiling, else up to the maximum
 //   (--per-host). Connections are never closed in the middle of a body to obey a lower limit:
-//   the scheduler opens no new one and parks no idle one above it.
+//   the scheduler starts no request above it, and while a 429's ceiling holds it also closes
+//   idle connections above it (see counts_connections).
 // - The host is held whole (no new request at all) only when most of its recent answers were
 //   overload answers: one stray 503 delays only its own URL.
 #pragma once
@@ -45,6 +46,13 @@ class HostLimit {
   /// The limit is below the maximum or a ceiling is kept: there is something to remember.
   bool adapted(std::uint64_t now_ms) const noexcept {
     return limit_ < max_ || (ceiling_ > 0 && now_ms < ceiling_until_);
+  }
+
+  /// A 429's ceiling holds: the server counts connections, so the limit bounds the open ones
+  /// (idle ones above it are closed). Otherwise it bounds the busy ones, and idle connections
+  /// above it wait parked for the limit to rise again instead of being closed and reopened.
+  bool counts_connections(std::uint64_t now_ms) const noexcept {
+    return ceiling_ > 0 && now_ms < ceiling_until_;
   }
 
   /// A request leaves: the ticket to give back with its answer.

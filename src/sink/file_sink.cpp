@@ -154,7 +154,7 @@ class FileSink final : public Sink, public SplitFile {
 
   Held held() const override {
     if (error_ || aborting_ || direct_) return {};
-    std::uint64_t bytes = state_ == State::held ? offset_ : pending_.size();
+    std::uint64_t bytes = state_ == State::held ? offset_ : body_.waiting().size();
     if (bytes == 0 && done_.empty()) return {};
     // Bytes of a response that gave neither a validator nor a length cannot be checked against
     // a later one: resumed only when the caller asked to trust the size (a file found on disk).
@@ -180,7 +180,7 @@ class FileSink final : public Sink, public SplitFile {
     split_ = true;
     split_continuing_ = continuing;
     trust_size_ = false;
-    pending_.clear();
+    body_.drop_waiting();
     offset_ = 0;
     run_job(Job::open_split);
     return {};
@@ -199,14 +199,8 @@ class FileSink final : public Sink, public SplitFile {
   const std::string& part() const noexcept { return part_; }
   const FileSinkOptions& options() const noexcept { return opts_; }
   std::uint64_t total() const noexcept { return total_; }
-  ~FileSink() override {
-    // Counted on the thread that wrote; a sink destroyed on another one (an embedder's choice)
-    // leaves that count one high rather than touch another thread's pool.
-    body_buffers::give(pending_);
-    body_buffers::give(inflight_);
-  }
   bool covers_all() const override { return done_.size() == 1 && done_[0] == ByteRange{0, total_}; }
-  bool held_on_disk() const override { return state_ != State::buffering || pending_.empty(); }
+  bool held_on_disk() const override { return state_ != State::buffering || !body_.has_waiting(); }
   void record_range(ByteRange r) override {
     add_range(done_, r);
     meta_dirty_ = true;
@@ -219,7 +213,7 @@ class FileSink final : public Sink, public SplitFile {
     loop_ = loop;
     events_ = std::move(events);
     // The whole body comes: whatever was held goes (a .part on disk is truncated when opened).
-    pending_.clear();
+    body_.drop_waiting();
     offset_ = 0;
     trust_size_ = foreign_ = split_ = false;
     done_.clear();
@@ -245,17 +239,16 @@ class FileSink final : public Sink, public SplitFile {
 
   bool write(std::span<const std::byte> data) override {
     if (error_) return true;  // already failed: the transfer is stopping
-    if (!holding_.joined() && pending_.size() + data.size() > kSmallFile) holding_.join();
-    body_buffers::grow(pending_, data.size(), hold_limit());
-    pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
-    if (state_ == State::buffering && pending_.size() >= std::min(kSmallFile, opts_.high_water / 2))
+    if (!body_.joined() && body_.waiting().size() + data.size() > kSmallFile) body_.join_budget();
+    body_.add(data);
+    if (state_ == State::buffering &&
+        body_.waiting().size() >= std::min(kSmallFile, opts_.high_water / 2))
       run_job(Job::open);
     else if (state_ == State::held && !busy_)
       run_job(Job::reopen);
     else if (state_ == State::open && !busy_)
       write_more();
-    if (pending_.size() + inflight_.size() >= hold_limit()) paused_ = true;
-    return !paused_;
+    return !body_.paused();
   }
 
   void finish(std::function<void(Error)> done) override {
@@ -286,7 +279,7 @@ class FileSink final : public Sink, public SplitFile {
     stop_replay_.store(true, std::memory_order_relaxed);
     aborting_ = true;
     prepare_cb_ = nullptr;
-    if (state_ == State::buffering && !busy_ && keep_ && !pending_.empty() && !part_on_disk_) {
+    if (state_ == State::buffering && !busy_ && keep_ && body_.has_waiting() && !part_on_disk_) {
       abort_cb_ = std::move(done);
       restart_cb_ = suspend_cb_ = nullptr;
       run_job(Job::spill);  // the body so far, still in memory, kept as NAME.part
@@ -294,7 +287,7 @@ class FileSink final : public Sink, public SplitFile {
     }
     if ((state_ == State::buffering || state_ == State::held) && !busy_ &&
         (keep_ || !part_on_disk_)) {
-      pending_.clear();  // nothing to close or remove
+      body_.drop_waiting();  // nothing to close or remove
       done();
       return;
     }
@@ -328,7 +321,7 @@ class FileSink final : public Sink, public SplitFile {
   }
 
  private:
-  // buffering: nothing of this body on disk yet (pending_ holds it from byte 0);
+  // buffering: nothing of this body on disk yet (body_ holds it from byte 0);
   // opening: a job opens the .part; open: fd_ valid; held: fd_ closed, the first offset_ bytes
   // are in the .part (or, when foreign_, in NAME itself); closed: finished or given up.
   enum class State { buffering, opening, open, held, closed };
@@ -388,24 +381,12 @@ class FileSink final : public Sink, public SplitFile {
     return {self, result};
   }
 
-  // Bytes held (waiting and being written) above which reading pauses; see body_buffers.
-  std::size_t hold_limit() const { return body_buffers::hold_limit(opts_.high_water); }
-  std::size_t room() const override {
-    std::size_t held = pending_.size() + inflight_.size(), limit = hold_limit();
-    return held < limit ? limit - held : 0;
-  }
-  // Where reading starts again after a pause.
-  std::size_t resume_below() const {
-    return body_buffers::resume_below(opts_.high_water, opts_.low_water);
-  }
+  std::size_t room() const override { return body_.room(); }
 
   // Drops every byte so far; the file (if opened) is closed, and truncated by the next open.
   void do_restart() {
-    pending_.clear();
-    inflight_.clear();
-    inflight_done_ = 0;
+    body_.clear();
     offset_ = 0;
-    paused_ = false;
     trust_size_ = false;
     if (fd_ >= 0) {
       run_job(Job::close_only);  // after_work() finishes the restart
@@ -427,7 +408,7 @@ class FileSink final : public Sink, public SplitFile {
       do_restart();
     } else if (error_) {
       // waiting for abort()
-    } else if (state_ == State::open && !pending_.empty()) {
+    } else if (state_ == State::open && body_.has_waiting()) {
       write_more();
     } else if (suspend_cb_) {
       if (state_ == State::open) {
@@ -463,8 +444,7 @@ class FileSink final : public Sink, public SplitFile {
   const std::string& written_to() const { return direct_ ? path_ : part_; }
 
   void write_more() {
-    inflight_.swap(pending_);
-    pending_.clear();
+    body_.begin_write();
     issue_write();
   }
 
@@ -472,8 +452,7 @@ class FileSink final : public Sink, public SplitFile {
     busy_ = true;
     auto* f = new Fs{.self = this};
     f->req.data = f;
-    uv_buf_t b = uv_buf_init(inflight_.data() + inflight_done_,
-                             static_cast<unsigned>(inflight_.size() - inflight_done_));
+    uv_buf_t b = uv_buf_init(body_.unwritten_data(), static_cast<unsigned>(body_.unwritten_size()));
     // A pipe or a terminal has no offsets: written where it stands.
     auto at = direct_ ? int64_t{-1} : static_cast<int64_t>(offset_);
     if (int rc = uv_fs_write(loop_, &f->req, fd_, &b, 1, at, &on_write); rc < 0) {
@@ -492,17 +471,12 @@ class FileSink final : public Sink, public SplitFile {
       return;
     }
     self->offset_ += static_cast<std::uint64_t>(result);
-    self->inflight_done_ += static_cast<std::size_t>(result);
-    if (self->inflight_done_ < self->inflight_.size() && !self->aborting_) {
+    if (!self->body_.wrote(static_cast<std::size_t>(result)) && !self->aborting_) {
       self->issue_write();  // short write
       return;
     }
-    self->inflight_.clear();
-    self->inflight_done_ = 0;
-    if (self->paused_ && self->pending_.size() < self->resume_below()) {
-      self->paused_ = false;
-      if (self->events_.drained) self->events_.drained();  // may write more into pending_
-    }
+    if (self->body_.end_write() && self->events_.drained)
+      self->events_.drained();  // may write more into the buffer
     if (!self->busy_) self->next();
   }
 
@@ -813,7 +787,7 @@ class FileSink final : public Sink, public SplitFile {
         if (!settle_target(s, w) || w->direct) return;
         int fd = open_part(s, kOpenFlags);
         if (fd < 0) return;
-        bool ok = write_all(fd, s->pending_.data(), s->pending_.size());
+        bool ok = write_all(fd, s->body_.waiting().data(), s->body_.waiting().size());
         ::close(fd);
         if (!ok) {
           ::unlink(s->part_.c_str());
@@ -848,7 +822,7 @@ class FileSink final : public Sink, public SplitFile {
         if (!settle_target(s, w)) return failed("open");
         int fd = w->direct ? open_direct(s, w) : open_part(s, kOpenFlags);
         if (fd < 0) return failed("open");
-        if (!write_all(fd, s->pending_.data(), s->pending_.size()))
+        if (!write_all(fd, s->body_.waiting().data(), s->body_.waiting().size()))
           return close_failed(fd, "write");
         if (::close(fd) < 0) return failed("close");
         if (w->direct) return;
@@ -986,7 +960,7 @@ class FileSink final : public Sink, public SplitFile {
         return;
       case Job::spill:
         self->part_on_disk_ = w->spilled;
-        self->pending_.clear();
+        self->body_.drop_waiting();
         [[fallthrough]];
       case Job::discard: {
         self->fd_ = -1;
@@ -1032,14 +1006,14 @@ class FileSink final : public Sink, public SplitFile {
   uv_loop_t* loop_ = nullptr;
   Events events_;
   State state_ = State::buffering;
-  uv_file fd_ = -1;      // valid in State::open
-  bool busy_ = false;    // one fs request or job in flight; at most one at a time
-  bool paused_ = false;  // write() returned false; drained() not yet called
+  uv_file fd_ = -1;    // valid in State::open
+  bool busy_ = false;  // one fs request or job in flight; at most one at a time
   bool aborting_ = false;
-  std::string pending_;   // body bytes not yet handed to a write
-  std::string inflight_;  // bytes of the write in flight; stable while busy_
-  std::size_t inflight_done_ = 0;
-  std::uint64_t offset_ = 0;  // file offset of inflight_[0] + inflight_done_
+  // The body on its way to disk; a small one is all in it until one job writes it whole.
+  // Counted on the thread that writes; a sink destroyed on another one (an embedder's choice)
+  // leaves that count one high rather than touch another thread's pool.
+  StreamBuffer body_{opts_.high_water, opts_.low_water};
+  std::uint64_t offset_ = 0;  // file offset where the write in flight's unwritten bytes go
   Error error_;
   std::function<void(Error)> finish_cb_;
   std::function<void()> abort_cb_;
@@ -1048,7 +1022,6 @@ class FileSink final : public Sink, public SplitFile {
   std::function<void()> prepare_cb_;                               // prepare() in progress
   std::function<void(std::span<const std::byte>)> replay_update_;  // Job::replay, threadpool
   std::function<void(Error)> replay_cb_;                           // replay_held() in progress
-  body_buffers::Holder holding_;    // joined once the body streams through buffers
   bool part_on_disk_ = false;       // NAME.part was created (by this or an earlier attempt)
   bool meta_on_disk_ = false;       // so was NAME.part.meta
   std::string validator_;           // of the response the held bytes came from
@@ -1098,8 +1071,6 @@ class SegmentSink final : public Sink {
         written_out_(std::move(written_out)) {}
   ~SegmentSink() override {
     if (file_) file_->remove_segment(this);
-    body_buffers::give(pending_);
-    body_buffers::give(inflight_);
   }
 
   Error open(uv_loop_s* loop, const Response& head, Events events) override {
@@ -1129,17 +1100,12 @@ class SegmentSink final : public Sink {
 
   bool write(std::span<const std::byte> data) override {
     if (failed_) return true;
-    holding_.join();  // a segment always streams: it shares the thread's budget
-    body_buffers::grow(pending_, data.size(), hold_limit());
-    pending_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    body_.join_budget();  // a segment always streams: it shares the thread's budget
+    body_.add(data);
     next();
-    if (pending_.size() + inflight_.size() >= hold_limit()) paused_ = true;
-    return !paused_;
+    return !body_.paused();
   }
-  std::size_t room() const override {
-    std::size_t held = pending_.size() + inflight_.size(), limit = hold_limit();
-    return held < limit ? limit - held : 0;
-  }
+  std::size_t room() const override { return body_.room(); }
 
   void finish(std::function<void(Error)> done) override {
     finish_cb_ = std::move(done);
@@ -1148,7 +1114,7 @@ class SegmentSink final : public Sink {
 
   void abort(const Error&, std::function<void()> done) override {
     aborting_ = true;
-    pending_.clear();
+    body_.drop_waiting();
     abort_cb_ = std::move(done);
     restart_cb_ = nullptr;
     next();
@@ -1163,7 +1129,7 @@ class SegmentSink final : public Sink {
 
   void next() {
     if (busy_) return;
-    if ((aborting_ || (finish_cb_ && pending_.empty())) && own_fd_ >= 0)
+    if ((aborting_ || (finish_cb_ && !body_.has_waiting())) && own_fd_ >= 0)
       return close_own();  // then here again
     if (aborting_) {
       record();
@@ -1173,9 +1139,9 @@ class SegmentSink final : public Sink {
       return;
     }
     if (restart_cb_) {  // bytes at the same offsets are simply written again
-      pending_.clear();
+      body_.clear();
       written_ = recorded_ = 0;
-      paused_ = failed_ = false;
+      failed_ = false;
       auto cb = std::move(restart_cb_);
       restart_cb_ = nullptr;
       cb();
@@ -1183,10 +1149,9 @@ class SegmentSink final : public Sink {
     }
     if (failed_) return;
     int fd = this->fd();
-    if (fd < 0 && !(finish_cb_ && pending_.empty() && !file_)) return;  // kicked once open
-    if (!pending_.empty()) {
-      inflight_.swap(pending_);
-      pending_.clear();
+    if (fd < 0 && !(finish_cb_ && !body_.has_waiting() && !file_)) return;  // kicked once open
+    if (body_.has_waiting()) {
+      body_.begin_write();
       return issue_write(fd);
     }
     if (finish_cb_) {
@@ -1244,8 +1209,7 @@ class SegmentSink final : public Sink {
   void issue_write(int fd) {
     busy_ = true;
     req_.data = this;
-    uv_buf_t b = uv_buf_init(inflight_.data() + inflight_done_,
-                             static_cast<unsigned>(inflight_.size() - inflight_done_));
+    uv_buf_t b = uv_buf_init(body_.unwritten_data(), static_cast<unsigned>(body_.unwritten_size()));
     auto at = static_cast<int64_t>(r_.from + written_);
     if (int rc = uv_fs_write(loop(), &req_, fd, &b, 1, at, &on_write); rc < 0) {
       busy_ = false;
@@ -1255,9 +1219,7 @@ class SegmentSink final : public Sink {
 
   void write_failed(int rc, const char* step) {
     failed_ = true;
-    inflight_.clear();
-    inflight_done_ = 0;
-    pending_.clear();
+    body_.clear();
     if (events_.failed)
       events_.failed(Error(Errc::file_io, std::string("cannot ") + step + " '" +
                                               (file_ ? file_->part() : part_) +
@@ -1274,7 +1236,7 @@ class SegmentSink final : public Sink {
       return self->next();
     }
     self->written_ += static_cast<std::uint64_t>(result);
-    self->inflight_done_ += static_cast<std::size_t>(result);
+    bool all_down = self->body_.wrote(static_cast<std::size_t>(result));
     // Progress goes into the sidecar as the segment runs, not only when it ends: a run killed
     // outright (SIGKILL, a crash) then loses at most this much of each segment. Only bytes whose
     // write completed count.
@@ -1282,20 +1244,12 @@ class SegmentSink final : public Sink {
       self->recorded_ = self->written_;
       self->file_->record_range({self->r_.from, self->r_.from + self->written_});
     }
-    if (self->inflight_done_ < self->inflight_.size() && !self->aborting_ && !self->restart_cb_)
+    if (!all_down && !self->aborting_ && !self->restart_cb_)
       return self->issue_write(self->fd());  // short write
-    self->inflight_.clear();
-    self->inflight_done_ = 0;
-    if (self->paused_ &&
-        self->pending_.size() <
-            body_buffers::resume_below(self->opts_.high_water, self->opts_.low_water)) {
-      self->paused_ = false;
-      if (self->events_.drained) self->events_.drained();  // may write more into pending_
-    }
+    if (self->body_.end_write() && self->events_.drained)
+      self->events_.drained();  // may write more into the buffer
     self->next();
   }
-
-  std::size_t hold_limit() const { return body_buffers::hold_limit(opts_.high_water); }
 
   FileSink* file_ = nullptr;  // local: the file sink whose fd and records this shares
   const ByteRange r_;
@@ -1308,10 +1262,8 @@ class SegmentSink final : public Sink {
   int own_fd_ = -1;                                          // remote: the .part, opened here
   Events events_;
   uv_fs_t req_{};
-  bool busy_ = false, paused_ = false, failed_ = false, aborting_ = false;
-  std::string pending_, inflight_;
-  body_buffers::Holder holding_;  // its share of the writing thread's budget
-  std::size_t inflight_done_ = 0;
+  bool busy_ = false, failed_ = false, aborting_ = false;
+  StreamBuffer body_{opts_.high_water, opts_.low_water};  // on its way to disk
   std::uint64_t written_ = 0;   // bytes of this segment on disk (from r_.from)
   std::uint64_t recorded_ = 0;  // of which the file sink has been told (local only)
   static constexpr std::uint64_t kRecordEvery = 8 << 20;

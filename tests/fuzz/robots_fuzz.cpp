@@ -22,6 +22,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)rules.crawl_delay_ms();
   }
   for (unsigned char c : uvget::robots_normalise(path)) FUZZ_CHECK(c > 0x20 && c < 0x7f);
-  FUZZ_CHECK(uvget::robots_match("", path));          // the empty pattern matches every path
+  FUZZ_CHECK(uvget::robots_match("", path));  // the empty pattern matches every path
   return 0;
 }

@@ -95,12 +95,13 @@ struct Soak {
 
   void plan() {
     pending.assign(static_cast<std::size_t>(files), Fault::none);
-    static const Fault kinds[] = {Fault::reset,   Fault::truncate, Fault::error500,
-                                  Fault::stall,   Fault::trickle,  Fault::keepalive_drop};
+    static const Fault kinds[] = {Fault::reset, Fault::truncate, Fault::error500,
+                                  Fault::stall, Fault::trickle,  Fault::keepalive_drop};
     long faulty = 0, busy_left = busy;
     for (long i = 0; i < files; ++i) {
       // A fixed scatter: about `percent` of the files, spread over the list.
-      if ((static_cast<unsigned long>(i) * 2654435761UL >> 7) % 100 >= static_cast<unsigned long>(percent))
+      if ((static_cast<unsigned long>(i) * 2654435761UL >> 7) % 100 >=
+          static_cast<unsigned long>(percent))
         continue;
       if (busy_left > 0) {
         pending[static_cast<std::size_t>(i)] = Fault::busy503;
@@ -130,7 +131,8 @@ struct Soak {
       return Script().send(http_response(404, "no such file"));
     char* end = nullptr;
     long i = std::strtol(r.target.c_str() + 2, &end, 10);
-    if (*end != '\0' || i < 0 || i >= files) return Script().send(http_response(404, "no such file"));
+    if (*end != '\0' || i < 0 || i >= files)
+      return Script().send(http_response(404, "no such file"));
     Fault f;
     {
       std::lock_guard lock(mu);
@@ -178,7 +180,8 @@ struct Soak {
       std::lock_guard lock(mu);
       ++requests;
       if (refuse && first_429_at < 0) first_429_at = requests;
-      if (first_429_at >= 0 && requests > first_429_at + 64) peak_after = std::max(peak_after, open);
+      if (first_429_at >= 0 && requests > first_429_at + 64)
+        peak_after = std::max(peak_after, open);
       if (refuse) ++served_faults[Fault::none];
     }
     if (refuse) return Script().send(http_response(429, "too many connections"));
