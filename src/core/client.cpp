@@ -568,11 +568,14 @@ void Client::Impl::pump() {
       const PoolCounts n = pool_.counts(key);
       const int per_host = o.limit.limit();
       const auto total = static_cast<std::size_t>(opts_.max_connections);
-      if (n.idle > 0 && !t->needs_fresh_connection() && n.open - n.idle < per_host) {
+      // The limit bounds the busy connections; idle ones above it wait parked for it to rise
+      // (HostLimit closes them while the server counts connections). max_per_host bounds all.
+      const int busy = n.open - n.idle;
+      if (n.idle > 0 && !t->needs_fresh_connection() && busy < per_host) {
         c = pool_.take_idle(key);
       } else {
         bool full =
-            n.open >= per_host || waits_for_answers(n) ||
+            busy >= per_host || n.open >= opts_.max_per_host || waits_for_answers(n) ||
             (opts_.max_connecting_per_host > 0 && n.opening >= opts_.max_connecting_per_host) ||
             (pool_.size() >= total && pool_.idle_count() == 0);
         if (full) c = pipeline_room(key, o, *t);  // all it may have are busy: queue behind one
@@ -581,7 +584,8 @@ void Client::Impl::pump() {
         if (opts_.max_connecting_per_host > 0 && n.opening >= opts_.max_connecting_per_host)
           continue;                          // connection_established() makes it ready again
         if (waits_for_answers(n)) continue;  // connection_answered() makes it ready again
-        if (n.open >= per_host) {
+        if (busy >= per_host) continue;      // a release of its own makes it ready again
+        if (n.open >= opts_.max_per_host) {
           Connection* old = pool_.oldest_idle(key);
           if (!old) continue;  // waits for one of its own connections
           old->close();        // a retry needs a fresh one: give up an idle one
