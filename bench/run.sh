@@ -110,7 +110,7 @@ for tool in $tools; do
     if [ "$discard" = 1 ]; then  # what the tool itself counted
       case $tool in
         curl) got_files=$(grep -c . "$work/out"); got_bytes=$(awk '{s+=$1} END {print s+0}' "$work/out") ;;
-        *) read -r got_files got_bytes < <(sed -nE 's/.*uvget: ([0-9]+) files ok, 0 failed, ([0-9]+) bytes.*/\1 \2/p' "$work/err") ;;
+        *) read -r got_files got_bytes < <(sed -nE 's/.*uvget: ([0-9]+) files? ok, 0 failed, ([0-9]+) bytes?.*/\1 \2/p' "$work/err") ;;
       esac
     else
       got_files=$(find "$shm/out" -type f | wc -l)
