@@ -189,6 +189,11 @@ struct Request {
   /// Callbacks::on_data then sees only the first segment's bytes.
   int split = 1;
   std::uint64_t min_split_size = 20 * 1024 * 1024;
+  /// The largest body accepted, in bytes (decoded ones with decompress, a resumed file's whole
+  /// length): a Content-Length over it fails with Errc::body_too_large before a byte is written,
+  /// and a body without one fails as it passes it. Not retried; the sink keeps nothing
+  /// (a file sink leaves no file). 0: no limit.
+  std::uint64_t max_body_bytes = 0;
   /// Ask for a compressed body (Accept-Encoding: gzip, deflate, br, zstd, unless the request or
   /// the client already sends an Accept-Encoding of its own) and undo the Content-Encoding
   /// while it streams: the sink, Callbacks::on_data, the checksum and TransferResult::bytes all

@@ -24,6 +24,7 @@
 #include <uvget/uvget.hpp>
 
 #include "cli/args.hpp"
+#include "cli/done_list.hpp"
 #include "cli/input.hpp"
 #include "cli/list_line.hpp"
 #include "cli/naming.hpp"
@@ -54,7 +55,9 @@ struct Settings {
   bool resume = false;  // -c
   int split = 1;
   std::string min_split_size = "20M";
-  std::uint64_t min_split_bytes = 0;  // parsed
+  std::string max_filesize = "0";
+  std::uint64_t max_filesize_bytes = 0;  // parsed
+  std::uint64_t min_split_bytes = 0;     // parsed
   double connect_timeout = 30;
   double idle_timeout = 60;
   int max_redirects = 10;
@@ -83,6 +86,7 @@ struct Settings {
   bool random_wait = false;
   bool robots = false;
   bool robots_skip_ok = false;
+  std::string skip_done;
 };
 
 // "512", "100K", "2M", "1G" (powers of 1024) in bytes; nullopt when malformed.
@@ -176,6 +180,7 @@ class App {
         {"--min-speed", s_.min_speed, "bytes/s, e.g. 100, 10K, 1M", o.low_speed_bytes_per_s},
         {"--limit-rate", s_.limit_rate, "bytes/s, e.g. 500K, 2M", o.limit_rate_bytes_per_s},
         {"--min-split-size", s_.min_split_size, "bytes, e.g. 20M", s_.min_split_bytes},
+        {"--max-filesize", s_.max_filesize, "bytes, e.g. 500K, 2G", s_.max_filesize_bytes},
     };
     for (auto& size : sizes) {
       auto n = parse_bytes(size.text);
@@ -213,6 +218,8 @@ class App {
       }
       shard_ = *sh;
     }
+    // Before --json opens its file: it may be the same one (a re-run that converges).
+    if (!s_.skip_done.empty() && !load_done()) return kExitUsage;
     if (!s_.json.empty()) {
       json_ = s_.json == "-" ? stdout : std::fopen(s_.json.c_str(), "w");
       if (!json_) {
@@ -399,14 +406,70 @@ class App {
     return pending_.empty() && (!reader_ || reader_->done()) && !(reader_ && reader_->busy());
   }
 
+  // --skip-done: the records of an earlier run. A missing file is an empty one (the first
+  // run of a command that is run again with the same file).
+  bool load_done() {
+    std::FILE* f = std::fopen(s_.skip_done.c_str(), "r");
+    if (!f) {
+      if (errno == ENOENT) return true;
+      std::fprintf(stderr, "uvget: cannot read --skip-done '%s': %s\n", s_.skip_done.c_str(),
+                   std::strerror(errno));
+      return false;
+    }
+    done_list_.emplace();
+    std::string line;
+    char buf[64 * 1024];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) {
+      for (std::size_t i = 0; i < n; ++i) {
+        if (buf[i] != '\n') {
+          line.push_back(buf[i]);
+          continue;
+        }
+        done_list_->add_line(line);
+        line.clear();
+      }
+    }
+    if (!line.empty()) done_list_->add_line(line);
+    std::fclose(f);
+    return true;
+  }
+
+  // The URL is done by an earlier run's record and its file is still there with that size: it
+  // counts as done, with a record, and no request. (A stat on this loop: the list's own pace.)
+  bool skip_if_done(const Item& it) {
+    if (!done_list_) return false;
+    const cli::DoneRecord* d = done_list_->find(it.url);
+    struct stat st;
+    if (!d || ::stat(d->path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        static_cast<std::uint64_t>(st.st_size) != d->size())
+      return false;
+    ++done_;
+    ++ok_;
+    ++skipped_done_;
+    if (mode_ == Progress::lines) say(it.url + " -> " + d->path + " (already done)");
+    if (json_) {
+      TransferResult r;
+      r.url = it.url;
+      r.status = d->status;
+      r.bytes = d->bytes;
+      r.resumed_from = d->resumed_from;
+      std::string line = cli::json_record(r, d->path, /*skipped=*/true);
+      line.push_back('\n');
+      std::fwrite(line.data(), 1, line.size(), json_);
+    }
+    return true;
+  }
+
   void submit(const Item& it) {
     ++total_;
+    if (skip_if_done(it)) return;
     Request req;
     req.url = it.url;
     req.checksum = it.checksum;
     req.decompress = s_.compressed;
     req.split = s_.split;
     req.min_split_size = s_.min_split_bytes;
+    req.max_body_bytes = s_.max_filesize_bytes;
     std::string path;
     if (!s_.discard) {
       auto url = parse_url(it.url);
@@ -624,6 +687,9 @@ class App {
                  cli::count_of(ok_, "file").c_str(), static_cast<unsigned long long>(failed_),
                  cli::count_of(bytes_, "byte").c_str(), secs, static_cast<double>(ok_) / secs,
                  static_cast<double>(bytes_) / secs / 1e6, interrupted_ ? " (interrupted)" : "");
+    if (skipped_done_ > 0)
+      std::fprintf(stderr, "uvget: %s already done by '%s', not requested\n",
+                   cli::count_of(skipped_done_, "file").c_str(), s_.skip_done.c_str());
     if (robots_refused_ > 0)
       std::fprintf(stderr, "uvget: %s refused by robots.txt, never requested%s\n",
                    cli::count_of(robots_refused_, "URL").c_str(),
@@ -697,6 +763,8 @@ class App {
   std::uint64_t not_started_ = 0, cancelled_ = 0;
   std::uint64_t suffixed_ = 0;        // files that got NAME.1, NAME.2, ... because NAME was taken
   std::uint64_t robots_refused_ = 0;  // URLs robots.txt refused (--robots)
+  std::optional<cli::DoneList> done_list_;  // --skip-done
+  std::uint64_t skipped_done_ = 0;
   uv_signal_t sigint_{}, sigterm_{};
   uv_signal_t sigwinch_{};  // Progress::bar only
   bool resize_on_ = false;
@@ -741,6 +809,12 @@ void describe_options(cli::ArgParser& p, Settings& s, bool& help, bool& version)
   add_text("checksum", 0, "ALGO=HEX", &s.checksum,
            "sha-256, sha-1 or md5 the single URL's body must hash to (with -i: after a tab on the "
            "URL's line); a mismatch leaves no file");
+  add_text("max-filesize", 0, "SIZE", &s.max_filesize,
+           "refuse a file larger than SIZE (K, M, G): from its Content-Length before a byte is "
+           "written, or as soon as a body without one passes it; no file is left");
+  add_text("skip-done", 0, "FILE", &s.skip_done,
+           "skip each URL that FILE (the --json records of an earlier run) says is done, when its "
+           "file is still there with its size: no request, counted as done; FILE may be --json's");
   add_text("json", 0, "FILE", &s.json,
            "one JSON record per URL ('-': standard output), also for the ones cancelled or never "
            "started");

@@ -167,7 +167,7 @@ std::string json_not_started(std::string_view url, std::uint64_t line) {
          json_error("not_started", "not started: the run was interrupted") + "}";
 }
 
-std::string json_record(const TransferResult& r, std::string_view path) {
+std::string json_record(const TransferResult& r, std::string_view path, bool skipped) {
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.6f", r.seconds);
   std::string out =
@@ -179,6 +179,7 @@ std::string json_record(const TransferResult& r, std::string_view path) {
       ",\"attempts\":" + std::to_string(r.attempts) +
       ",\"redirects\":" + std::to_string(r.redirects) +
       (r.host_limit ? ",\"host_limit\":" + std::to_string(r.host_limit) : std::string()) +
+      (skipped ? ",\"skipped\":true" : "") +
       ",\"error\":" + (r.ok() ? "null" : json_error(error_kind(r.error), r.error.message())) + "}";
   return out;
 }

@@ -28,7 +28,8 @@ std::string_view error_kind(const Error& e);
 /// A record for a URL that was accepted but never started (the run was interrupted).
 std::string json_not_started(std::string_view url, std::uint64_t line);
 std::string json_error(std::string_view kind, std::string_view message);
-std::string json_record(const TransferResult& r, std::string_view path);
+/// `skipped`: --skip-done found it done in an earlier run's records; no request was made.
+std::string json_record(const TransferResult& r, std::string_view path, bool skipped = false);
 
 /// "1.5 MB", "820 kB", "12 B" (powers of 1000).
 std::string human_bytes(double n);

@@ -61,6 +61,7 @@ Transfer::Transfer(Client::Impl& client, std::uint64_t id, Request request, Url 
       cbs_(std::move(callbacks)),
       decompress_(request.decompress),
       split_n_(request.split),
+      max_body_(request.max_body_bytes),
       min_split_(request.min_split_size),
       started_ns_(uv_hrtime()) {
   // The caller's own Range is theirs: never replaced by a resume.
@@ -222,6 +223,9 @@ void Transfer::on_exchange_head(Response& head) {
     }
     decoder_ = std::move(*coding);
   }
+  if (!decoder_ && method_ != Method::head && head.content_length() &&
+      over_max(*head.content_length(), true))
+    return;
   keep_body_ = true;
   if (hash_) hash_->restart();  // this response's body is the one to check
   if (cbs_.on_head) cbs_.on_head(head);
@@ -256,6 +260,7 @@ Sink::Events Transfer::sink_events() {
 }
 
 void Transfer::continue_held(Response& head, std::uint64_t total) {
+  if (total > 0 && over_max(total, true)) return;
   keep_body_ = true;
   resumed_from_ = range_from_;
   if (cbs_.on_head) cbs_.on_head(head);
@@ -280,7 +285,17 @@ void Transfer::on_exchange_body(std::span<const std::byte> bytes) {
   if (!deliver(bytes) && phase_ == Phase::running && conn_) conn_->pause_reading();
 }
 
+bool Transfer::over_max(std::uint64_t total, bool announced) {
+  if (max_body_ == 0 || total <= max_body_) return false;
+  fail(Error(Errc::body_too_large,
+             (announced ? "the body is " + std::to_string(total) + " bytes"
+                        : "the body passed " + std::to_string(max_body_) + " bytes") +
+                 ", over the limit of " + std::to_string(max_body_) + " bytes"));
+  return true;
+}
+
 bool Transfer::deliver(std::span<const std::byte> bytes) {
+  if (over_max(resumed_from_ + bytes_ + bytes.size(), false)) return true;
   bytes_ += bytes.size();
   if (hash_) hash_->update(bytes);
   client_.count_body(bytes.size());

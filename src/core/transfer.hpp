@@ -144,6 +144,9 @@ class Transfer final : public Exchange {
   bool decode_paused_ = false;               // decoding waits for the sink to drain
   bool settle_pending_ = false;              // the exchange ended while decoding waited
   const int split_n_;
+  const std::uint64_t max_body_;  // Request::max_body_bytes
+  /// The body would pass max_body_: fails the transfer (true) with what says so.
+  bool over_max(std::uint64_t total, bool announced);
   const std::uint64_t min_split_;
   std::unique_ptr<Split> split_;  // non-null once the body is fetched in segments
   int redirects_ = 0;

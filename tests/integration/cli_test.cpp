@@ -299,6 +299,86 @@ TEST_F(CliTest, RobotsRefusesUrlsAndSkipOkMakesThatFine) {
   EXPECT_NE(skip.err.find("not counted as failed"), std::string::npos) << skip.err;
 }
 
+// --skip-done: a re-run with an earlier run's records requests only what is not done (a file
+// deleted, a file of the wrong size, a URL that failed), counts the rest as done, and with
+// --json to the same file converges on one record per URL.
+TEST_F(CliTest, SkipDoneRequestsOnlyWhatIsNotDone) {
+  std::atomic<bool> broken{true};
+  TestServer server([&](const RecordedRequest& r) {
+    if (r.target == "/f3" && broken) return Script().send(http_response(500, "not now"));
+    return Script().send(http_response(200, "body of " + r.target));
+  });
+  std::string list, records = dir_ + "/records.jsonl";
+  for (int i = 0; i < 6; ++i) list += server.url("/f" + std::to_string(i)) + "\n";
+  { std::ofstream(dir_ + "/list.txt") << list; }
+  std::vector<std::string> args = {"-d",         dir_ + "/out", "--retries",   "0",
+                                   "--progress", "none",        "--skip-done", records,
+                                   "--json",     records,       "-i",          dir_ + "/list.txt"};
+  auto first = uvget(args);  // no records yet: a missing file is an empty one
+  EXPECT_EQ(first.status, 1) << first.err;
+  EXPECT_EQ(server.requests().size(), 6u);
+  std::filesystem::remove(dir_ + "/out/f1");
+  { std::ofstream(dir_ + "/out/f2", std::ios::trunc) << "changed"; }
+  broken = false;
+  auto second = uvget(args);
+  EXPECT_EQ(second.status, 0) << second.err;
+  auto seen = server.requests();
+  ASSERT_EQ(seen.size(), 9u);
+  std::set<std::string> again;
+  for (std::size_t i = 6; i < seen.size(); ++i) again.insert(seen[i].target);
+  EXPECT_EQ(again, (std::set<std::string>{"/f1", "/f2", "/f3"}));
+  EXPECT_NE(second.err.find("6 files ok, 0 failed"), std::string::npos) << second.err;
+  EXPECT_NE(second.err.find("3 files already done by"), std::string::npos) << second.err;
+  EXPECT_EQ(read_file(dir_ + "/out/f1"), "body of /f1");
+  EXPECT_EQ(read_file(dir_ + "/out/f3"), "body of /f3");
+  // f2 was there with the wrong size: fetched again under a new name, the old file untouched.
+  EXPECT_EQ(read_file(dir_ + "/out/f2"), "changed");
+  // One record per URL, three of them skipped; a third run makes no request at all.
+  std::string text = read_file(records);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 6);
+  std::size_t skipped = 0;
+  for (std::size_t at = text.find("\"skipped\":true"); at != std::string::npos;
+       at = text.find("\"skipped\":true", at + 1))
+    ++skipped;
+  EXPECT_EQ(skipped, 3u);
+  auto third = uvget(args);
+  EXPECT_EQ(third.status, 0) << third.err;
+  EXPECT_EQ(server.requests().size(), 9u) << "a run of a list that is all done made requests";
+  EXPECT_NE(third.err.find("6 files already done"), std::string::npos) << third.err;
+}
+
+// --max-filesize: a Content-Length over it is refused before any byte is written, a body
+// without one is stopped as it passes it; neither leaves a file, and neither is retried.
+TEST_F(CliTest, MaxFilesizeRefusesLargeBodiesAndLeavesNoFile) {
+  std::string big(5000, 'b');
+  TestServer server;
+  server.route("/small", Script().send(http_response(200, std::string(900, 's'))));
+  server.route("/announced", Script().send(http_response(200, big)));
+  server.route("/chunked",
+               Script().send(chunked_response(200, {big.substr(0, 800), big.substr(800)})));
+  server.route("/until-close",
+               Script().send("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n").send(big).close());
+  auto r = uvget({"-d", dir_, "--progress", "none", "--max-filesize", "1K", "--retries", "3",
+                  "--json", dir_ + "/records.jsonl", server.url("/small"), server.url("/announced"),
+                  server.url("/chunked"), server.url("/until-close")});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/small"), std::string(900, 's'));
+  for (const char* name : {"announced", "chunked", "until-close"}) {
+    EXPECT_FALSE(exists(dir_ + "/" + name)) << name;
+    EXPECT_FALSE(exists(dir_ + "/" + name + ".part")) << name;
+  }
+  EXPECT_NE(
+      r.err.find(server.url("/announced") + ": the body is 5000 bytes, over the limit of 1024"),
+      std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find(server.url("/chunked") + ": the body passed 1024 bytes"), std::string::npos)
+      << r.err;
+  int asked = 0;
+  for (auto& q : server.requests()) asked += q.target != "/small";
+  EXPECT_EQ(asked, 3) << "a refused file was retried";
+  EXPECT_NE(read_file(dir_ + "/records.jsonl").find("\"kind\":\"too_large\""), std::string::npos);
+}
+
 TEST_F(CliTest, AFailureExitsOneAndNamesTheUrlAndCause) {
   TestServer server;
   server.route("/good", Script().send(http_response(200, "good")));

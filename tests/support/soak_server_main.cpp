@@ -1,6 +1,7 @@
 // soak_server: a fault-injecting HTTP server for bench/soak.sh, built on TestServer.
-//   soak_server [--files N] [--faults PERCENT] [--busy N] [--limit-above K]
-// Serves /f0 .. /f<N-1>, each 4 to 64 KiB of pattern_bytes (the same on every run), and
+//   soak_server [--files N] [--faults PERCENT] [--busy N] [--limit-above K] [--size BYTES]
+// Serves /f0 .. /f<N-1>, each 4 to 64 KiB of pattern_bytes (the same on every run; --size:
+// each that long), and
 // /manifest: one "f<i> <size> <sha-256>" line per file.
 // The first answer to PERCENT % of the files is faulty, the kinds in turn: a reset before any
 // answer, a body cut short, a 500, a stall (3 s of silence, then the connection closes), a
@@ -38,7 +39,8 @@ using uvget::test::Script;
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "soak_server: %s\n"
-               "usage: soak_server [--files N] [--faults PERCENT] [--busy N] [--limit-above K]\n",
+               "usage: soak_server [--files N] [--faults PERCENT] [--busy N] [--limit-above K]\n"
+               "                   [--size BYTES]\n",
                why);
   std::exit(2);
 }
@@ -79,6 +81,7 @@ struct Soak {
   long percent = 5;
   long busy = 39;
   long limit_above = 0;  // 0: fault mode
+  long size = 0;         // 0: 4 to 64 KiB by file
 
   std::mutex mu;
   std::string manifest_text;   // made at the first request for it
@@ -88,7 +91,10 @@ struct Soak {
   long first_429_at = -1;  // request number of the first 429
   int peak_after = 0;      // connections open at a request, 64 requests after the first 429
 
-  std::size_t size_of(long i) const { return (4 + static_cast<std::size_t>(i * 7919 % 61)) * 1024; }
+  std::size_t size_of(long i) const {
+    if (size > 0) return static_cast<std::size_t>(size);
+    return (4 + static_cast<std::size_t>(i * 7919 % 61)) * 1024;
+  }
   std::string body_of(long i) const {
     return pattern_bytes(size_of(i), static_cast<uint32_t>(i) + 1);
   }
@@ -210,6 +216,8 @@ int main(int argc, char** argv) {
       soak.busy = number(value(), 10'000'000);
     else if (arg == "--limit-above")
       soak.limit_above = number(value(), 100'000);
+    else if (arg == "--size")
+      soak.size = number(value(), 1L << 30);
     else
       usage(arg == "--help" || arg == "-h" ? "a fault-injecting HTTP server" : "unknown option");
   }

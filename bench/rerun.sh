@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# A re-run of a list that is all done: FILES files of SIZE bytes are downloaded once with
+# --json, then the same list is run again RUNS times with --skip-done on those records, each
+# time against a fresh server that counts the requests it gets (the project's soak_server, no
+# faults). Prints the first run's time, the re-runs' median, their ratio, and the requests the
+# server saw during the re-runs (0 is the point), with the re-run's peak RSS.
+# Usage: bench/rerun.sh [BUILD_DIR]   (default build-release, configured with -Dtests=true)
+# env: FILES=100000 SIZE=4096 CONNS=64 RUNS=3
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build-release}
+files=${FILES:-100000}
+size=${SIZE:-4096}
+conns=${CONNS:-64}
+runs=${RUNS:-3}
+uvget=$build/src/uvget
+server_bin=$build/tests/soak_server
+if [ ! -x "$uvget" ] || [ ! -x "$server_bin" ]; then
+  echo "build first: meson setup $build --buildtype=release -Dtests=true &&" \
+    "ninja -C $build src/uvget tests/soak_server" >&2
+  exit 2
+fi
+work=$(mktemp -d /tmp/uvget-rerun.XXXXXX)
+shm=$(mktemp -d /dev/shm/uvget-rerun.XXXXXX)
+server_pid=""
+stop_server() {
+  [ -n "$server_pid" ] || return 0
+  kill -TERM "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+  sed -n 's/^soak_server: \([0-9]*\) requests.*/\1/p' "$work/server.err"
+}
+trap 'stop_server > /dev/null; rm -rf "$work" "$shm"' EXIT
+start_server() {
+  rm -f "$work/server.out"
+  taskset -c 0 "$server_bin" --files "$files" --faults 0 --busy 0 --size "$size" \
+    > "$work/server.out" 2> "$work/server.err" &
+  server_pid=$!
+  for _ in $(seq 1 100); do
+    port=$(sed -n 's/^ready //p' "$work/server.out")
+    [ -n "$port" ] && return 0
+    sleep 0.05
+  done
+  echo "soak_server did not start" >&2
+  exit 1
+}
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
+run() {  # $@: uvget's extra options; prints "seconds rss_kb exit"
+  local t0 t1 rc=0
+  t0=$(date +%s%N)
+  /usr/bin/time -f '%M' -o "$work/time" taskset -c 1 "$uvget" -q -j "$conns" --per-host "$conns" \
+    -d "$shm/out" -i "$work/urls.txt" "$@" 2> "$work/err" || rc=$?
+  t1=$(date +%s%N)
+  echo "$(awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.3f", ns / 1e9 }') $(cat "$work/time") $rc"
+}
+
+start_server
+seq 0 $((files - 1)) | sed "s|^|http://127.0.0.1:$port/f|" > "$work/urls.txt"
+read -r first first_kb first_rc < <(run --json "$work/first.jsonl")
+stop_server > "$work/count"  # not in $(...): wait needs the server as its child
+first_requests=$(cat "$work/count")
+[ "$first_rc" -eq 0 ] || { echo "the first run failed: $(tail -2 "$work/err")" >&2; exit 1; }
+secs=() kbs=() requests=0
+for _ in $(seq 1 "$runs"); do
+  start_server
+  sed -i "s|127.0.0.1:[0-9]*/|127.0.0.1:$port/|" "$work/urls.txt" "$work/first.jsonl"
+  read -r s kb rc < <(run --skip-done "$work/first.jsonl" --json "$work/again.jsonl")
+  stop_server > "$work/count"
+  n=$(cat "$work/count")
+  requests=$((requests + n))
+  [ "$rc" -eq 0 ] || { echo "a re-run failed: $(tail -2 "$work/err")" >&2; exit 1; }
+  skipped=$(grep -c '"skipped":true' "$work/again.jsonl" || true)
+  [ "$skipped" -eq "$files" ] || { echo "a re-run skipped $skipped of $files" >&2; exit 1; }
+  secs+=("$s")
+  kbs+=("$kb")
+done
+again=$(printf '%s\n' "${secs[@]}" | median)
+echo "Re-run (bench/rerun.sh), $(date '+%F %H:%M'), $(nproc) cores, uvget $(git -C "$root" rev-parse --short HEAD)"
+echo
+echo "Command: \`FILES=$files SIZE=$size CONNS=$conns RUNS=$runs bench/rerun.sh\`"
+echo
+echo "| run | wall s | peak RSS MB | requests the server saw |"
+echo "|---|---|---|---|"
+echo "| first, --json | $first | $(awk -v k="$first_kb" 'BEGIN { printf "%.1f", k / 1024 }') | $first_requests |"
+echo "| again, --skip-done (median of $runs) | $again ($(printf '%s\n' "${secs[@]}" | sort -g | head -1)–$(printf '%s\n' "${secs[@]}" | sort -g | tail -1)) | $(printf '%s\n' "${kbs[@]}" | median | awk '{ printf "%.1f", $1 / 1024 }') | $requests in all |"
+echo
+echo "First run ÷ re-run: $(awk -v a="$first" -v b="$again" 'BEGIN { printf "%.1f", a / b }')×"

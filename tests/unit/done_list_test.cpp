@@ -1,0 +1,71 @@
+// Unit tests for --skip-done's reader: the records --json writes are read back, and nothing
+// else counts as done.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "cli/done_list.hpp"
+#include "cli/report.hpp"
+
+namespace uvget::cli {
+namespace {
+
+TransferResult done(std::string url, std::uint64_t bytes, std::uint64_t resumed = 0) {
+  TransferResult r;
+  r.url = std::move(url);
+  r.final_url = r.url;
+  r.status = 200;
+  r.bytes = bytes;
+  r.resumed_from = resumed;
+  r.attempts = 1;
+  return r;
+}
+
+TEST(DoneList, RecordsAsJsonWritesThemAreReadBack) {
+  std::string weird = "http://h/caf\xC3\xA9 \"quoted\"\\tab\t\x01";
+  for (const auto& [r, path] : {std::pair{done("http://h/a", 123), std::string("out/a")},
+                                std::pair{done(weird, 5, 7), std::string("out/we\"ird\n")}}) {
+    auto d = parse_done_record(json_record(r, path));
+    ASSERT_TRUE(d) << json_record(r, path);
+    EXPECT_EQ(d->url, r.url);
+    EXPECT_EQ(d->path, path);
+    EXPECT_EQ(d->bytes, r.bytes);
+    EXPECT_EQ(d->size(), r.bytes + r.resumed_from);
+    EXPECT_EQ(d->status, 200);
+  }
+  TransferResult skipped = done("http://h/s", 9);
+  EXPECT_TRUE(parse_done_record(json_record(skipped, "s", /*skipped=*/true)));
+}
+
+TEST(DoneList, FailuresLinesWithoutAPathAndJunkAreNotDone) {
+  TransferResult failed = done("http://h/f", 0);
+  failed.error = Error(Errc::http_status, "HTTP 404");
+  EXPECT_FALSE(parse_done_record(json_record(failed, "")));
+  EXPECT_FALSE(parse_done_record(json_record(done("http://h/d", 10), "")));  // --discard
+  EXPECT_FALSE(parse_done_record(json_not_started("http://h/n", 3)));
+  for (const char* junk : {"", "{", "not json", "[1,2]", "{\"url\":\"x\"}",
+                           "{\"url\":\"x\",\"path\":\"p\",\"bytes\":1}",  // no error field
+                           "{\"url\":\"x\",\"path\":\"p\",\"bytes\":\"1\",\"error\":null}",
+                           "{\"url\":\"x\\q\",\"path\":\"p\",\"bytes\":1,\"error\":null}"})
+    EXPECT_FALSE(parse_done_record(junk)) << junk;
+  EXPECT_TRUE(parse_done_record(
+      " { \"url\" : \"x\" , \"extra\" : {\"a\":[1,{\"b\":null}]}, \"path\":\"p\", \"bytes\": 4 ,"
+      " \"error\" : null } "));
+}
+
+TEST(DoneList, TheLastRecordOfAUrlWinsAndPasswordsCompareMasked) {
+  DoneList list;
+  EXPECT_TRUE(list.add_line(json_record(done("http://h/a", 1), "a")));
+  EXPECT_TRUE(list.add_line(json_record(done("http://h/a", 2), "a.1")));
+  EXPECT_TRUE(list.add_line(json_record(done("http://bob:secret@h/p", 3), "p")));
+  EXPECT_FALSE(list.add_line("garbage"));
+  EXPECT_EQ(list.size(), 2u);
+  ASSERT_NE(list.find("http://h/a"), nullptr);
+  EXPECT_EQ(list.find("http://h/a")->path, "a.1");
+  ASSERT_NE(list.find("http://bob:secret@h/p"), nullptr);
+  EXPECT_EQ(list.find("http://bob:secret@h/p")->bytes, 3u);
+  EXPECT_EQ(list.find("http://h/b"), nullptr);
+}
+
+}  // namespace
+}  // namespace uvget::cli
