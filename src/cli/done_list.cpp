@@ -204,13 +204,20 @@ std::optional<DoneRecord> parse_done_record(std::string_view line) {
 bool DoneList::add_line(std::string_view line) {
   auto d = parse_done_record(line);
   if (!d) return false;
-  std::string key = d->url;
-  by_url_[std::move(key)] = std::move(*d);
+  auto it = by_url_.find(std::string_view(d->url));
+  if (it != by_url_.end()) {
+    it->second = std::move(*d);
+  } else {
+    std::string key = d->url;
+    by_url_.emplace(std::move(key), std::move(*d));
+  }
   return true;
 }
 
 const DoneRecord* DoneList::find(std::string_view url) const {
-  auto it = by_url_.find(mask_credentials(url));
+  // Records mask passwords: a URL with user information is looked up masked.
+  auto it = url.find('@') == std::string_view::npos ? by_url_.find(url)
+                                                    : by_url_.find(mask_credentials(url));
   return it == by_url_.end() ? nullptr : &it->second;
 }
 

@@ -33,9 +33,18 @@ class DoneList {
   /// The record of `url` (compare masked: records mask passwords), or null.
   const DoneRecord* find(std::string_view url) const;
   std::size_t size() const noexcept { return by_url_.size(); }
+  /// Room for about this many records (read from a file of known size).
+  void reserve(std::size_t n) { by_url_.reserve(n); }
 
  private:
-  std::unordered_map<std::string, DoneRecord> by_url_;
+  // Looked up by string_view, without a copy of the URL.
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  std::unordered_map<std::string, DoneRecord, Hash, std::equal_to<>> by_url_;
 };
 
 }  // namespace uvget::cli

@@ -417,6 +417,9 @@ class App {
       return false;
     }
     done_list_.emplace();
+    struct stat st;
+    if (::fstat(fileno(f), &st) == 0 && st.st_size > 0)  // records are about 200 bytes each
+      done_list_->reserve(static_cast<std::size_t>(st.st_size / 200));
     std::string line;
     char buf[64 * 1024];
     while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) {
