@@ -87,6 +87,10 @@ struct Settings {
   bool robots = false;
   bool robots_skip_ok = false;
   std::string skip_done;
+  std::string name_from = "path";
+  bool force_dirs = false;
+  bool no_host_dirs = false;
+  int cut_dirs = 0;
 };
 
 // "512", "100K", "2M", "1G" (powers of 1024) in bytes; nullopt when malformed.
@@ -149,8 +153,16 @@ int fit_open_files(int connections, bool discard, bool quiet) {
 class App {
  public:
   App(uv_loop_t* loop, Settings s) : loop_(loop), s_(std::move(s)) {}
+  ~App() {
+    if (dir_fd_ >= 0) ::close(dir_fd_);
+  }
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
 
   int run() {
+    name_from_ = s_.name_from == "hash"         ? cli::NameFrom::hash
+                 : s_.name_from == "path+query" ? cli::NameFrom::path_query
+                                                : cli::NameFrom::path;
     ClientOptions o;
     s_.connections = fit_open_files(s_.connections, s_.discard, s_.quiet);
     s_.per_host = std::min(s_.per_host, s_.connections);
@@ -479,8 +491,12 @@ class App {
       if (url) {
         if (!s_.output.empty() && s_.output != "-")
           path = s_.output;
-        else if (s_.output.empty())
-          path = unique_path(cli::name_from_path(url->path));
+        else if (s_.output.empty()) {
+          Error error;
+          std::string name = name_under_dir(it, *url, error);
+          if (error) return fail_item(it, std::move(error));
+          path = unique_path(name);
+        }
         if (!path.empty()) {
           FileSinkOptions fo;
           fo.keep_partial_on_cancel = true;  // Ctrl-C leaves NAME.part for a later resume
@@ -510,20 +526,79 @@ class App {
             " of " + std::to_string(s_.retries + 1) + ")");
       };
     auto id = client_->get(std::move(req), std::move(cbs));
-    if (!id) {
-      ++failed_;
-      ++done_;
-      std::string where = it.line ? "line " + std::to_string(it.line) + ": " : "";
-      say(where + id.error().message());
-      if (json_) {
-        TransferResult r;
-        r.url = it.url;
-        r.error = id.error();
-        write_json(r, "");
-      }
-      return;
-    }
+    if (!id) return fail_item(it, id.error());
     ++in_flight_;
+  }
+
+  // A URL that fails before a request: said, counted, recorded.
+  void fail_item(const Item& it, Error e) {
+    if (e.url.empty()) e.url = it.url;
+    ++failed_;
+    ++done_;
+    std::string where = it.line ? "line " + std::to_string(it.line) + ": " : "";
+    say(where + e.message());
+    if (json_) {
+      TransferResult r;
+      r.url = it.url;
+      r.error = std::move(e);
+      write_json(r, "");
+    }
+  }
+
+  // The file name for a URL under -d: its name (--name-from), in its -x directories, which are
+  // made here first. "" with `error` set when they cannot be.
+  std::string name_under_dir(const Item& it, const UrlParts& url, Error& error) {
+    std::string name = cli::name_for(url.path, url.query, url.has_query, it.url, name_from_);
+    if (!s_.force_dirs) return name;
+    std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
+    bool default_port =
+        (url.scheme == "http" && url.port == 80) || (url.scheme == "https" && url.port == 443);
+    if (!default_port) host += ":" + std::to_string(url.port);
+    std::string sub = cli::layout_dirs(host, url.path, s_.no_host_dirs, s_.cut_dirs);
+    if (sub.empty()) return name;
+    if (std::string why = make_dirs(sub); !why.empty()) {
+      error = Error(Errc::file_io, why);
+      return "";
+    }
+    return sub + "/" + name;
+  }
+
+  // Makes the directories of `sub` (one per '/') under -d, one at a time from -d's own
+  // descriptor: none is followed if it is a symbolic link, so nothing lands outside -d. Made
+  // once per run; every loop's files are named here, on this thread, so there is no race.
+  std::string make_dirs(const std::string& sub) {
+    if (made_dirs_.count(sub)) return "";
+    if (dir_fd_ < 0) {
+      dir_fd_ = ::open(s_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dir_fd_ < 0) return "cannot open directory '" + s_.dir + "': " + std::strerror(errno);
+    }
+    int at = dir_fd_;
+    std::string sofar;
+    std::string why;
+    for (std::size_t from = 0; from <= sub.size();) {
+      std::size_t slash = sub.find('/', from);
+      if (slash == std::string::npos) slash = sub.size();
+      std::string seg = sub.substr(from, slash - from);
+      from = slash + 1;
+      sofar += (sofar.empty() ? "" : "/") + seg;
+      std::string shown = (std::filesystem::path(s_.dir) / sofar).string();
+      if (::mkdirat(at, seg.c_str(), 0777) != 0 && errno != EEXIST) {
+        why = "cannot create directory '" + shown + "': " + std::strerror(errno);
+        break;
+      }
+      int next = ::openat(at, seg.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (next < 0) {
+        why = errno == ELOOP || errno == ENOTDIR
+                  ? "'" + shown + "' is a symbolic link or not a directory: not followed"
+                  : "cannot open directory '" + shown + "': " + std::strerror(errno);
+        break;
+      }
+      if (at != dir_fd_) ::close(at);
+      at = next;
+    }
+    if (at != dir_fd_) ::close(at);
+    if (why.empty()) made_dirs_.insert(sub);
+    return why;
   }
 
   // The name asked of the sink. Taken names are the sink's business (FileSinkOptions::
@@ -746,6 +821,9 @@ class App {
   std::unique_ptr<cli::LineReader> reader_;
   std::deque<Item> pending_;              // read but not yet given to the client
   std::unordered_set<std::string> used_;  // output paths of the downloads in flight
+  cli::NameFrom name_from_ = cli::NameFrom::path;
+  int dir_fd_ = -1;                            // -d, for -x's directories
+  std::unordered_set<std::string> made_dirs_;  // -x directories made (or found) this run
   std::size_t window_ = 256;
   std::size_t in_flight_ = 0;
   enum class Progress { none, lines, bar, status };
@@ -801,6 +879,18 @@ void describe_options(cli::ArgParser& p, Settings& s, bool& help, bool& version)
            "the single URL's file ('-': standard output); a device or FIFO is written into, a "
            "symbolic link written through");
   p.flag("create-dirs", 0, "create -o's missing parent directories", [&] { s.create_dirs = true; });
+  p.option("name-from", 0, "path|path+query|hash",
+           "a file's name: the URL's last path segment (default), with its query (as wget), or "
+           "a digest of the whole URL keeping the extension; clashes still get .1, .2, ...",
+           one_of(&s.name_from, {"path", "path+query", "hash"}));
+  p.flag("force-directories", 'x',
+         "put each file in directories named after its host and path under -d (as wget -x); "
+         "each part sanitised, symbolic links never followed",
+         [&] { s.force_dirs = true; });
+  p.flag("no-host-directories", 0, "with -x, leave out the host's directory",
+         [&] { s.no_host_dirs = true; });
+  p.option("cut-dirs", 0, "N", "with -x, leave out the first N directories of the path",
+           int_in(&s.cut_dirs, 0, 1000));
   p.flag("remote-time", 'R', "give each file the server's Last-Modified time",
          [&] { s.remote_time = true; });
   p.flag("overwrite", 0, "replace existing files instead of adding .1, .2, ...",

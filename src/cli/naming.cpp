@@ -1,6 +1,9 @@
 // Output name derivation and sanitising.
 #include "cli/naming.hpp"
 
+#include <cstdint>
+#include <cstdio>
+
 namespace uvget::cli {
 namespace {
 
@@ -61,6 +64,79 @@ std::string name_from_path(std::string_view path) {
   std::size_t slash = path.rfind('/');
   std::string_view last = slash == std::string_view::npos ? path : path.substr(slash + 1);
   return sanitise_name(percent_decode(last));
+}
+
+namespace {
+
+// FNV-1a, 64 bits: a stable digest for names (not for security: a name is never trusted).
+std::uint64_t fnv1a(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::string_view last_segment(std::string_view path) {
+  std::size_t slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+std::string name_for(std::string_view path, std::string_view query, bool has_query,
+                     std::string_view url, NameFrom how) {
+  switch (how) {
+    case NameFrom::path:
+      return name_from_path(path);
+    case NameFrom::path_query: {
+      std::string name = percent_decode(last_segment(path));
+      if (has_query) name += "?" + percent_decode(query);
+      return sanitise_name(name);
+    }
+    case NameFrom::hash: {
+      // Two digests of the URL (the second over it reversed) make 32 hex digits: distinct
+      // names for any list a run can hold.
+      std::string reversed(url.rbegin(), url.rend());
+      char hex[40];
+      std::snprintf(hex, sizeof hex, "%016llx%016llx", static_cast<unsigned long long>(fnv1a(url)),
+                    static_cast<unsigned long long>(fnv1a(reversed)));
+      std::string seg = percent_decode(last_segment(path));
+      std::size_t dot = seg.rfind('.');
+      std::string ext;
+      if (dot != std::string::npos && dot > 0 && seg.size() - dot <= 10) ext = seg.substr(dot);
+      return sanitise_name(hex + ext);
+    }
+  }
+  return name_from_path(path);
+}
+
+std::string layout_dirs(std::string_view host_port, std::string_view path, bool no_host,
+                        int cut_dirs) {
+  std::string out;
+  auto add = [&out](std::string_view segment) {
+    std::string d = percent_decode(segment);
+    if (d.empty() || d == ".") return;
+    std::string safe = sanitise_name(d);  // ".." and leading dots lose their meaning here
+    if (d == "..") safe = "__";
+    if (!out.empty()) out.push_back('/');
+    out += safe;
+  };
+  if (!no_host) add(host_port);
+  std::size_t slash = path.rfind('/');
+  std::string_view dirs =
+      slash == std::string_view::npos ? std::string_view() : path.substr(0, slash);
+  int index = 0;
+  while (!dirs.empty()) {
+    std::size_t next = dirs.find('/');
+    std::string_view seg = dirs.substr(0, next);
+    dirs = next == std::string_view::npos ? std::string_view() : dirs.substr(next + 1);
+    if (seg.empty()) continue;  // the leading '/', or "//"
+    if (index++ < cut_dirs) continue;
+    add(seg);
+  }
+  return out;
 }
 
 }  // namespace uvget::cli

@@ -379,6 +379,72 @@ TEST_F(CliTest, MaxFilesizeRefusesLargeBodiesAndLeavesNoFile) {
   EXPECT_NE(read_file(dir_ + "/records.jsonl").find("\"kind\":\"too_large\""), std::string::npos);
 }
 
+// -x lays files out as host/path under -d: hostile segments stay inside it, --cut-dirs and
+// --no-host-directories trim the layout, and a symbolic link planted in the layout is not
+// followed (that URL fails, nothing is written where it points).
+TEST_F(CliTest, ForceDirectoriesKeepsEveryFileUnderTheDirectory) {
+  TestServer server([](const RecordedRequest& r) {
+    return Script().send(http_response(200, "body of " + r.target));
+  });
+  std::string host = "127.0.0.1:" + std::to_string(server.port());
+  std::string out = dir_ + "/out";
+  auto r = uvget({"-d", out, "-x", "--progress", "none", server.url("/a/b/c.txt"),
+                  server.url("/%2e%2e/%2e%2e/escape.txt"), server.url("/d%2F..%2F..%2Fx/f.txt"),
+                  server.url("/" + std::string(300, 'L') + "/long.txt")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(out + "/" + host + "/a/b/c.txt"), "body of /a/b/c.txt");
+  EXPECT_TRUE(exists(out + "/" + host + "/__/__/escape.txt"));
+  EXPECT_TRUE(exists(out + "/" + host + "/d_.._.._x/f.txt"));
+  EXPECT_TRUE(exists(out + "/" + host + "/" + std::string(200, 'L') + "/long.txt"));
+  EXPECT_FALSE(exists(dir_ + "/escape.txt"));
+  EXPECT_FALSE(exists(dir_ + "/x"));
+  // Every file is somewhere under -d.
+  std::size_t files = 0;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir_)) files += e.is_regular_file();
+  EXPECT_EQ(files, 4u);
+
+  auto cut = uvget({"-d", dir_ + "/cut", "-x", "--no-host-directories", "--cut-dirs", "1",
+                    "--progress", "none", server.url("/a/b/c.txt")});
+  EXPECT_EQ(cut.status, 0) << cut.err;
+  EXPECT_EQ(read_file(dir_ + "/cut/b/c.txt"), "body of /a/b/c.txt");
+
+  // A link where a directory of the layout goes: refused, the target untouched.
+  std::string elsewhere = dir_ + "/elsewhere";
+  std::filesystem::create_directories(elsewhere);
+  std::filesystem::create_directories(dir_ + "/trap/" + host);
+  std::filesystem::create_directory_symlink(elsewhere, dir_ + "/trap/" + host + "/a");
+  auto trap = uvget({"-d", dir_ + "/trap", "-x", "--progress", "none", server.url("/a/b/c.txt"),
+                     server.url("/ok.txt")});
+  EXPECT_EQ(trap.status, 1) << trap.err;
+  EXPECT_NE(trap.err.find(server.url("/a/b/c.txt") + ": '"), std::string::npos) << trap.err;
+  EXPECT_NE(trap.err.find("not followed"), std::string::npos) << trap.err;
+  EXPECT_TRUE(std::filesystem::is_empty(elsewhere));
+  EXPECT_EQ(read_file(dir_ + "/trap/" + host + "/ok.txt"), "body of /ok.txt");
+}
+
+TEST_F(CliTest, NameFromTellsUrlsApartByQueryOrHash) {
+  TestServer server([](const RecordedRequest& r) {
+    return Script().send(http_response(200, "body of " + r.target));
+  });
+  auto q = uvget({"-d", dir_ + "/q", "--name-from", "path+query", "--progress", "none",
+                  server.url("/download?id=1"), server.url("/download?id=2")});
+  EXPECT_EQ(q.status, 0) << q.err;
+  EXPECT_EQ(read_file(dir_ + "/q/download?id=1"), "body of /download?id=1");
+  EXPECT_EQ(read_file(dir_ + "/q/download?id=2"), "body of /download?id=2");
+  auto h = uvget({"-d", dir_ + "/h", "--name-from", "hash", "--progress", "none",
+                  server.url("/img/a.jpg?s=1"), server.url("/img/a.jpg?s=2")});
+  EXPECT_EQ(h.status, 0) << h.err;
+  std::set<std::string> names;
+  for (auto& e : std::filesystem::directory_iterator(dir_ + "/h"))
+    names.insert(e.path().filename().string());
+  ASSERT_EQ(names.size(), 2u);
+  for (auto& n : names) {
+    EXPECT_EQ(n.size(), 36u) << n;
+    EXPECT_EQ(n.substr(32), ".jpg") << n;
+  }
+  EXPECT_EQ(uvget({"--name-from", "md5", "http://127.0.0.1:1/"}).status, 2);
+}
+
 TEST_F(CliTest, AFailureExitsOneAndNamesTheUrlAndCause) {
   TestServer server;
   server.route("/good", Script().send(http_response(200, "good")));

@@ -334,5 +334,44 @@ TEST(NamingFuzzFinds, ALongNameThatIsNoUtf8IsCutNotEmptied) {
   EXPECT_NE(name.front(), '.');
 }
 
+TEST(NameFor, PathQueryAndHashTellUrlsApart) {
+  EXPECT_EQ(name_for("/dl/download", "id=7", true, "http://h/dl/download?id=7", NameFrom::path),
+            "download");
+  EXPECT_EQ(
+      name_for("/dl/download", "id=7", true, "http://h/dl/download?id=7", NameFrom::path_query),
+      "download?id=7");
+  EXPECT_EQ(name_for("/img/a.jpg", "size=a/b%2F..", true, "u", NameFrom::path_query),
+            "a.jpg?size=a_b_..");  // the query's slashes, even encoded, cannot make a path
+  EXPECT_EQ(name_for("/x", "", false, "u", NameFrom::path_query), "x");
+  std::string a =
+      name_for("/img/photo.jpg", "size=1", true, "http://h/img/photo.jpg?size=1", NameFrom::hash);
+  std::string b =
+      name_for("/img/photo.jpg", "size=2", true, "http://h/img/photo.jpg?size=2", NameFrom::hash);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.size(), 32u + 4u);
+  EXPECT_EQ(a.substr(32), ".jpg");
+  EXPECT_EQ(a, name_for("/img/photo.jpg", "size=1", true, "http://h/img/photo.jpg?size=1",
+                        NameFrom::hash))
+      << "the same URL gets the same name on every run";
+  EXPECT_EQ(name_for("/", "", false, "http://h/", NameFrom::hash).size(), 32u);
+}
+
+TEST(LayoutDirs, HostAndPathSegmentsSanitisedAndNeverClimbing) {
+  EXPECT_EQ(layout_dirs("example.org", "/a/b/c.txt", false, 0), "example.org/a/b");
+  EXPECT_EQ(layout_dirs("example.org:8080", "/c.txt", false, 0), "example.org:8080");
+  EXPECT_EQ(layout_dirs("example.org", "/a/b/c.txt", true, 0), "a/b");
+  EXPECT_EQ(layout_dirs("example.org", "/a/b/c.txt", true, 1), "b");
+  EXPECT_EQ(layout_dirs("example.org", "/a/b/c.txt", true, 5), "");
+  EXPECT_EQ(layout_dirs("h", "//a///b/./c", false, 0), "h/a/b");
+  // Encoded dots, slashes and backslashes stay inside one segment of their own.
+  EXPECT_EQ(layout_dirs("h", "/%2e%2e/%2E%2E/x", false, 0), "h/__/__");
+  EXPECT_EQ(layout_dirs("h", "/a%2F..%2F..%2Fetc/f", false, 0), "h/a_.._.._etc");
+  EXPECT_EQ(layout_dirs("h", "/..%5C..%5Cwin/f", false, 0), "h/___.._win");
+  EXPECT_EQ(layout_dirs("h", "/.hidden/f", false, 0), "h/_hidden");
+  std::string longest(1000, 'x');
+  std::string dirs = layout_dirs("h", "/" + longest + "/f", false, 0);
+  EXPECT_EQ(dirs, "h/" + std::string(200, 'x')) << "a segment is cut to a name's length";
+}
+
 }  // namespace
 }  // namespace uvget::cli
