@@ -292,7 +292,12 @@ class App {
       }
     }
     for (auto& u : s_.urls)
-      if (cli::in_shard(u, shard_)) pending_.push_back({u, 0, s_.checksum});
+      if (cli::in_shard(u, shard_)) {
+        Item it;
+        it.url = u;
+        it.checksum = s_.checksum;
+        pending_.push_back(std::move(it));
+      }
     if (!s_.input_file.empty()) {
       uv_file fd = 0;
       bool owns = false;
@@ -314,6 +319,9 @@ class App {
               std::fprintf(stderr, "uvget: reading '%s': %s\n", s_.input_file.c_str(),
                            uv_strerror(status));
             if (status < 0) input_error_ = true;
+            // The last entry has all its options at the end of the list; from a pipe (a list
+            // that streams), at the end of what came so far, so that it starts now.
+            if (status != 0 || !input_is_file_) close_item();
             if (draining_) return drain_input();
             feed();
           });
@@ -363,17 +371,72 @@ class App {
 
   struct Item {
     std::string url;
-    std::uint64_t line;    // 0: from the command line
-    std::string checksum;  // "sha-256=HEX" or empty
+    std::uint64_t line = 0;  // 0: from the command line
+    std::string checksum;    // "sha-256=HEX" or empty
+    // From the list (aria2c's form): other URLs of the same file, tried in turn when one
+    // fails; the indented options; why the entry cannot be downloaded ("" when it can).
+    std::vector<std::string> mirrors;
+    std::string out, dir;
+    std::vector<std::string> headers;  // "Name: value"
+    std::string bad;
+    std::size_t mirror = 0;  // mirrors tried so far
+    std::string path;        // the output file, once chosen (mirrors write the same one)
   };
 
+  // A list entry is complete at the next URL line or the end of the list: indented option
+  // lines below a URL belong to it.
   void on_line(std::string_view text, std::uint64_t n) {
     auto parsed = cli::parse_list_line(text);
     if (!parsed) return;
-    std::string_view line = parsed->url, checksum = parsed->checksum;
-    if (!cli::in_shard(line, shard_)) return;
-    if (draining_) return not_started(line, n);
-    pending_.push_back({std::string(line), n, std::string(checksum)});
+    if (parsed->kind == cli::ListLine::Kind::option) {
+      if (!open_item_) {
+        say("line " + std::to_string(n) + ": option '" + std::string(parsed->key) +
+            "' with no URL above it (ignored)");
+        input_error_ = true;
+        return;
+      }
+      return apply_option(*open_item_, parsed->key, parsed->value, n);
+    }
+    close_item();
+    Item it;
+    it.url = std::string(parsed->url);
+    it.line = n;
+    it.checksum = std::string(parsed->checksum);
+    for (std::string_view m : parsed->mirrors) it.mirrors.emplace_back(m);
+    open_item_ = std::move(it);
+  }
+
+  void close_item() {
+    if (!open_item_) return;
+    Item it = std::move(*open_item_);
+    open_item_.reset();
+    if (!cli::in_shard(it.url, shard_)) return;
+    if (draining_) return not_started(it.url, it.line);
+    pending_.push_back(std::move(it));
+  }
+
+  // out=NAME (a name under -d, sanitised), dir=DIR (a directory under -d, each part sanitised),
+  // checksum=ALGO=HEX, header=NAME: VALUE. A bad one makes the entry fail, naming the line.
+  void apply_option(Item& it, std::string_view key, std::string_view value, std::uint64_t n) {
+    std::string where = "line " + std::to_string(n) + ": ";
+    if (key == "out") {
+      if (value.empty()) it.bad = where + "out= needs a name";
+      it.out = cli::sanitise_name(value);
+    } else if (key == "dir") {
+      std::string dir = cli::layout_dirs("", std::string(value) + "/", true, 0);
+      if (dir.empty()) it.bad = where + "dir= names no directory";
+      it.dir = dir;
+    } else if (key == "checksum") {
+      it.checksum = std::string(value);
+    } else if (key == "header") {
+      std::size_t colon = value.find(':');
+      if (colon == std::string_view::npos || colon == 0)
+        it.bad = where + "bad header '" + std::string(value) + "' (expected 'Name: value')";
+      it.headers.emplace_back(value);
+    } else {
+      it.bad = where + "unknown option '" + std::string(key) +
+               "' (expected out=, dir=, checksum= or header=)";
+    }
   }
 
   // Interrupted: a URL that was accepted (read) but never started still gets its record, so
@@ -415,7 +478,8 @@ class App {
   }
 
   bool done_submitting() const {
-    return pending_.empty() && (!reader_ || reader_->done()) && !(reader_ && reader_->busy());
+    return pending_.empty() && !open_item_ && (!reader_ || reader_->done()) &&
+           !(reader_ && reader_->busy());
   }
 
   // --skip-done: the records of an earlier run. A missing file is an empty one (the first
@@ -475,32 +539,49 @@ class App {
     return true;
   }
 
-  void submit(const Item& it) {
+  void submit(const Item& item) {
     ++total_;
-    if (skip_if_done(it)) return;
+    if (skip_if_done(item)) return;
+    if (!item.bad.empty()) return fail_item(item, Error(Errc::bad_request, item.bad));
+    start(std::make_shared<Item>(item));
+  }
+
+  // Runs the entry's current URL (its own, or the mirror it is on) into its file.
+  void start(std::shared_ptr<Item> entry) {
+    const Item& it = *entry;
+    const std::string& at = it.mirror == 0 ? it.url : it.mirrors[it.mirror - 1];
     Request req;
-    req.url = it.url;
+    req.url = at;
     req.checksum = it.checksum;
+    for (const std::string& h : it.headers) {
+      std::size_t colon = h.find(':');
+      std::string value = h.substr(colon + 1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
+      req.headers.emplace_back(h.substr(0, colon), value);
+    }
     req.decompress = s_.compressed;
     req.split = s_.split;
     req.min_split_size = s_.min_split_bytes;
     req.max_body_bytes = s_.max_filesize_bytes;
-    std::string path;
+    std::string path = it.path;
     if (!s_.discard) {
       auto url = parse_url(it.url);
       if (url) {
-        if (!s_.output.empty() && s_.output != "-")
+        if (!path.empty()) {
+          // a mirror: the file the entry's own URL named
+        } else if (!s_.output.empty() && s_.output != "-") {
           path = s_.output;
-        else if (s_.output.empty()) {
+        } else if (s_.output.empty()) {
           Error error;
           std::string name = name_under_dir(it, *url, error);
           if (error) return fail_item(it, std::move(error));
           path = unique_path(name);
         }
+        entry->path = path;
         if (!path.empty()) {
           FileSinkOptions fo;
           fo.keep_partial_on_cancel = true;  // Ctrl-C leaves NAME.part for a later resume
-          fo.source = it.url;                // and a later run knows it as its own
+          fo.source = at;                    // and a later run knows it as its own
           fo.resume = s_.resume;
           // A name derived from the URL never replaces a file: the sink takes NAME.1, ... when
           // NAME is there when it creates or renames the file (race-free, off the loop).
@@ -517,7 +598,23 @@ class App {
       cbs.on_data = [](std::span<const std::byte> b) {
         std::fwrite(b.data(), 1, b.size(), stdout);
       };
-    cbs.on_done = [this, path](const TransferResult& r) { on_done(r, path); };
+    cbs.on_done = [this, path, entry](const TransferResult& r) {
+      // Another URL of the same file is tried when this one failed for a reason of its own.
+      if (!r.ok() && entry->mirror < entry->mirrors.size() && !interrupted_ &&
+          r.error.code != Errc::cancelled && r.error.code != Errc::checksum_mismatch &&
+          r.error.code != Errc::file_io) {
+        say(r.error.message() + " (trying " + entry->mirrors[entry->mirror] + ")");
+        --in_flight_;
+        if (!path.empty()) used_.erase(path);
+        ++entry->mirror;
+        return start(entry);
+      }
+      if (entry->mirror == 0) return on_done(r, path);
+      TransferResult as_listed = r;  // recorded under the entry's own URL
+      as_listed.final_url = r.final_url.empty() ? r.url : r.final_url;
+      as_listed.url = entry->url;
+      on_done(as_listed, path);
+    };
     if (mode_ == Progress::lines || s_.verbose)
       cbs.on_retry = [this](const Error& why, int attempt, std::uint64_t delay_ms) {
         char secs[32];
@@ -548,13 +645,18 @@ class App {
   // The file name for a URL under -d: its name (--name-from), in its -x directories, which are
   // made here first. "" with `error` set when they cannot be.
   std::string name_under_dir(const Item& it, const UrlParts& url, Error& error) {
-    std::string name = cli::name_for(url.path, url.query, url.has_query, it.url, name_from_);
-    if (!s_.force_dirs) return name;
-    std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
-    bool default_port =
-        (url.scheme == "http" && url.port == 80) || (url.scheme == "https" && url.port == 443);
-    if (!default_port) host += ":" + std::to_string(url.port);
-    std::string sub = cli::layout_dirs(host, url.path, s_.no_host_dirs, s_.cut_dirs);
+    std::string name = !it.out.empty()
+                           ? it.out
+                           : cli::name_for(url.path, url.query, url.has_query, it.url, name_from_);
+    std::string sub = it.dir;  // the list's dir=, under -d
+    if (s_.force_dirs) {
+      std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
+      bool default_port =
+          (url.scheme == "http" && url.port == 80) || (url.scheme == "https" && url.port == 443);
+      if (!default_port) host += ":" + std::to_string(url.port);
+      std::string layout = cli::layout_dirs(host, url.path, s_.no_host_dirs, s_.cut_dirs);
+      if (!layout.empty()) sub = sub.empty() ? layout : sub + "/" + layout;
+    }
     if (sub.empty()) return name;
     if (std::string why = make_dirs(sub); !why.empty()) {
       error = Error(Errc::file_io, why);
@@ -820,6 +922,7 @@ class App {
   ClientStats stats_;  // taken when the run ends
   std::unique_ptr<cli::LineReader> reader_;
   std::deque<Item> pending_;              // read but not yet given to the client
+  std::optional<Item> open_item_;         // the list's last URL, until its options are read
   std::unordered_set<std::string> used_;  // output paths of the downloads in flight
   cli::NameFrom name_from_ = cli::NameFrom::path;
   int dir_fd_ = -1;                            // -d, for -x's directories

@@ -445,6 +445,50 @@ TEST_F(CliTest, NameFromTellsUrlsApartByQueryOrHash) {
   EXPECT_EQ(uvget({"--name-from", "md5", "http://127.0.0.1:1/"}).status, 2);
 }
 
+// The list's own form (as aria2c's): mirrors after tabs tried in turn, indented out=, dir=,
+// checksum= and header= lines, and bad lines reported with their number while the rest go on.
+TEST_F(CliTest, ListEntriesCarryMirrorsAndOptions) {
+  std::string body = "the file's bytes";
+  TestServer dead([](const RecordedRequest&) { return Script().send(http_response(503, "no")); });
+  TestServer gone([](const RecordedRequest&) { return Script().reset(); });
+  TestServer good([&](const RecordedRequest& r) {
+    if (r.target == "/h" && (!r.header("X-Token") || *r.header("X-Token") != "a=b"))
+      return Script().send(http_response(403, "no token"));
+    return Script().send(http_response(200, r.target == "/f.iso" ? body : "body of " + r.target));
+  });
+  std::string list = dead.url("/f.iso") + "\t" + gone.url("/f.iso") + "\t" + good.url("/f.iso") +
+                     "\n" + "  out=renamed.iso\n" + "  checksum=sha-256=" + sha256_hex(body) +
+                     "\n" + good.url("/d") + "\n" + "\tdir=sub/../deeper\n" + good.url("/h") +
+                     "\n" + "  header=X-Token: a=b\n" + good.url("/bad") + "\n" +
+                     "  colour=blue\n" + "  out=../../escape\n";
+  { std::ofstream(dir_ + "/list.txt") << list; }
+  auto r = uvget({"-d", dir_ + "/out", "--retries", "0", "--progress", "none", "--json",
+                  dir_ + "/records.jsonl", "-i", dir_ + "/list.txt"});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/out/renamed.iso"), body);
+  EXPECT_EQ(dead.requests().size(), 1u);
+  EXPECT_EQ(gone.requests().size(), 1u);
+  EXPECT_EQ(good.requests().size(), 3u) << "the bad entry was requested";
+  EXPECT_EQ(read_file(dir_ + "/out/sub/__/deeper/d"), "body of /d");
+  EXPECT_EQ(read_file(dir_ + "/out/h"), "body of /h");
+  EXPECT_NE(r.err.find("line 9: unknown option 'colour'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(trying " + good.url("/f.iso") + ")"), std::string::npos) << r.err;
+  EXPECT_FALSE(exists(dir_ + "/escape"));
+  std::string records = read_file(dir_ + "/records.jsonl");
+  EXPECT_NE(records.find("\"url\":\"" + dead.url("/f.iso") + "\",\"final_url\":\"" +
+                         good.url("/f.iso") + "\""),
+            std::string::npos)
+      << "the entry is recorded under its own URL, with the mirror that served it: " << records;
+
+  // An entry whose option line starts the list file's second 64 KiB read still gets it.
+  std::string url_line = good.url("/d") + "\n";
+  std::string filler = "#" + std::string(64 * 1024 - url_line.size() - 2, 'x') + "\n";
+  { std::ofstream(dir_ + "/long.txt") << filler << url_line << "  out=split-option\n"; }
+  auto split = uvget({"-d", dir_ + "/out2", "--progress", "none", "-i", dir_ + "/long.txt"});
+  EXPECT_EQ(split.status, 0) << split.err;
+  EXPECT_EQ(read_file(dir_ + "/out2/split-option"), "body of /d");
+}
+
 TEST_F(CliTest, AFailureExitsOneAndNamesTheUrlAndCause) {
   TestServer server;
   server.route("/good", Script().send(http_response(200, "good")));
