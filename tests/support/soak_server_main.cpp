@@ -1,7 +1,7 @@
 // soak_server: a fault-injecting HTTP server for bench/soak.sh, built on TestServer.
 //   soak_server [--files N] [--faults PERCENT] [--busy N] [--limit-above K] [--size BYTES]
-// Serves /f0 .. /f<N-1>, each 4 to 64 KiB of pattern_bytes (the same on every run; --size:
-// each that long), and
+// Serves /f0 .. /f<N-1> (also as /f<i>/NAME and /f<i>?QUERY), each 4 to 64 KiB of
+// pattern_bytes (the same on every run; --size: each that long), and
 // /manifest: one "f<i> <size> <sha-256>" line per file.
 // The first answer to PERCENT % of the files is faulty, the kinds in turn: a reset before any
 // answer, a body cut short, a 500, a stall (3 s of silence, then the connection closes), a
@@ -135,9 +135,10 @@ struct Soak {
     }
     if (r.target.size() < 3 || r.target.compare(0, 2, "/f") != 0)
       return Script().send(http_response(404, "no such file"));
+    // /f<i>, or /f<i>/NAME or /f<i>?QUERY: the same file under another name.
     char* end = nullptr;
     long i = std::strtol(r.target.c_str() + 2, &end, 10);
-    if (*end != '\0' || i < 0 || i >= files)
+    if ((*end != '\0' && *end != '/' && *end != '?') || i < 0 || i >= files)
       return Script().send(http_response(404, "no such file"));
     Fault f;
     {
