@@ -142,6 +142,12 @@ struct FileSinkOptions {
   /// Give the finished file the response's Last-Modified time as its modification time (the
   /// command line's -R).
   bool remote_time = false;
+  /// The file's name from the response (the command line's -J reads Content-Disposition):
+  /// called with the head of a whole body before anything is on disk; a non-empty result
+  /// replaces NAME's last component (it must be one plain name; clashes follow unique_name).
+  /// Not with resume, and not once an earlier attempt put a .part on disk (a retry keeps the
+  /// name chosen first).
+  std::function<std::string(const Response&)> name_for_head;
   /// The URL the body comes from. Written into the sidecar with this process's id, so that a
   /// NAME.part left by an earlier run (killed, or interrupted with keep_partial_on_cancel) is
   /// known as ours: with unique_name, a NAME.part whose sidecar names this URL and a process

@@ -91,6 +91,7 @@ struct Settings {
   bool force_dirs = false;
   bool no_host_dirs = false;
   int cut_dirs = 0;
+  bool content_disposition = false;
 };
 
 // "512", "100K", "2M", "1G" (powers of 1024) in bytes; nullopt when malformed.
@@ -589,6 +590,13 @@ class App {
           // -o LINK writes where the link points, as asked; a name from a URL never does.
           fo.write_through_symlink = !s_.output.empty();
           fo.remote_time = s_.remote_time;
+          // -J: the name a Content-Disposition gives, in the same directory (a name from a
+          // URL's response: sanitised, and never the name of an existing file).
+          if (s_.content_disposition && fo.unique_name)
+            fo.name_for_head = [](const Response& head) -> std::string {
+              auto cd = head.header("Content-Disposition");
+              return cd ? cli::content_disposition_name(*cd) : std::string();
+            };
           req.sink = make_file_sink(path, fo);
         }
       }
@@ -727,7 +735,8 @@ class App {
     bytes_ += r.bytes;
     if (r.ok()) {
       ++ok_;
-      if (!asked.empty() && !r.path.empty() && r.path != asked) ++suffixed_;
+      if (!asked.empty() && r.path.size() > asked.size() && r.path.rfind(asked + ".", 0) == 0)
+        ++suffixed_;
       if (mode_ == Progress::lines)
         say(r.url + " -> " + (path.empty() ? "(discarded)" : path) + " (" +
             std::to_string(r.bytes) + " bytes" +
@@ -986,6 +995,10 @@ void describe_options(cli::ArgParser& p, Settings& s, bool& help, bool& version)
            "a file's name: the URL's last path segment (default), with its query (as wget), or "
            "a digest of the whole URL keeping the extension; clashes still get .1, .2, ...",
            one_of(&s.name_from, {"path", "path+query", "hash"}));
+  p.flag("content-disposition", 'J',
+         "name a file as its Content-Disposition says (filename*, then filename; the last "
+         "component only, sanitised; not with -c or --overwrite)",
+         [&] { s.content_disposition = true; });
   p.flag("force-directories", 'x',
          "put each file in directories named after its host and path under -d (as wget -x); "
          "each part sanitised, symbolic links never followed",

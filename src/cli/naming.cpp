@@ -1,6 +1,7 @@
 // Output name derivation and sanitising.
 #include "cli/naming.hpp"
 
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 
@@ -110,6 +111,76 @@ std::string name_for(std::string_view path, std::string_view query, bool has_que
     }
   }
   return name_from_path(path);
+}
+
+namespace {
+
+bool iequal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+// RFC 8187 ext-value: charset'language'pct-encoded. "" when the charset is not one we read.
+std::string ext_value(std::string_view v) {
+  std::size_t q1 = v.find('\''), q2 = q1 == std::string_view::npos ? q1 : v.find('\'', q1 + 1);
+  if (q2 == std::string_view::npos) return {};
+  std::string_view charset = v.substr(0, q1);
+  std::string raw = percent_decode(v.substr(q2 + 1));
+  if (iequal(charset, "UTF-8")) return raw;
+  if (!iequal(charset, "ISO-8859-1")) return {};
+  std::string utf8;  // Latin-1 to UTF-8
+  for (unsigned char c : raw) {
+    if (c < 0x80) {
+      utf8.push_back(static_cast<char>(c));
+    } else {
+      utf8.push_back(static_cast<char>(0xC0 | (c >> 6)));
+      utf8.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    }
+  }
+  return utf8;
+}
+
+}  // namespace
+
+std::string content_disposition_name(std::string_view header) {
+  std::string plain, extended;
+  std::size_t i = header.find(';');  // the disposition type comes first
+  while (i != std::string_view::npos && i < header.size()) {
+    ++i;
+    while (i < header.size() && (header[i] == ' ' || header[i] == '\t')) ++i;
+    std::size_t eq = header.find('=', i);
+    if (eq == std::string_view::npos) break;
+    std::string_view key = header.substr(i, eq - i);
+    while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.remove_suffix(1);
+    i = eq + 1;
+    while (i < header.size() && (header[i] == ' ' || header[i] == '\t')) ++i;
+    std::string value;
+    if (i < header.size() && header[i] == '"') {  // quoted-string, with \-escapes
+      for (++i; i < header.size() && header[i] != '"'; ++i) {
+        if (header[i] == '\\' && i + 1 < header.size()) ++i;
+        value.push_back(header[i]);
+      }
+      i = header.find(';', i);
+    } else {
+      std::size_t end = header.find(';', i);
+      value = std::string(header.substr(i, end == std::string_view::npos ? end : end - i));
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
+      i = end;
+    }
+    if (iequal(key, "filename*"))
+      extended = ext_value(value);
+    else if (iequal(key, "filename"))
+      plain = value;
+  }
+  std::string name = !extended.empty() ? extended : plain;
+  std::size_t cut = name.find_last_of("/\\");
+  if (cut != std::string::npos) name = name.substr(cut + 1);
+  if (name.empty() || name == "." || name == "..") return {};
+  return sanitise_name(name);
 }
 
 std::string layout_dirs(std::string_view host_port, std::string_view path, bool no_host,

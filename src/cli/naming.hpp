@@ -25,6 +25,11 @@ enum class NameFrom {
 std::string name_for(std::string_view path, std::string_view query, bool has_query,
                      std::string_view url, NameFrom how);
 
+/// The file name a Content-Disposition header gives (RFC 6266): filename* (RFC 8187,
+/// UTF-8 or ISO-8859-1, percent-encoded) before filename; only its last component (after any
+/// '/' or '\\'), sanitised as any name. "" when it gives none that can be used.
+std::string content_disposition_name(std::string_view header);
+
 /// -x: the directories a URL's file goes in, under the output directory: the host (with
 /// ":port" when not the scheme's default; left out with `no_host`), then the path's segments
 /// but the last, less the first `cut_dirs`. Each is percent-decoded and sanitised like a name;

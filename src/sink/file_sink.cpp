@@ -221,6 +221,17 @@ class FileSink final : public Sink, public SplitFile {
     validator_ = validator_of(head);
     total_ = head.content_length().value_or(0);
     note_mtime(head);
+    if (opts_.name_for_head && !opts_.resume && !part_on_disk_ && !busy_ &&
+        state_ == State::buffering && !direct_) {
+      std::string name = opts_.name_for_head(head);
+      if (!name.empty() && name.find('/') == std::string::npos && name != "." && name != "..") {
+        std::size_t slash = base_.rfind('/');
+        base_ = (slash == std::string::npos ? std::string() : base_.substr(0, slash + 1)) + name;
+        path_ = base_;
+        part_ = path_ + ".part";
+        meta_ = part_ + ".meta";
+      }
+    }
     return {};
   }
 
@@ -998,7 +1009,7 @@ class FileSink final : public Sink, public SplitFile {
 
   // NAME as asked, and the names in use: NAME.N with unique_name when NAME was taken. Changed
   // only by jobs (open_part, place), which own them while busy_.
-  const std::string base_;
+  std::string base_;  // NAME as asked (or as the response named it: name_for_head)
   std::string path_, part_, meta_;
   std::uint64_t suffix_ = 0;
   FileSinkOptions opts_;

@@ -489,6 +489,33 @@ TEST_F(CliTest, ListEntriesCarryMirrorsAndOptions) {
   EXPECT_EQ(read_file(dir_ + "/out2/split-option"), "body of /d");
 }
 
+// -J: the file gets the name Content-Disposition gives, never a path, and a taken name gets
+// the usual suffix; without the header the URL names it.
+TEST_F(CliTest, ContentDispositionNamesTheFileSafely) {
+  TestServer server;
+  server.route("/dl?id=1",
+               Script().send(http_response(
+                   200, "one", {{"Content-Disposition", "attachment; filename=\"report.pdf\""}})));
+  server.route("/dl?id=2",
+               Script().send(http_response(
+                   200, "two", {{"Content-Disposition", "attachment; filename=\"report.pdf\""}})));
+  server.route("/evil",
+               Script().send(http_response(
+                   200, "evil",
+                   {{"Content-Disposition", "attachment; filename*=UTF-8''..%2F..%2Fescape.sh"}})));
+  server.route("/plain.txt", Script().send(http_response(200, "plain")));
+  auto r =
+      uvget({"-d", dir_ + "/out", "-J", "-j", "1", "--progress", "none", server.url("/dl?id=1"),
+             server.url("/dl?id=2"), server.url("/evil"), server.url("/plain.txt")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(dir_ + "/out/report.pdf"), "one");
+  EXPECT_EQ(read_file(dir_ + "/out/report.pdf.1"), "two");
+  EXPECT_EQ(read_file(dir_ + "/out/escape.sh"), "evil");
+  EXPECT_EQ(read_file(dir_ + "/out/plain.txt"), "plain");
+  EXPECT_FALSE(exists(dir_ + "/escape.sh"));
+  EXPECT_FALSE(exists(dir_ + "/out/dl"));
+}
+
 TEST_F(CliTest, AFailureExitsOneAndNamesTheUrlAndCause) {
   TestServer server;
   server.route("/good", Script().send(http_response(200, "good")));

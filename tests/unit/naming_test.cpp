@@ -373,5 +373,31 @@ TEST(LayoutDirs, HostAndPathSegmentsSanitisedAndNeverClimbing) {
   EXPECT_EQ(dirs, "h/" + std::string(200, 'x')) << "a segment is cut to a name's length";
 }
 
+TEST(ContentDisposition, FilenameStarBeforeFilenameAndNeverAPath) {
+  EXPECT_EQ(content_disposition_name("attachment; filename=\"report.pdf\""), "report.pdf");
+  EXPECT_EQ(content_disposition_name("attachment; filename=plain.txt"), "plain.txt");
+  EXPECT_EQ(content_disposition_name("attachment; filename=\"fallback.txt\"; "
+                                     "filename*=UTF-8''na%C3%AFve%20r%C3%A9sum%C3%A9.txt"),
+            "na\xC3\xAFve r\xC3\xA9sum\xC3\xA9.txt");
+  EXPECT_EQ(content_disposition_name("attachment; filename*=iso-8859-1'en'%E9t%E9.txt"),
+            "\xC3\xA9t\xC3\xA9.txt");
+  EXPECT_EQ(content_disposition_name("attachment; FILENAME = \"quoted \\\"name\\\".txt\" "),
+            "quoted \"name\".txt");
+  // Paths lose everything but their last component; what is left is sanitised.
+  EXPECT_EQ(content_disposition_name("attachment; filename=\"../../etc/passwd\""), "passwd");
+  EXPECT_EQ(content_disposition_name("attachment; filename=\"C:\\\\evil\\\\x.exe\""), "x.exe");
+  EXPECT_EQ(content_disposition_name("attachment; filename*=UTF-8''%2e%2e%2fsecret"), "secret");
+  EXPECT_EQ(content_disposition_name("attachment; filename=\".bashrc\""), "_bashrc");
+  EXPECT_EQ(content_disposition_name("attachment; filename=\"a\x01"
+                                     "b\""),
+            "a_b");
+  // Nothing usable: the URL names the file.
+  EXPECT_EQ(content_disposition_name("attachment"), "");
+  EXPECT_EQ(content_disposition_name("attachment; filename=\"..\""), "");
+  EXPECT_EQ(content_disposition_name("attachment; filename=\"dir/\""), "");
+  EXPECT_EQ(content_disposition_name("attachment; filename*=KOI8-R''%C1"), "");
+  EXPECT_EQ(content_disposition_name("inline; filename=\"unterminated"), "unterminated");
+}
+
 }  // namespace
 }  // namespace uvget::cli
