@@ -231,6 +231,10 @@ struct TransferResult {
   /// (ClientOptions::max_per_host adapts: lowered by 429/503 answers, raised by the rest);
   /// 0: no answer to it changed the limit.
   int host_limit = 0;
+  /// The final response's ETag and Last-Modified as sent ("" when it had none), for a later
+  /// conditional request (If-None-Match, If-Modified-Since).
+  std::string etag;
+  std::string last_modified;
   double seconds = 0;       // from get() to done
   double ttfb_seconds = 0;  // from get() to the first byte of the final response
   std::string path;         // on success, where the sink put the body (Sink::location)

@@ -185,6 +185,8 @@ std::optional<DoneRecord> parse_done_record(std::string_view line) {
         } else {
           d.status = static_cast<int>(n);
         }
+      } else if (key == "etag" || key == "last_modified") {
+        if (!r.string(key == "etag" ? d.etag : d.last_modified)) return std::nullopt;
       } else if (key == "error") {
         if (r.literal("null")) {
           error_null = true;

@@ -18,8 +18,9 @@ struct DoneRecord {
   std::string url;  // as recorded (passwords masked)
   std::string path;
   int status = 0;
-  std::uint64_t bytes = 0;         // received in that run
-  std::uint64_t resumed_from = 0;  // already there before it: the file is both together
+  std::uint64_t bytes = 0;          // received in that run
+  std::uint64_t resumed_from = 0;   // already there before it: the file is both together
+  std::string etag, last_modified;  // of the response it came from ("" when none)
   std::uint64_t size() const noexcept { return resumed_from + bytes; }
 };
 std::optional<DoneRecord> parse_done_record(std::string_view line);

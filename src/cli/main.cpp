@@ -92,6 +92,8 @@ struct Settings {
   bool no_host_dirs = false;
   int cut_dirs = 0;
   bool content_disposition = false;
+  std::string if_changed;
+  bool timestamping = false;
 };
 
 // "512", "100K", "2M", "1G" (powers of 1024) in bytes; nullopt when malformed.
@@ -232,7 +234,11 @@ class App {
       shard_ = *sh;
     }
     // Before --json opens its file: it may be the same one (a re-run that converges).
-    if (!s_.skip_done.empty() && !load_done()) return kExitUsage;
+    if (!s_.skip_done.empty() && !load_records(s_.skip_done, "--skip-done", done_list_))
+      return kExitUsage;
+    if (!s_.if_changed.empty() && !load_records(s_.if_changed, "--if-changed", changed_list_))
+      return kExitUsage;
+    if (s_.timestamping) s_.remote_time = true;  // the file's time is what the next -N asks by
     if (!s_.json.empty()) {
       json_ = s_.json == "-" ? stdout : std::fopen(s_.json.c_str(), "w");
       if (!json_) {
@@ -380,8 +386,9 @@ class App {
     std::string out, dir;
     std::vector<std::string> headers;  // "Name: value"
     std::string bad;
-    std::size_t mirror = 0;  // mirrors tried so far
-    std::string path;        // the output file, once chosen (mirrors write the same one)
+    std::size_t mirror = 0;    // mirrors tried so far
+    bool conditional = false;  // --if-changed or -N asked: a 304 keeps the file at `path`
+    std::string path;          // the output file, once chosen (mirrors write the same one)
   };
 
   // A list entry is complete at the next URL line or the end of the list: indented option
@@ -485,18 +492,19 @@ class App {
 
   // --skip-done: the records of an earlier run. A missing file is an empty one (the first
   // run of a command that is run again with the same file).
-  bool load_done() {
-    std::FILE* f = std::fopen(s_.skip_done.c_str(), "r");
+  bool load_records(const std::string& file, const char* option,
+                    std::optional<cli::DoneList>& list) {
+    std::FILE* f = std::fopen(file.c_str(), "r");
     if (!f) {
       if (errno == ENOENT) return true;
-      std::fprintf(stderr, "uvget: cannot read --skip-done '%s': %s\n", s_.skip_done.c_str(),
+      std::fprintf(stderr, "uvget: cannot read %s '%s': %s\n", option, file.c_str(),
                    std::strerror(errno));
       return false;
     }
-    done_list_.emplace();
+    list.emplace();
     struct stat st;
     if (::fstat(fileno(f), &st) == 0 && st.st_size > 0)  // records are about 200 bytes each
-      done_list_->reserve(static_cast<std::size_t>(st.st_size / 200));
+      list->reserve(static_cast<std::size_t>(st.st_size / 200));
     std::string line;
     char buf[64 * 1024];
     while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) {
@@ -505,11 +513,11 @@ class App {
           line.push_back(buf[i]);
           continue;
         }
-        done_list_->add_line(line);
+        list->add_line(line);
         line.clear();
       }
     }
-    if (!line.empty()) done_list_->add_line(line);
+    if (!line.empty()) list->add_line(line);
     std::fclose(f);
     return true;
   }
@@ -533,6 +541,8 @@ class App {
       r.status = d->status;
       r.bytes = d->bytes;
       r.resumed_from = d->resumed_from;
+      r.etag = d->etag;
+      r.last_modified = d->last_modified;
       std::string line = cli::json_record(r, d->path, /*skipped=*/true);
       line.push_back('\n');
       std::fwrite(line.data(), 1, line.size(), json_);
@@ -544,7 +554,38 @@ class App {
     ++total_;
     if (skip_if_done(item)) return;
     if (!item.bad.empty()) return fail_item(item, Error(Errc::bad_request, item.bad));
-    start(std::make_shared<Item>(item));
+    auto entry = std::make_shared<Item>(item);
+    ask_if_changed(*entry);
+    start(entry);
+  }
+
+  // --if-changed: a URL recorded as done whose file is still there with its size is asked for
+  // only if it changed (If-None-Match with its ETag, If-Modified-Since with its Last-Modified),
+  // into the same file, which a 200 replaces once complete and a 304 leaves as it is.
+  void ask_if_changed(Item& it) {
+    if (!changed_list_ || s_.discard || !s_.output.empty()) return;
+    const cli::DoneRecord* d = changed_list_->find(it.url);
+    struct stat st;
+    if (!d || (d->etag.empty() && d->last_modified.empty()) || ::stat(d->path.c_str(), &st) != 0 ||
+        !S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) != d->size())
+      return;
+    it.conditional = true;
+    it.path = d->path;
+    if (!d->etag.empty()) it.headers.push_back("If-None-Match: " + d->etag);
+    if (!d->last_modified.empty()) it.headers.push_back("If-Modified-Since: " + d->last_modified);
+  }
+
+  // -N: a file already there under the URL's name is asked for only if the server's copy is
+  // newer than it (If-Modified-Since its modification time), and replaced if so.
+  void ask_if_newer(Item& it, const std::string& path) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+    char date[64];
+    std::tm tm{};
+    gmtime_r(&st.st_mtime, &tm);
+    std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    it.conditional = true;
+    it.headers.push_back(std::string("If-Modified-Since: ") + date);
   }
 
   // Runs the entry's current URL (its own, or the mirror it is on) into its file.
@@ -554,12 +595,6 @@ class App {
     Request req;
     req.url = at;
     req.checksum = it.checksum;
-    for (const std::string& h : it.headers) {
-      std::size_t colon = h.find(':');
-      std::string value = h.substr(colon + 1);
-      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
-      req.headers.emplace_back(h.substr(0, colon), value);
-    }
     req.decompress = s_.compressed;
     req.split = s_.split;
     req.min_split_size = s_.min_split_bytes;
@@ -579,6 +614,7 @@ class App {
           path = unique_path(name);
         }
         entry->path = path;
+        if (s_.timestamping && !it.conditional && !path.empty()) ask_if_newer(*entry, path);
         if (!path.empty()) {
           FileSinkOptions fo;
           fo.keep_partial_on_cancel = true;  // Ctrl-C leaves NAME.part for a later resume
@@ -586,7 +622,7 @@ class App {
           fo.resume = s_.resume;
           // A name derived from the URL never replaces a file: the sink takes NAME.1, ... when
           // NAME is there when it creates or renames the file (race-free, off the loop).
-          fo.unique_name = s_.output.empty() && !s_.overwrite && !s_.resume;
+          fo.unique_name = s_.output.empty() && !s_.overwrite && !s_.resume && !it.conditional;
           // -o LINK writes where the link points, as asked; a name from a URL never does.
           fo.write_through_symlink = !s_.output.empty();
           fo.remote_time = s_.remote_time;
@@ -601,12 +637,36 @@ class App {
         }
       }
     }
+    for (const std::string& h : it.headers) {  // header= lines, and conditions
+      std::size_t colon = h.find(':');
+      std::string value = h.substr(colon + 1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
+      req.headers.emplace_back(h.substr(0, colon), value);
+    }
     Callbacks cbs;
     if (s_.output == "-")
       cbs.on_data = [](std::span<const std::byte> b) {
         std::fwrite(b.data(), 1, b.size(), stdout);
       };
-    cbs.on_done = [this, path, entry](const TransferResult& r) {
+    cbs.on_done = [this, path, entry](const TransferResult& res) {
+      TransferResult r = res;
+      if (entry->conditional && r.status == 304) {  // not changed: the file stays as it is
+        r.error = {};
+        r.path = path;
+        ++not_modified_;
+        // Its record describes the file kept, for the next --skip-done or --if-changed.
+        struct stat st;
+        std::uint64_t size =
+            ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+        if (const cli::DoneRecord* d = changed_list_ ? changed_list_->find(entry->url) : nullptr) {
+          if (r.etag.empty()) r.etag = d->etag;
+          if (r.last_modified.empty()) r.last_modified = d->last_modified;
+        }
+        r.bytes = size;
+        on_done(r, path);
+        bytes_ -= size;  // nothing was downloaded
+        return;
+      }
       // Another URL of the same file is tried when this one failed for a reason of its own.
       if (!r.ok() && entry->mirror < entry->mirrors.size() && !interrupted_ &&
           r.error.code != Errc::cancelled && r.error.code != Errc::checksum_mismatch &&
@@ -876,6 +936,9 @@ class App {
                  cli::count_of(ok_, "file").c_str(), static_cast<unsigned long long>(failed_),
                  cli::count_of(bytes_, "byte").c_str(), secs, static_cast<double>(ok_) / secs,
                  static_cast<double>(bytes_) / secs / 1e6, interrupted_ ? " (interrupted)" : "");
+    if (not_modified_ > 0)
+      std::fprintf(stderr, "uvget: %s not changed on the server, kept as they were\n",
+                   cli::count_of(not_modified_, "file").c_str());
     if (skipped_done_ > 0)
       std::fprintf(stderr, "uvget: %s already done by '%s', not requested\n",
                    cli::count_of(skipped_done_, "file").c_str(), s_.skip_done.c_str());
@@ -958,6 +1021,8 @@ class App {
   std::uint64_t robots_refused_ = 0;  // URLs robots.txt refused (--robots)
   std::optional<cli::DoneList> done_list_;  // --skip-done
   std::uint64_t skipped_done_ = 0;
+  std::optional<cli::DoneList> changed_list_;  // --if-changed
+  std::uint64_t not_modified_ = 0;             // 304s to --if-changed and -N
   uv_signal_t sigint_{}, sigterm_{};
   uv_signal_t sigwinch_{};  // Progress::bar only
   bool resize_on_ = false;
@@ -1024,6 +1089,14 @@ void describe_options(cli::ArgParser& p, Settings& s, bool& help, bool& version)
   add_text("skip-done", 0, "FILE", &s.skip_done,
            "skip each URL that FILE (the --json records of an earlier run) says is done, when its "
            "file is still there with its size: no request, counted as done; FILE may be --json's");
+  add_text("if-changed", 0, "FILE", &s.if_changed,
+           "ask again only for what changed: each URL FILE (earlier --json records) says is done, "
+           "with its file still there, is asked with If-None-Match/If-Modified-Since into the "
+           "same file; a 304 keeps it");
+  p.flag("timestamping", 'N',
+         "a file already there is fetched again only if the server's is newer "
+         "(If-Modified-Since its time), and replaced; implies -R",
+         [&] { s.timestamping = true; });
   add_text("json", 0, "FILE", &s.json,
            "one JSON record per URL ('-': standard output), also for the ones cancelled or never "
            "started");

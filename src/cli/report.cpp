@@ -180,6 +180,9 @@ std::string json_record(const TransferResult& r, std::string_view path, bool ski
       ",\"redirects\":" + std::to_string(r.redirects) +
       (r.host_limit ? ",\"host_limit\":" + std::to_string(r.host_limit) : std::string()) +
       (skipped ? ",\"skipped\":true" : "") +
+      (r.etag.empty() ? std::string() : ",\"etag\":" + json_string(r.etag)) +
+      (r.last_modified.empty() ? std::string()
+                               : ",\"last_modified\":" + json_string(r.last_modified)) +
       ",\"error\":" + (r.ok() ? "null" : json_error(error_kind(r.error), r.error.message())) + "}";
   return out;
 }

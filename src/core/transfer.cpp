@@ -158,6 +158,8 @@ void Transfer::start(Connection* c) {
 
 void Transfer::on_exchange_head(Response& head) {
   status_ = head.status;
+  etag_ = std::string(head.header("ETag").value_or(""));
+  last_modified_ = std::string(head.header("Last-Modified").value_or(""));
   first_byte_ns_ = uv_hrtime();
   if (conn_) client_.connection_answered(*conn_);
   retry_after_ms_ = 0;
@@ -727,6 +729,8 @@ void Transfer::complete(Error error) {
   r.redirects = redirects_;
   r.reused_connection = reused_;
   r.host_limit = host_limit_;
+  r.etag = etag_;
+  r.last_modified = last_modified_;
   std::uint64_t now = uv_hrtime();
   r.seconds = static_cast<double>(now - started_ns_) / 1e9;
   r.ttfb_seconds = first_byte_ns_ ? static_cast<double>(first_byte_ns_ - started_ns_) / 1e9 : 0;

@@ -516,6 +516,52 @@ TEST_F(CliTest, ContentDispositionNamesTheFileSafely) {
   EXPECT_FALSE(exists(dir_ + "/out/dl"));
 }
 
+// --if-changed asks again with the recorded ETag and Last-Modified: a 304 keeps the file, a
+// changed file replaces it in place. -N asks by the file's own time.
+TEST_F(CliTest, IfChangedAndTimestampingAskOnlyForWhatChanged) {
+  std::atomic<int> version{1};
+  const std::string lm = "Tue, 01 Dec 2026 10:00:00 GMT";
+  TestServer server([&](const RecordedRequest& r) {
+    std::string etag = r.target == "/b" ? "\"v" + std::to_string(version) + "\"" : "\"a1\"";
+    auto inm = r.header("If-None-Match");
+    auto ims = r.header("If-Modified-Since");
+    if ((inm && *inm == etag) || (r.target == "/n" && ims && *ims == lm))
+      return Script().send(http_response(304, ""));
+    return Script().send(http_response(200, "body of " + r.target + " v" + std::to_string(version),
+                                       {{"ETag", etag}, {"Last-Modified", lm}}));
+  });
+  std::string rec = dir_ + "/rec.jsonl", rec2 = dir_ + "/rec2.jsonl";
+  auto first = uvget({"-d", dir_ + "/out", "--progress", "none", "--json", rec, server.url("/a"),
+                      server.url("/b")});
+  EXPECT_EQ(first.status, 0) << first.err;
+  EXPECT_NE(read_file(rec).find("\"etag\":\"\\\"a1\\\"\""), std::string::npos) << read_file(rec);
+  version = 2;
+  auto second = uvget({"-d", dir_ + "/out", "--progress", "none", "--if-changed", rec, "--json",
+                       rec2, server.url("/a"), server.url("/b")});
+  EXPECT_EQ(second.status, 0) << second.err;
+  EXPECT_EQ(read_file(dir_ + "/out/a"), "body of /a v1") << "a 304 kept the file";
+  EXPECT_EQ(read_file(dir_ + "/out/b"), "body of /b v2") << "a changed file replaced in place";
+  EXPECT_FALSE(exists(dir_ + "/out/b.1"));
+  EXPECT_NE(second.err.find("1 file not changed"), std::string::npos) << second.err;
+  auto seen = server.requests();
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen[2].header("If-None-Match").value_or(""),
+            seen[2].target == "/a" ? "\"a1\"" : "\"v1\"");
+  EXPECT_EQ(seen[3].header("If-None-Match").value_or(""),
+            seen[3].target == "/a" ? "\"a1\"" : "\"v1\"");
+  std::string again = read_file(rec2);
+  EXPECT_NE(again.find("\"status\":304"), std::string::npos) << again;
+
+  // -N: the first run sets the file's time to Last-Modified; the next asks by it and keeps it.
+  auto n1 = uvget({"-d", dir_ + "/n", "-N", "--progress", "none", server.url("/n")});
+  EXPECT_EQ(n1.status, 0) << n1.err;
+  auto n2 = uvget({"-d", dir_ + "/n", "-N", "--progress", "none", server.url("/n")});
+  EXPECT_EQ(n2.status, 0) << n2.err;
+  EXPECT_EQ(server.requests().back().header("If-Modified-Since").value_or(""), lm);
+  EXPECT_EQ(read_file(dir_ + "/n/n"), "body of /n v2");
+  EXPECT_FALSE(exists(dir_ + "/n/n.1"));
+}
+
 TEST_F(CliTest, AFailureExitsOneAndNamesTheUrlAndCause) {
   TestServer server;
   server.route("/good", Script().send(http_response(200, "good")));

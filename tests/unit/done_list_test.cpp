@@ -33,6 +33,13 @@ TEST(DoneList, RecordsAsJsonWritesThemAreReadBack) {
     EXPECT_EQ(d->size(), r.bytes + r.resumed_from);
     EXPECT_EQ(d->status, 200);
   }
+  TransferResult tagged = done("http://h/t", 3);
+  tagged.etag = "W/\"x\\y\"";
+  tagged.last_modified = "Tue, 01 Dec 2026 10:00:00 GMT";
+  auto t = parse_done_record(json_record(tagged, "t"));
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->etag, tagged.etag);
+  EXPECT_EQ(t->last_modified, tagged.last_modified);
   TransferResult skipped = done("http://h/s", 9);
   EXPECT_TRUE(parse_done_record(json_record(skipped, "s", /*skipped=*/true)));
 }
