@@ -15,6 +15,7 @@ bool HostLimit::answered(Answer a, std::uint64_t ticket, int open, std::uint64_t
     failures_in_row_ = 0;
     remember(a != Answer::ok);
   }
+  if (a != Answer::ok) last_overload_ms_ = now_ms;
   if (a == Answer::ok) {
     if (limit_ < cap(now_ms)) ++limit_;
     if (ceiling_ > 0 && now_ms >= ceiling_until_) ceiling_ = 0;

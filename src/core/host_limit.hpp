@@ -43,9 +43,12 @@ class HostLimit {
 
   int limit() const noexcept { return limit_; }
   int max() const noexcept { return max_; }
-  /// The limit is below the maximum or a ceiling is kept: there is something to remember.
+  /// Something is worth remembering: the limit is below the maximum or a ceiling is kept, and
+  /// the last overload is less than kCeilingMs old (a host quiet that long may start afresh;
+  /// so the scheduler forgets idle origins and its memory stays bounded by the busy ones).
   bool adapted(std::uint64_t now_ms) const noexcept {
-    return limit_ < max_ || (ceiling_ > 0 && now_ms < ceiling_until_);
+    return (limit_ < max_ || (ceiling_ > 0 && now_ms < ceiling_until_)) &&
+           now_ms < last_overload_ms_ + kCeilingMs;
   }
 
   /// A 429's ceiling holds: the server counts connections, so the limit bounds the open ones
@@ -79,6 +82,7 @@ class HostLimit {
   std::uint64_t next_ticket_ = 1;
   std::uint64_t decreased_at_ = 0;  // the first ticket sent after the last decrease
   int failures_in_row_ = 0;         // refused or reset connections
+  std::uint64_t last_overload_ms_ = 0;
   std::uint32_t recent_ = 0;        // the last kWindow answers, newest in bit 0: 1 = overload
   int recent_count_ = 0;
 };

@@ -78,6 +78,11 @@ TEST(HostLimit, AnUnavailableHalvesWithoutACeiling) {
   EXPECT_EQ(h.limit(), 16);
   EXPECT_FALSE(h.answered(A::ok, h.sent(), 8, 0));  // at the maximum
   EXPECT_FALSE(h.adapted(0));
+  // Held low and then left alone for a minute: nothing worth keeping.
+  HostLimit quiet(16);
+  quiet.answered(A::unavailable, quiet.sent(), 16, 1000);
+  EXPECT_TRUE(quiet.adapted(1000 + HostLimit::kCeilingMs - 1));
+  EXPECT_FALSE(quiet.adapted(1000 + HostLimit::kCeilingMs));
 }
 
 TEST(HostLimit, TwoRefusedOrResetConnectionsInARowLowerTheLimit) {
