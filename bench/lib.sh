@@ -119,3 +119,34 @@ stop_dns_server() {  # prints e.g. "dns_test_server: 4000 answered, 4000 queries
   dns_pid=""
   grep '^dns_test_server:' "$work/dns.err" || true
 }
+
+# The project's fault-injecting server (tests/support/soak_server_main.cpp, built with
+# -Dtests=true) on core 0. start_soak NAME OPTIONS...: sets $port; its output goes to
+# $work/soak-NAME.{out,err}. stop_soak NAME: stops it and prints its counts line (call it
+# outside $(...): wait needs the server as a child of this shell).
+declare -A soak_pids
+start_soak() {
+  local name=$1 p=""
+  shift
+  taskset -c 0 "$build/tests/soak_server" "$@" > "$work/soak-$name.out" 2> "$work/soak-$name.err" &
+  soak_pids[$name]=$!
+  for _ in $(seq 1 100); do
+    p=$(sed -n 's/^ready //p' "$work/soak-$name.out")
+    [ -n "$p" ] && { port=$p; return 0; }
+    sleep 0.05
+  done
+  echo "soak_server did not start: $(cat "$work/soak-$name.err")" >&2
+  exit 1
+}
+stop_soak() {
+  local pid=${soak_pids[$1]:-}
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  unset "soak_pids[$1]"
+  cat "$work/soak-$1.err"
+}
+stop_all_soak() {
+  local name
+  for name in "${!soak_pids[@]}"; do stop_soak "$name" > /dev/null; done
+}

@@ -29,24 +29,9 @@ fi
 "$root/scripts/deps" bench
 work=$(mktemp -d /tmp/uvget-names.XXXXXX)
 shm=$(mktemp -d /dev/shm/uvget-names.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work" "$shm"
-}
-trap cleanup EXIT
-serve() {  # $1 name, $2 file size: starts a server, prints its port
-  taskset -c 0 "$server_bin" --files "$files" --faults 0 --busy 0 --size "$2" \
-    > "$work/$1.out" 2> "$work/$1.err" &
-  pids+=($!)
-  for _ in $(seq 1 100); do
-    p=$(sed -n 's/^ready //p' "$work/$1.out")
-    [ -n "$p" ] && { echo "$p"; return 0; }
-    sleep 0.05
-  done
-  echo "soak_server did not start" >&2
-  exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+trap 'stop_all_soak; rm -rf "$work" "$shm"' EXIT
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 timed() {  # $1 expected file count, then the command: prints seconds (fails if files are missing)
   local want=$1 t0 t1 n
@@ -61,7 +46,7 @@ timed() {  # $1 expected file count, then the command: prints seconds (fails if 
   awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.3f", ns / 1e9 }'
 }
 
-port=$(serve one "$size")
+start_soak one --files "$files" --faults 0 --busy 0 --size "$size"
 seq 0 $((files - 1)) | sed "s|^|http://127.0.0.1:$port/f|" > "$work/distinct.txt"
 seq 0 $((files - 1)) | sed "s|^|http://127.0.0.1:$port/f|; s|$|/index.html|" > "$work/same.txt"
 d=() s=()
@@ -74,8 +59,10 @@ done
 dm=$(printf '%s\n' "${d[@]}" | median)
 sm=$(printf '%s\n' "${s[@]}" | median)
 
-port_a=$(serve a 19000)
-port_b=$(serve b 1200)
+start_soak a --files "$files" --faults 0 --busy 0 --size 19000
+port_a=$port
+start_soak b --files "$files" --faults 0 --busy 0 --size 1200
+port_b=$port
 for _ in $(seq 1 "$pairs"); do
   echo "http://127.0.0.1:$port_a/f0/page.html"
   echo "http://127.0.0.1:$port_b/f1/small.html"

@@ -22,27 +22,13 @@ if [ ! -x "$uvget" ] || [ ! -x "$server_bin" ]; then
 fi
 work=$(mktemp -d /tmp/uvget-rerun.XXXXXX)
 shm=$(mktemp -d /dev/shm/uvget-rerun.XXXXXX)
-server_pid=""
-stop_server() {
-  [ -n "$server_pid" ] || return 0
-  kill -TERM "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
-  sed -n 's/^soak_server: \([0-9]*\) requests.*/\1/p' "$work/server.err"
-}
-trap 'stop_server > /dev/null; rm -rf "$work" "$shm"' EXIT
-start_server() {
-  rm -f "$work/server.out"
-  taskset -c 0 "$server_bin" --files "$files" --faults 0 --busy 0 --size "$size" \
-    > "$work/server.out" 2> "$work/server.err" &
-  server_pid=$!
-  for _ in $(seq 1 100); do
-    port=$(sed -n 's/^ready //p' "$work/server.out")
-    [ -n "$port" ] && return 0
-    sleep 0.05
-  done
-  echo "soak_server did not start" >&2
-  exit 1
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+trap 'stop_all_soak; rm -rf "$work" "$shm"' EXIT
+start_server() { start_soak one --files "$files" --faults 0 --busy 0 --size "$size"; }
+requests_seen() {  # stops the server: the requests it saw
+  stop_soak one > "$work/soak.last"
+  sed -n 's/^soak_server: \([0-9]*\) requests.*/\1/p' "$work/soak.last"
 }
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 run() {  # $@: uvget's extra options; prints "seconds rss_kb exit"
@@ -57,7 +43,7 @@ run() {  # $@: uvget's extra options; prints "seconds rss_kb exit"
 start_server
 seq 0 $((files - 1)) | sed "s|^|http://127.0.0.1:$port/f|" > "$work/urls.txt"
 read -r first first_kb first_rc < <(run --json "$work/first.jsonl")
-stop_server > "$work/count"  # not in $(...): wait needs the server as its child
+requests_seen > "$work/count"  # not in $(...): wait needs the server as its child
 first_requests=$(cat "$work/count")
 [ "$first_rc" -eq 0 ] || { echo "the first run failed: $(tail -2 "$work/err")" >&2; exit 1; }
 secs=() kbs=() requests=0
@@ -65,7 +51,7 @@ for _ in $(seq 1 "$runs"); do
   start_server
   sed -i "s|127.0.0.1:[0-9]*/|127.0.0.1:$port/|" "$work/urls.txt" "$work/first.jsonl"
   read -r s kb rc < <(run --skip-done "$work/first.jsonl" --json "$work/again.jsonl")
-  stop_server > "$work/count"
+  requests_seen > "$work/count"
   n=$(cat "$work/count")
   requests=$((requests + n))
   [ "$rc" -eq 0 ] || { echo "a re-run failed: $(tail -2 "$work/err")" >&2; exit 1; }

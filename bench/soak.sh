@@ -36,32 +36,9 @@ fi
 
 work=$(mktemp -d /tmp/uvget-soak.XXXXXX)
 shm=$(mktemp -d /dev/shm/uvget-soak.XXXXXX)
-server_pid=""
-stop_server() {  # prints the server's counts line
-  [ -n "$server_pid" ] || return 0
-  kill -TERM "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
-  cat "$work/server.err"
-}
-cleanup() {
-  stop_server > /dev/null
-  rm -rf "$work" "$shm"
-}
-trap cleanup EXIT
-
-start_server() {  # $@: soak_server's options; sets $port
-  rm -f "$work/server.out"
-  taskset -c 0 "$server_bin" "$@" > "$work/server.out" 2> "$work/server.err" &
-  server_pid=$!
-  for _ in $(seq 1 100); do
-    port=$(sed -n 's/^ready //p' "$work/server.out")
-    [ -n "$port" ] && return 0
-    sleep 0.05
-  done
-  echo "soak_server did not start: $(cat "$work/server.err")" >&2
-  exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+trap 'stop_all_soak; rm -rf "$work" "$shm"' EXIT
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 
@@ -88,7 +65,7 @@ run_shape() {  # $1 label, $2 file count, $3... server options
   local r tool t0 t1 problem
   for r in $(seq 1 "$runs"); do
     for tool in $tools; do  # interleaved: drift on this shared machine spreads over both
-      start_server "$@"
+      start_soak soak "$@"
       curl -s "http://127.0.0.1:$port/manifest" -o "$work/manifest"
       seq 0 $((count - 1)) | sed "s|^|http://127.0.0.1:$port/f|" > "$work/urls.txt"
       seq 0 $((count - 1)) | awk -v p="$port" -v d="$shm/out" \
@@ -101,7 +78,7 @@ run_shape() {  # $1 label, $2 file count, $3... server options
         > /dev/null 2> "$work/err" || true
       t1=$(date +%s%N)
       problem=$(verify "$work/manifest" "$count")
-      stop_server > "$work/counts.$tool"
+      stop_soak soak > "$work/counts.$tool"
       if [ -n "$problem" ]; then
         bad[$tool]+="run $r: $problem ($(tail -2 "$work/err" | tr '\n' ' ' | cut -c1-200)); "
         continue

@@ -18,6 +18,18 @@ inline std::string_view trim(std::string_view s, std::string_view blanks = " \t"
   return s.substr(first, s.find_last_not_of(blanks) - first + 1);
 }
 
+/// ASCII case-insensitive equality (header names, robots.txt keys, charsets).
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
 /// A non-empty run of decimal digits that fits in 64 bits (at most 19 digits); else nullopt.
 inline std::optional<std::uint64_t> parse_u64(std::string_view v) {
   if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string_view::npos)

@@ -1,6 +1,8 @@
 // Output name derivation and sanitising.
 #include "cli/naming.hpp"
 
+#include "text.hpp"
+
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
@@ -115,23 +117,14 @@ std::string name_for(std::string_view path, std::string_view query, bool has_que
 
 namespace {
 
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
-
 // RFC 8187 ext-value: charset'language'pct-encoded. "" when the charset is not one we read.
 std::string ext_value(std::string_view v) {
   std::size_t q1 = v.find('\''), q2 = q1 == std::string_view::npos ? q1 : v.find('\'', q1 + 1);
   if (q2 == std::string_view::npos) return {};
   std::string_view charset = v.substr(0, q1);
   std::string raw = percent_decode(v.substr(q2 + 1));
-  if (iequal(charset, "UTF-8")) return raw;
-  if (!iequal(charset, "ISO-8859-1")) return {};
+  if (iequals(charset, "UTF-8")) return raw;
+  if (!iequals(charset, "ISO-8859-1")) return {};
   std::string utf8;  // Latin-1 to UTF-8
   for (unsigned char c : raw) {
     if (c < 0x80) {
@@ -171,9 +164,9 @@ std::string content_disposition_name(std::string_view header) {
       while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
       i = end;
     }
-    if (iequal(key, "filename*"))
+    if (iequals(key, "filename*"))
       extended = ext_value(value);
-    else if (iequal(key, "filename"))
+    else if (iequals(key, "filename"))
       plain = value;
   }
   std::string name = !extended.empty() ? extended : plain;

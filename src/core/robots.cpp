@@ -4,26 +4,12 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "text.hpp"
+
 namespace uvget {
 namespace {
 
-bool ieq(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
+constexpr std::string_view kBlanks = " \t\r";
 
 bool token_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
@@ -124,9 +110,9 @@ RobotsRules RobotsRules::parse(std::string_view text, std::string_view token) {
       line = line.substr(0, hash);
     std::size_t colon = line.find(':');
     if (colon == std::string_view::npos) continue;
-    std::string_view key = trim(line.substr(0, colon));
-    std::string_view value = trim(line.substr(colon + 1));
-    if (ieq(key, "user-agent")) {
+    std::string_view key = trim(line.substr(0, colon), kBlanks);
+    std::string_view value = trim(line.substr(colon + 1), kBlanks);
+    if (iequals(key, "user-agent")) {
       if (!in_agents) group_mine = group_star = false;  // a new group starts
       in_agents = true;
       std::string_view agent = value.substr(0, value.find_first_of(" \t/"));
@@ -135,12 +121,13 @@ RobotsRules RobotsRules::parse(std::string_view text, std::string_view token) {
       } else {
         std::size_t n = 0;
         while (n < agent.size() && token_char(agent[n])) ++n;
-        if (n > 0 && !token.empty() && ieq(agent.substr(0, n), token)) group_mine = any_mine = true;
+        if (n > 0 && !token.empty() && iequals(agent.substr(0, n), token))
+          group_mine = any_mine = true;
       }
       continue;
     }
-    bool allow = ieq(key, "allow");
-    if (allow || ieq(key, "disallow")) {
+    bool allow = iequals(key, "allow");
+    if (allow || iequals(key, "disallow")) {
       in_agents = false;
       if (value.empty()) continue;  // "Disallow:" with nothing allows everything: no rule
       Rule rule{allow, robots_normalise(value),
@@ -149,7 +136,7 @@ RobotsRules RobotsRules::parse(std::string_view text, std::string_view token) {
       if (group_star) star.rules_.push_back(std::move(rule));
       continue;
     }
-    if (ieq(key, "crawl-delay")) {
+    if (iequals(key, "crawl-delay")) {
       in_agents = false;
       std::string v(value);
       char* end = nullptr;

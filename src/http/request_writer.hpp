@@ -8,6 +8,7 @@
 #include <uvget/options.hpp>
 #include <uvget/request.hpp>
 
+#include "text.hpp"  // iequals, for the users of this header
 #include "url.hpp"
 
 namespace uvget {
@@ -19,7 +20,5 @@ Error validate_headers(const HeaderList& headers);
 /// replaces an earlier one of the same name (case-insensitive), an empty value removes it.
 void write_request(std::string& out, Method method, const Url& url, std::string_view user_agent,
                    const HeaderList& client_headers, const HeaderList& request_headers);
-
-bool iequals(std::string_view a, std::string_view b) noexcept;
 
 }  // namespace uvget
