@@ -1245,6 +1245,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "uvget: -o - and --json - cannot both use stdout\n");
     return kExitUsage;
   }
+  if (s.content_disposition && (s.resume || s.overwrite || !s.output.empty())) {
+    std::fprintf(stderr,
+                 "uvget: -J names files from the response: not with %s (the name must be known "
+                 "before the request, or must never replace a file)\n",
+                 s.resume      ? "-c"
+                 : s.overwrite ? "--overwrite"
+                               : "-o");
+    return kExitUsage;
+  }
   if (!s.checksum.empty() && (s.urls.size() != 1 || !s.input_file.empty())) {
     std::fprintf(stderr,
                  "uvget: --checksum takes exactly one URL (with -i, put it after a tab on the "

@@ -517,6 +517,12 @@ TEST_F(CliTest, ContentDispositionNamesTheFileSafely) {
   EXPECT_EQ(read_file(dir_ + "/out/plain.txt"), "plain");
   EXPECT_FALSE(exists(dir_ + "/escape.sh"));
   EXPECT_FALSE(exists(dir_ + "/out/dl"));
+  for (const char* other : {"-c", "--overwrite"}) {
+    auto refused = uvget({"-J", other, server.url("/plain.txt")});
+    EXPECT_EQ(refused.status, 2) << other;
+    EXPECT_NE(refused.err.find("-J names files from the response: not with"), std::string::npos)
+        << refused.err;
+  }
 }
 
 // --if-changed asks again with the recorded ETag and Last-Modified: a 304 keeps the file, a
