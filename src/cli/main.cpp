@@ -508,14 +508,18 @@ class App {
     std::string line;
     char buf[64 * 1024];
     while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) {
-      for (std::size_t i = 0; i < n; ++i) {
-        if (buf[i] != '\n') {
-          line.push_back(buf[i]);
-          continue;
+      std::string_view chunk(buf, n);
+      for (std::size_t nl; (nl = chunk.find('\n')) != std::string_view::npos;) {
+        if (line.empty()) {
+          list->add_line(chunk.substr(0, nl));  // whole in this read: no copy
+        } else {
+          line.append(chunk.substr(0, nl));
+          list->add_line(line);
+          line.clear();
         }
-        list->add_line(line);
-        line.clear();
+        chunk.remove_prefix(nl + 1);
       }
+      line.append(chunk);
     }
     if (!line.empty()) list->add_line(line);
     std::fclose(f);
@@ -524,13 +528,20 @@ class App {
 
   // The URL is done by an earlier run's record and its file is still there with that size: it
   // counts as done, with a record, and no request. (A stat on this loop: the list's own pace.)
-  bool skip_if_done(const Item& it) {
-    if (!done_list_) return false;
-    const cli::DoneRecord* d = done_list_->find(it.url);
+  // `url`'s record in `list` when it is done and its file is still there with that size.
+  static const cli::DoneRecord* still_there(const std::optional<cli::DoneList>& list,
+                                            const std::string& url) {
+    const cli::DoneRecord* d = list ? list->find(url) : nullptr;
     struct stat st;
     if (!d || ::stat(d->path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
         static_cast<std::uint64_t>(st.st_size) != d->size())
-      return false;
+      return nullptr;
+    return d;
+  }
+
+  bool skip_if_done(const Item& it) {
+    const cli::DoneRecord* d = still_there(done_list_, it.url);
+    if (!d) return false;
     ++done_;
     ++ok_;
     ++skipped_done_;
@@ -543,9 +554,7 @@ class App {
       r.resumed_from = d->resumed_from;
       r.etag = d->etag;
       r.last_modified = d->last_modified;
-      std::string line = cli::json_record(r, d->path, /*skipped=*/true);
-      line.push_back('\n');
-      std::fwrite(line.data(), 1, line.size(), json_);
+      write_json(r, d->path, /*skipped=*/true);
     }
     return true;
   }
@@ -563,12 +572,9 @@ class App {
   // only if it changed (If-None-Match with its ETag, If-Modified-Since with its Last-Modified),
   // into the same file, which a 200 replaces once complete and a 304 leaves as it is.
   void ask_if_changed(Item& it) {
-    if (!changed_list_ || s_.discard || !s_.output.empty()) return;
-    const cli::DoneRecord* d = changed_list_->find(it.url);
-    struct stat st;
-    if (!d || (d->etag.empty() && d->last_modified.empty()) || ::stat(d->path.c_str(), &st) != 0 ||
-        !S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) != d->size())
-      return;
+    if (s_.discard || !s_.output.empty()) return;
+    const cli::DoneRecord* d = still_there(changed_list_, it.url);
+    if (!d || (d->etag.empty() && d->last_modified.empty())) return;
     it.conditional = true;
     it.path = d->path;
     if (!d->etag.empty()) it.headers.push_back("If-None-Match: " + d->etag);
@@ -822,8 +828,8 @@ class App {
     feed();
   }
 
-  void write_json(const TransferResult& r, const std::string& path) {
-    std::string line = cli::json_record(r, path);
+  void write_json(const TransferResult& r, const std::string& path, bool skipped = false) {
+    std::string line = cli::json_record(r, path, skipped);
     line.push_back('\n');
     std::fwrite(line.data(), 1, line.size(), json_);
   }

@@ -222,7 +222,7 @@ bool Client::Impl::robots_admit(Transfer* t) {
   const std::string key = t->url().origin();
   const RobotsEntry* e = robots_entry(key);
   if (!e || (!e->fetching && e->expires_ms <= uv_now(loop_))) {
-    fetch_robots(key, t->url());
+    fetch_robots(key);
     return true;  // it waits in the queue, behind the fetch
   }
   if (e->fetching || e->rules.allowed(t->url().target())) return true;
@@ -239,7 +239,7 @@ void Client::Impl::fail_robots(Transfer* t, const RobotsEntry& e) {
   t->fail(Error(Errc::robots_disallowed, std::move(why)));
 }
 
-void Client::Impl::fetch_robots(const std::string& key, const Url&) {
+void Client::Impl::fetch_robots(const std::string& key) {
   if (robots_.size() >= kRobotsKept) {  // forget what has expired, else anything not in flight
     std::uint64_t now = uv_now(loop_);
     std::erase_if(robots_, [now](const auto& kv) {

@@ -133,7 +133,7 @@ struct __attribute__((visibility("hidden"))) Client::Impl final : ConnectionOwne
   bool robots_admit(Transfer* t);
   const RobotsEntry* robots_entry(const std::string& key) const;
   bool robots_pending(const std::string& key) const;
-  void fetch_robots(const std::string& key, const Url& url);
+  void fetch_robots(const std::string& key);
   void robots_done(const std::string& key, const TransferResult& r, const std::string& body);
   std::uint64_t crawl_delay_ms(const std::string& key) const;
   void fail_robots(Transfer* t, const RobotsEntry& e);

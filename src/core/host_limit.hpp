@@ -83,7 +83,7 @@ class HostLimit {
   std::uint64_t decreased_at_ = 0;  // the first ticket sent after the last decrease
   int failures_in_row_ = 0;         // refused or reset connections
   std::uint64_t last_overload_ms_ = 0;
-  std::uint32_t recent_ = 0;        // the last kWindow answers, newest in bit 0: 1 = overload
+  std::uint32_t recent_ = 0;  // the last kWindow answers, newest in bit 0: 1 = overload
   int recent_count_ = 0;
 };
 

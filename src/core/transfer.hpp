@@ -156,7 +156,7 @@ class Transfer final : public Exchange {
   std::uint64_t started_ns_;
   std::uint64_t first_byte_ns_ = 0;
   std::uint64_t limit_ticket_ = 0;
-  int host_limit_ = 0;  // TransferResult::host_limit
+  int host_limit_ = 0;                // TransferResult::host_limit
   std::string etag_, last_modified_;  // of the last response head
   bool robots_exempt_ = false;
 };
