@@ -2,7 +2,13 @@
 // null, and one nested object (the error), which marks a record as not done.
 #include "cli/done_list.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <charconv>
+#include <climits>
+#include <cstring>
 
 #include "cli/report.hpp"
 
@@ -57,9 +63,27 @@ struct Reader {
     }
     return true;
   }
-  bool string(std::string& out) {
+  // A string: a view into the line when it has no escapes (the common case, no copy), else
+  // decoded into `scratch` and a view of that.
+  bool string(std::string_view& out, std::string& scratch) {
     if (!eat('"')) return false;
-    out.clear();
+    std::size_t start = i;
+    for (; i < s.size(); ++i) {
+      auto c = static_cast<unsigned char>(s[i]);
+      if (c == '"') {
+        out = s.substr(start, i++ - start);
+        return true;
+      }
+      if (c == '\\') break;
+      if (c < 0x20) return false;
+    }
+    scratch.assign(s.substr(start, i - start));
+    if (!escaped(scratch)) return false;
+    out = scratch;
+    return true;
+  }
+  // The rest of a string from its first backslash, decoded onto `out`.
+  bool escaped(std::string& out) {
     while (i < s.size()) {
       char c = s[i++];
       if (c == '"') return true;
@@ -129,13 +153,13 @@ struct Reader {
     return true;
   }
   // Skips any value (for fields not needed, and the error object).
-  bool skip(int depth = 0) {
+  bool skip(std::string& scratch, int depth = 0) {
     space();
     if (i >= s.size() || depth > 8) return false;
     char c = s[i];
     if (c == '"') {
-      std::string ignored;
-      return string(ignored);
+      std::string_view ignored;
+      return string(ignored, scratch);
     }
     if (c == '{' || c == '[') {
       char close = c == '{' ? '}' : ']';
@@ -143,10 +167,10 @@ struct Reader {
       if (eat(close)) return true;
       do {
         if (c == '{') {
-          std::string key;
-          if (!string(key) || !eat(':')) return false;
+          std::string_view key;
+          if (!string(key, scratch) || !eat(':')) return false;
         }
-        if (!skip(depth + 1)) return false;
+        if (!skip(scratch, depth + 1)) return false;
       } while (eat(','));
       return eat(close);
     }
@@ -158,21 +182,21 @@ struct Reader {
 
 }  // namespace
 
-std::optional<DoneRecord> parse_done_record(std::string_view line) {
+std::optional<DoneRecord> parse_done_record(std::string_view line, RecordScratch& scratch) {
   Reader r{line};
   if (!r.eat('{')) return std::nullopt;
   DoneRecord d;
   bool has_url = false, has_path = false, has_bytes = false, error_null = false;
   if (!r.eat('}')) {
     do {
-      std::string key;
-      if (!r.string(key) || !r.eat(':')) return std::nullopt;
+      std::string_view key;
+      if (!r.string(key, scratch.key) || !r.eat(':')) return std::nullopt;
       if (key == "url") {
-        if (!r.string(d.url)) return std::nullopt;
+        if (!r.string(d.url, scratch.url)) return std::nullopt;
         has_url = true;
       } else if (key == "path") {
         if (r.literal("null")) continue;
-        if (!r.string(d.path)) return std::nullopt;
+        if (!r.string(d.path, scratch.path)) return std::nullopt;
         has_path = !d.path.empty();
       } else if (key == "bytes" || key == "resumed_from" || key == "status") {
         std::uint64_t n = 0;
@@ -185,42 +209,167 @@ std::optional<DoneRecord> parse_done_record(std::string_view line) {
         } else {
           d.status = static_cast<int>(n);
         }
-      } else if (key == "etag" || key == "last_modified") {
-        if (!r.string(key == "etag" ? d.etag : d.last_modified)) return std::nullopt;
+      } else if (key == "etag") {
+        if (!r.string(d.etag, scratch.etag)) return std::nullopt;
+      } else if (key == "last_modified") {
+        if (!r.string(d.last_modified, scratch.last_modified)) return std::nullopt;
       } else if (key == "error") {
         if (r.literal("null")) {
           error_null = true;
-        } else if (!r.skip()) {
+        } else if (!r.skip(scratch.key)) {
           return std::nullopt;
         }
-      } else if (!r.skip()) {
+      } else if (!r.skip(scratch.key)) {
         return std::nullopt;
       }
     } while (r.eat(','));
     if (!r.eat('}')) return std::nullopt;
   }
-  if (!has_url || !has_path || !has_bytes || !error_null) return std::nullopt;
+  // A path with a NUL in it cannot be a file's (and the list keeps paths NUL-terminated).
+  if (!has_url || !has_path || !has_bytes || !error_null ||
+      d.path.find('\0') != std::string_view::npos)
+    return std::nullopt;
   return d;
 }
 
+namespace {
+constexpr std::size_t kBlock = 256 * 1024;
+std::uint64_t hash_of(std::string_view s) noexcept {
+  return std::hash<std::string_view>{}(s);
+}
+}  // namespace
+
+void DoneList::reserve(std::size_t n) {
+  records_.reserve(n);
+  std::size_t slots = 16;
+  while (slots * 7 < n * 10) slots *= 2;
+  if (slots > slots_.size()) grow(slots);
+}
+
+std::size_t DoneList::memory() const noexcept {
+  return blocks_.size() * kBlock + records_.capacity() * sizeof(Stored) +
+         slots_.capacity() * sizeof(Slot);
+}
+
+// The record's four strings, each with a NUL after it, together in the current block.
+const char* DoneList::copy(const DoneRecord& d) {
+  std::size_t need = d.url.size() + d.path.size() + d.etag.size() + d.last_modified.size() + 4;
+  if (block_used_ + need > block_size_) {
+    block_size_ = std::max(kBlock, need);
+    blocks_.push_back(std::make_unique<char[]>(block_size_));
+    block_used_ = 0;
+  }
+  char* at = blocks_.back().get() + block_used_;
+  char* p = at;
+  for (std::string_view part : {d.url, d.path, d.etag, d.last_modified}) {
+    if (!part.empty()) std::memcpy(p, part.data(), part.size());
+    p += part.size();
+    *p++ = '\0';
+  }
+  block_used_ += need;
+  return at;
+}
+
+DoneRecord DoneList::view(const Stored& s) {
+  DoneRecord d;
+  const char* p = s.text;
+  d.url = {p, s.url_len};
+  p += s.url_len + 1;
+  d.path = {p, s.path_len};
+  p += s.path_len + 1;
+  d.etag = {p, s.etag_len};
+  p += s.etag_len + 1;
+  d.last_modified = {p, s.last_modified_len};
+  d.status = s.status;
+  d.bytes = s.bytes;
+  d.resumed_from = s.resumed_from;
+  return d;
+}
+
+// The slot holding `url`, or the empty slot where it would go.
+std::size_t DoneList::slot_of(std::string_view url, std::uint64_t hash) const {
+  std::size_t mask = slots_.size() - 1;
+  auto tag = static_cast<std::uint32_t>(hash >> 32);
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const Slot& slot = slots_[i];
+    if (slot.record == 0) return i;
+    if (slot.tag == tag) {
+      const Stored& s = records_[slot.record - 1];
+      if (std::string_view(s.text, s.url_len) == url) return i;
+    }
+  }
+}
+
+void DoneList::grow(std::size_t slots) {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(slots, Slot{0, 0});
+  for (const Slot& slot : old) {
+    if (slot.record == 0) continue;
+    const Stored& s = records_[slot.record - 1];
+    slots_[slot_of({s.text, s.url_len}, hash_of({s.text, s.url_len}))] = slot;
+  }
+}
+
 bool DoneList::add_line(std::string_view line) {
-  auto d = parse_done_record(line);
-  if (!d) return false;
-  auto it = by_url_.find(std::string_view(d->url));
-  if (it != by_url_.end()) {
-    it->second = std::move(*d);
+  std::optional<DoneRecord> d = parse_done_record(line, scratch_);
+  if (!d || d->url.size() > UINT32_MAX || d->path.size() > UINT32_MAX ||
+      d->etag.size() > UINT32_MAX || d->last_modified.size() > UINT32_MAX ||
+      records_.size() >= UINT32_MAX - 1)
+    return false;
+  if ((records_.size() + 1) * 10 > slots_.size() * 7)
+    grow(std::max<std::size_t>(16, slots_.size() * 2));
+  std::uint64_t hash = hash_of(d->url);
+  Slot& slot = slots_[slot_of(d->url, hash)];
+  Stored s{copy(*d),
+           static_cast<std::uint32_t>(d->url.size()),
+           static_cast<std::uint32_t>(d->path.size()),
+           static_cast<std::uint32_t>(d->etag.size()),
+           static_cast<std::uint32_t>(d->last_modified.size()),
+           d->bytes,
+           d->resumed_from,
+           d->status};
+  if (slot.record != 0) {
+    records_[slot.record - 1] = s;  // the later record wins; the earlier one's text stays unused
   } else {
-    std::string key = d->url;
-    by_url_.emplace(std::move(key), std::move(*d));
+    records_.push_back(s);
+    slot =
+        Slot{static_cast<std::uint32_t>(hash >> 32), static_cast<std::uint32_t>(records_.size())};
   }
   return true;
 }
 
-const DoneRecord* DoneList::find(std::string_view url) const {
+std::uint32_t DoneList::find_index(std::string_view url) const {
+  if (slots_.empty()) return 0;
   // Records mask passwords: a URL with user information is looked up masked.
-  auto it = url.find('@') == std::string_view::npos ? by_url_.find(url)
-                                                    : by_url_.find(mask_credentials(url));
-  return it == by_url_.end() ? nullptr : &it->second;
+  std::string masked;
+  if (url.find('@') != std::string_view::npos) url = masked = mask_credentials(url);
+  // A re-run asks in about the order the records were written: the record after the last one
+  // found is tried first, without hashing and in memory order.
+  if (next_ < records_.size()) {
+    const Stored& s = records_[next_];
+    if (std::string_view(s.text, s.url_len) == url) return static_cast<std::uint32_t>(++next_);
+  }
+  const Slot& slot = slots_[slot_of(url, hash_of(url))];
+  if (slot.record != 0) next_ = slot.record;  // the one after it
+  return slot.record;
+}
+
+DirStat::~DirStat() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int DirStat::stat(std::string_view path, struct ::stat& st) {
+  std::size_t slash = path.rfind('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == path.size())
+    return ::stat(path.data(), &st);
+  std::string_view dir = path.substr(0, slash);
+  if (fd_ < 0 || dir != dir_) {
+    if (fd_ >= 0) ::close(fd_);
+    dir_.assign(dir);
+    fd_ = ::open(dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd_ < 0) return ::stat(path.data(), &st);  // its own errno
+  }
+  return ::fstatat(fd_, path.data() + slash + 1, &st, 0);
 }
 
 }  // namespace uvget::cli

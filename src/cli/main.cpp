@@ -25,6 +25,7 @@
 
 #include "cli/args.hpp"
 #include "cli/done_list.hpp"
+#include "cli/file_checks.hpp"
 #include "cli/input.hpp"
 #include "cli/list_line.hpp"
 #include "cli/naming.hpp"
@@ -238,6 +239,7 @@ class App {
       return kExitUsage;
     if (!s_.if_changed.empty() && !load_records(s_.if_changed, "--if-changed", changed_list_))
       return kExitUsage;
+    if (done_list_ || changed_list_) checks_.emplace(loop_, [this] { feed(); });
     if (s_.timestamping) s_.remote_time = true;  // the file's time is what the next -N asks by
     if (!s_.json.empty()) {
       json_ = s_.json == "-" ? stdout : std::fopen(s_.json.c_str(), "w");
@@ -303,7 +305,7 @@ class App {
         Item it;
         it.url = u;
         it.checksum = s_.checksum;
-        pending_.push_back(std::move(it));
+        enqueue(std::move(it));
       }
     if (!s_.input_file.empty()) {
       uv_file fd = 0;
@@ -389,7 +391,36 @@ class App {
     std::size_t mirror = 0;    // mirrors tried so far
     bool conditional = false;  // --if-changed or -N asked: a 304 keeps the file at `path`
     std::string path;          // the output file, once chosen (mirrors write the same one)
+    // An earlier run's record of it (--skip-done, --if-changed; 0 when none), and whether its
+    // file is still there with its size (asked off the loop; known before it leaves pending_).
+    std::uint32_t done_record = 0, changed_record = 0;
+    cli::FileChecks::Ticket done_check, changed_check;
   };
+
+  // Into pending_, with the questions about its recorded files asked.
+  void enqueue(Item&& item) {
+    Item& it = pending_.emplace_back(std::move(item));
+    if (done_list_ && (it.done_record = done_list_->find_index(it.url))) {
+      cli::DoneRecord d = done_list_->at(it.done_record);
+      it.done_check = checks_->ask(d.path, d.size());
+    }
+    if (changed_list_ && !s_.discard && s_.output.empty() &&
+        (it.changed_record = changed_list_->find_index(it.url))) {
+      cli::DoneRecord d = changed_list_->at(it.changed_record);
+      if (d.etag.empty() && d.last_modified.empty())
+        it.changed_record = 0;  // nothing to ask the server with
+      else
+        it.changed_check = checks_->ask(d.path, d.size());
+    }
+  }
+
+  // Whether the answers about the item's recorded files are in (asking for them if not).
+  bool checked(const Item& it) {
+    bool ready = true;
+    for (const auto* t : {&it.done_check, &it.changed_check})
+      if (*t && !checks_->answer(*t)) ready = false;
+    return ready;
+  }
 
   // A list entry is complete at the next URL line or the end of the list: indented option
   // lines below a URL belong to it.
@@ -406,21 +437,25 @@ class App {
       return apply_option(*open_item_, parsed->key, parsed->value, n);
     }
     close_item();
-    Item it;
-    it.url = std::string(parsed->url);
+    open_item_ = Item();
+    Item& it = *open_item_;
+    it.url = parsed->url;
     it.line = n;
-    it.checksum = std::string(parsed->checksum);
+    it.checksum = parsed->checksum;
     for (std::string_view m : parsed->mirrors) it.mirrors.emplace_back(m);
-    open_item_ = std::move(it);
   }
 
   void close_item() {
     if (!open_item_) return;
-    Item it = std::move(*open_item_);
-    open_item_.reset();
-    if (!cli::in_shard(it.url, shard_)) return;
-    if (draining_) return not_started(it.url, it.line);
-    pending_.push_back(std::move(it));
+    if (!cli::in_shard(open_item_->url, shard_)) {
+      open_item_.reset();
+    } else if (draining_) {
+      not_started(open_item_->url, open_item_->line);
+      open_item_.reset();
+    } else {
+      enqueue(std::move(*open_item_));
+      open_item_.reset();
+    }
   }
 
   // out=NAME (a name under -d, sanitised), dir=DIR (a directory under -d, each part sanitised),
@@ -477,6 +512,12 @@ class App {
   // more when the backlog is short: memory stays bounded by the window, not the list.
   void feed() {
     while (!interrupted_ && in_flight_ < window_ && !pending_.empty()) {
+      if (!checked(pending_.front())) break;  // feed() runs again when the answers are in
+      ++total_;
+      if (skip_if_done(pending_.front())) {
+        pending_.pop_front();
+        continue;
+      }
       Item it = std::move(pending_.front());
       pending_.pop_front();
       submit(it);
@@ -527,25 +568,14 @@ class App {
   }
 
   // The URL is done by an earlier run's record and its file is still there with that size: it
-  // counts as done, with a record, and no request. (A stat on this loop: the list's own pace.)
-  // `url`'s record in `list` when it is done and its file is still there with that size.
-  static const cli::DoneRecord* still_there(const std::optional<cli::DoneList>& list,
-                                            const std::string& url) {
-    const cli::DoneRecord* d = list ? list->find(url) : nullptr;
-    struct stat st;
-    if (!d || ::stat(d->path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
-        static_cast<std::uint64_t>(st.st_size) != d->size())
-      return nullptr;
-    return d;
-  }
-
+  // counts as done, with a record, and no request.
   bool skip_if_done(const Item& it) {
-    const cli::DoneRecord* d = still_there(done_list_, it.url);
-    if (!d) return false;
+    if (!it.done_record || !checks_->answer(it.done_check).value_or(false)) return false;
+    std::optional<cli::DoneRecord> d = done_list_->at(it.done_record);
     ++done_;
     ++ok_;
     ++skipped_done_;
-    if (mode_ == Progress::lines) say(it.url + " -> " + d->path + " (already done)");
+    if (mode_ == Progress::lines) say(it.url + " -> " + std::string(d->path) + " (already done)");
     if (json_) {
       TransferResult r;
       r.url = it.url;
@@ -560,8 +590,6 @@ class App {
   }
 
   void submit(const Item& item) {
-    ++total_;
-    if (skip_if_done(item)) return;
     if (!item.bad.empty()) return fail_item(item, Error(Errc::bad_request, item.bad));
     auto entry = std::make_shared<Item>(item);
     ask_if_changed(*entry);
@@ -572,13 +600,13 @@ class App {
   // only if it changed (If-None-Match with its ETag, If-Modified-Since with its Last-Modified),
   // into the same file, which a 200 replaces once complete and a 304 leaves as it is.
   void ask_if_changed(Item& it) {
-    if (s_.discard || !s_.output.empty()) return;
-    const cli::DoneRecord* d = still_there(changed_list_, it.url);
-    if (!d || (d->etag.empty() && d->last_modified.empty())) return;
+    if (!it.changed_record || !checks_->answer(it.changed_check).value_or(false)) return;
+    std::optional<cli::DoneRecord> d = changed_list_->at(it.changed_record);
     it.conditional = true;
     it.path = d->path;
-    if (!d->etag.empty()) it.headers.push_back("If-None-Match: " + d->etag);
-    if (!d->last_modified.empty()) it.headers.push_back("If-Modified-Since: " + d->last_modified);
+    if (!d->etag.empty()) it.headers.push_back("If-None-Match: " + std::string(d->etag));
+    if (!d->last_modified.empty())
+      it.headers.push_back("If-Modified-Since: " + std::string(d->last_modified));
   }
 
   // -N: a file already there under the URL's name is asked for only if the server's copy is
@@ -664,7 +692,7 @@ class App {
         struct stat st;
         std::uint64_t size =
             ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-        if (const cli::DoneRecord* d = changed_list_ ? changed_list_->find(entry->url) : nullptr) {
+        if (auto d = changed_list_ ? changed_list_->find(entry->url) : std::nullopt) {
           if (r.etag.empty()) r.etag = d->etag;
           if (r.last_modified.empty()) r.last_modified = d->last_modified;
         }
@@ -828,10 +856,11 @@ class App {
     feed();
   }
 
-  void write_json(const TransferResult& r, const std::string& path, bool skipped = false) {
-    std::string line = cli::json_record(r, path, skipped);
-    line.push_back('\n');
-    std::fwrite(line.data(), 1, line.size(), json_);
+  void write_json(const TransferResult& r, std::string_view path, bool skipped = false) {
+    json_line_.clear();
+    cli::append_json_record(json_line_, r, path, skipped);
+    json_line_.push_back('\n');
+    std::fwrite(json_line_.data(), 1, json_line_.size(), json_);
   }
 
   // A message on stderr; the live status area is wiped first and redrawn on the next tick.
@@ -1025,6 +1054,8 @@ class App {
   std::uint64_t not_started_ = 0, cancelled_ = 0;
   std::uint64_t suffixed_ = 0;        // files that got NAME.1, NAME.2, ... because NAME was taken
   std::uint64_t robots_refused_ = 0;  // URLs robots.txt refused (--robots)
+  std::optional<cli::FileChecks> checks_;  // of the files records name (off the loop)
+  std::string json_line_;                    // --json's record being written
   std::optional<cli::DoneList> done_list_;  // --skip-done
   std::uint64_t skipped_done_ = 0;
   std::optional<cli::DoneList> changed_list_;  // --if-changed

@@ -24,10 +24,19 @@ std::size_t utf8_len(std::string_view s, std::size_t i) {
 
 }  // namespace
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  out.reserve(s.size() + 2);
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
   for (std::size_t i = 0; i < s.size();) {
+    // A run of printable ASCII without quote or backslash goes in whole.
+    std::size_t plain = i;
+    while (plain < s.size()) {
+      auto c = static_cast<unsigned char>(s[plain]);
+      if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') break;
+      ++plain;
+    }
+    out.append(s.substr(i, plain - i));
+    i = plain;
+    if (i == s.size()) break;
     auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       std::size_t n = utf8_len(s, i);
@@ -56,18 +65,21 @@ std::string json_string(std::string_view s) {
       case '\t':
         out += "\\t";
         break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
+      default: {  // the other controls and DEL
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      }
     }
     ++i;
   }
-  out += '"';
+  out.push_back('"');
+}
+
+std::string json_string(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  append_json_string(out, s);
   return out;
 }
 
@@ -167,23 +179,78 @@ std::string json_not_started(std::string_view url, std::uint64_t line) {
          json_error("not_started", "not started: the run was interrupted") + "}";
 }
 
-std::string json_record(const TransferResult& r, std::string_view path, bool skipped) {
+namespace {
+
+template <typename N>
+void append_number(std::string& out, N n) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, ec == std::errc() ? end : buf);
+}
+
+// A URL as records have it: its password masked (copied only when it may have one).
+void append_url(std::string& out, std::string_view url) {
+  if (url.find('@') == std::string_view::npos) return append_json_string(out, url);
+  append_json_string(out, mask_credentials(url));
+}
+
+}  // namespace
+
+void append_json_record(std::string& out, const TransferResult& r, std::string_view path,
+                        bool skipped) {
+  out += "{\"url\":";
+  append_url(out, r.url);
+  out += ",\"final_url\":";
+  if (r.final_url.empty()) {
+    out += "null";
+  } else {
+    append_url(out, r.final_url);
+  }
+  out += ",\"path\":";
+  if (path.empty()) {
+    out += "null";
+  } else {
+    append_json_string(out, path);
+  }
+  out += ",\"status\":";
+  append_number(out, r.status);
+  out += ",\"bytes\":";
+  append_number(out, r.bytes);
+  out += ",\"resumed_from\":";
+  append_number(out, r.resumed_from);
+  out += ",\"seconds\":";
   char secs[32];
-  std::snprintf(secs, sizeof secs, "%.6f", r.seconds);
-  std::string out =
-      "{\"url\":" + json_string(mask_credentials(r.url)) + ",\"final_url\":" +
-      (r.final_url.empty() ? "null" : json_string(mask_credentials(r.final_url))) +
-      ",\"path\":" + (path.empty() ? "null" : json_string(path)) +
-      ",\"status\":" + std::to_string(r.status) + ",\"bytes\":" + std::to_string(r.bytes) +
-      ",\"resumed_from\":" + std::to_string(r.resumed_from) + ",\"seconds\":" + secs +
-      ",\"attempts\":" + std::to_string(r.attempts) +
-      ",\"redirects\":" + std::to_string(r.redirects) +
-      (r.host_limit ? ",\"host_limit\":" + std::to_string(r.host_limit) : std::string()) +
-      (skipped ? ",\"skipped\":true" : "") +
-      (r.etag.empty() ? std::string() : ",\"etag\":" + json_string(r.etag)) +
-      (r.last_modified.empty() ? std::string()
-                               : ",\"last_modified\":" + json_string(r.last_modified)) +
-      ",\"error\":" + (r.ok() ? "null" : json_error(error_kind(r.error), r.error.message())) + "}";
+  auto [end, ec] = std::to_chars(secs, secs + sizeof secs, r.seconds, std::chars_format::fixed, 6);
+  out.append(secs, ec == std::errc() ? end : secs);
+  out += ",\"attempts\":";
+  append_number(out, r.attempts);
+  out += ",\"redirects\":";
+  append_number(out, r.redirects);
+  if (r.host_limit) {
+    out += ",\"host_limit\":";
+    append_number(out, r.host_limit);
+  }
+  if (skipped) out += ",\"skipped\":true";
+  if (!r.etag.empty()) {
+    out += ",\"etag\":";
+    append_json_string(out, r.etag);
+  }
+  if (!r.last_modified.empty()) {
+    out += ",\"last_modified\":";
+    append_json_string(out, r.last_modified);
+  }
+  out += ",\"error\":";
+  if (r.ok()) {
+    out += "null";
+  } else {
+    out += json_error(error_kind(r.error), r.error.message());
+  }
+  out += '}';
+}
+
+std::string json_record(const TransferResult& r, std::string_view path, bool skipped) {
+  std::string out;
+  append_json_record(out, r, path, skipped);
   return out;
 }
 
@@ -253,6 +320,7 @@ std::optional<Shard> parse_shard(std::string_view spec) {
 }
 
 bool in_shard(std::string_view url, const Shard& shard) {
+  if (shard.count <= 1) return true;
   std::uint64_t h = 0xcbf29ce484222325ULL;
   for (char c : url) {
     h ^= static_cast<unsigned char>(c);

@@ -14,6 +14,8 @@ namespace uvget::cli {
 
 /// A JSON string literal (with quotes) for any bytes: invalid UTF-8 becomes U+FFFD.
 std::string json_string(std::string_view s);
+/// The same, appended to `out`.
+void append_json_string(std::string& out, std::string_view s);
 /// One line: {"url":..,"final_url":..,"path":..,"status":..,"bytes":..,"seconds":..,
 /// "attempts":..,"redirects":..,"error":null|".."}. `path` null when empty.
 /// `text` with the password of every URL in it masked: "http://alice:secret@host/" becomes
@@ -30,6 +32,9 @@ std::string json_not_started(std::string_view url, std::uint64_t line);
 std::string json_error(std::string_view kind, std::string_view message);
 /// `skipped`: --skip-done found it done in an earlier run's records; no request was made.
 std::string json_record(const TransferResult& r, std::string_view path, bool skipped = false);
+/// The same, appended to `out` (one buffer reused for every record).
+void append_json_record(std::string& out, const TransferResult& r, std::string_view path,
+                        bool skipped = false);
 
 /// "1.5 MB", "820 kB", "12 B" (powers of 1000).
 std::string human_bytes(double n);

@@ -347,6 +347,49 @@ TEST_F(CliTest, SkipDoneRequestsOnlyWhatIsNotDone) {
   EXPECT_NE(third.err.find("6 files already done"), std::string::npos) << third.err;
 }
 
+// The files of a long list are checked off the loop in several batches: only the files that
+// are gone are asked for again, and the skipped ones are recorded in list order.
+TEST_F(CliTest, SkipDoneOverManyBatchesAsksOnlyForWhatIsGone) {
+  TestServer server([&](const RecordedRequest& r) {
+    return Script().send(http_response(200, "body of " + r.target));
+  });
+  const int n = 700;  // more than the first batches (64, 128, 256) together
+  std::string list, records = dir_ + "/records.jsonl", again = dir_ + "/again.jsonl";
+  for (int i = 0; i < n; ++i) list += server.url("/f" + std::to_string(i)) + "\n";
+  { std::ofstream(dir_ + "/list.txt") << list; }
+  auto first = uvget({"-d", dir_ + "/out", "-j", "8", "--progress", "none", "--json", records,
+                      "-i", dir_ + "/list.txt"});
+  ASSERT_EQ(first.status, 0) << first.err;
+  ASSERT_EQ(server.requests().size(), static_cast<std::size_t>(n));
+  std::set<std::string> gone;
+  for (int i = 0; i < n; i += 7) {
+    std::filesystem::remove(dir_ + "/out/f" + std::to_string(i));
+    gone.insert("/f" + std::to_string(i));
+  }
+  auto second = uvget({"-d", dir_ + "/out", "-j", "8", "--progress", "none", "--skip-done",
+                       records, "--json", again, "-i", dir_ + "/list.txt"});
+  EXPECT_EQ(second.status, 0) << second.err;
+  auto seen = server.requests();
+  std::set<std::string> asked;
+  for (std::size_t i = n; i < seen.size(); ++i) asked.insert(seen[i].target);
+  EXPECT_EQ(seen.size(), n + gone.size());
+  EXPECT_EQ(asked, gone);
+  for (const std::string& t : gone) EXPECT_EQ(read_file(dir_ + "/out" + t), "body of " + t);
+  // The skipped records come in list order.
+  std::istringstream text(read_file(again));
+  int last = -1, skipped = 0;
+  for (std::string line; std::getline(text, line);) {
+    if (line.find("\"skipped\":true") == std::string::npos) continue;
+    std::size_t at = line.find("/f") + 2;
+    int i = std::stoi(line.substr(at));
+    EXPECT_GT(i, last) << line;
+    EXPECT_NE(i % 7, 0) << line;
+    last = i;
+    ++skipped;
+  }
+  EXPECT_EQ(skipped, n - static_cast<int>(gone.size()));
+}
+
 // --max-filesize: a Content-Length over it is refused before any byte is written, a body
 // without one is stopped as it passes it; neither leaves a file, and neither is retried.
 TEST_F(CliTest, MaxFilesizeRefusesLargeBodiesAndLeavesNoFile) {
