@@ -52,15 +52,18 @@ class DoneList {
   /// Returns whether it was.
   bool add_line(std::string_view line);
   /// The record of `url` (compared masked: records mask passwords); views into this list.
-  /// Fastest when asked in the order the records were read. One thread at a time.
-  std::optional<DoneRecord> find(std::string_view url) const {
+  /// Fastest when asked in the order the records were read.
+  std::optional<DoneRecord> find(std::string_view url) {
     std::uint32_t i = find_index(url);
     return i ? std::optional<DoneRecord>(at(i)) : std::nullopt;
   }
   /// The same as a number for at(): 0 when there is none.
-  std::uint32_t find_index(std::string_view url) const;
+  std::uint32_t find_index(std::string_view url);
   DoneRecord at(std::uint32_t index) const { return view(records_[index - 1]); }
-  std::size_t size() const noexcept { return records_.size(); }
+  std::size_t size() {
+    settle();
+    return records_.size();
+  }
   /// Room for about this many records (read from a file of known size).
   void reserve(std::size_t n);
   /// Bytes held, for the benchmarks: the strings, the records and the index.
@@ -81,12 +84,18 @@ class DoneList {
   static DoneRecord view(const Stored& s);
   std::size_t slot_of(std::string_view url, std::uint64_t hash) const;
   void grow(std::size_t slots);
+  void settle();  // puts the held record in the index
 
+  struct Held {
+    Stored record;
+    std::uint64_t hash;
+  };
+  std::optional<Held> held_;  // the last record added, not yet in the index
   std::vector<std::unique_ptr<char[]>> blocks_;
   std::size_t block_used_ = 0, block_size_ = 0;
   std::vector<Stored> records_;
-  std::vector<Slot> slots_;       // a power of two long, at most 70 % full
-  mutable std::size_t next_ = 0;  // the record after the one found last
+  std::vector<Slot> slots_;  // a power of two long, at most 70 % full
+  std::size_t next_ = 0;     // the record after the one found last
   RecordScratch scratch_;
 };
 

@@ -509,7 +509,8 @@ class App {
   }
 
   // Moves URLs into the client while fewer than window_ are in flight, and asks the reader for
-  // more when the backlog is short: memory stays bounded by the window, not the list.
+  // more when the backlog is short: memory stays bounded by the window (and a few thousand URLs
+  // read ahead while their records are checked), not the list.
   void feed() {
     while (!interrupted_ && in_flight_ < window_ && !pending_.empty()) {
       if (!checked(pending_.front())) break;  // feed() runs again when the answers are in
@@ -522,7 +523,10 @@ class App {
       pending_.pop_front();
       submit(it);
     }
-    if (reader_ && !interrupted_ && pending_.size() < window_) reader_->want_more();
+    // With records to check, the list is read further ahead: the checks of the next URLs run
+    // in the threadpool while these are handled.
+    std::size_t ahead = window_ + (checks_ ? 4096 : 0);
+    if (reader_ && !interrupted_ && pending_.size() < ahead) reader_->want_more();
     if (done_submitting() && in_flight_ == 0) finish();
   }
 
