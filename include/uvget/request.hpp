@@ -195,6 +195,14 @@ struct Request {
   /// Callbacks::on_data then sees only the first segment's bytes.
   int split = 1;
   std::uint64_t min_split_size = 20 * 1024 * 1024;
+  /// Other URLs of the same file, for a segmented download: its Range requests go to the URL
+  /// and these in turn. A segment that fails on one (its retries spent) is asked again of
+  /// another, from the first byte it lacks, and the one that failed gets no more segments; the
+  /// download fails only when every URL has. A mirror's answer must be a 206 of the same total
+  /// size (its validator would differ from the first server's, so it is sent no If-Range), and
+  /// credentials (Authorization, Cookie, Proxy-Authorization) go only to the URL's own origin.
+  /// Unused when the body comes in one stream.
+  std::vector<std::string> mirrors;
   /// The largest body accepted, in bytes (decoded ones with decompress, a resumed file's whole
   /// length): a Content-Length over it fails with Errc::body_too_large before a byte is written,
   /// and a body without one fails as it passes it. Not retried; the sink keeps nothing

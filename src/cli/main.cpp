@@ -30,6 +30,7 @@
 #include "cli/list_line.hpp"
 #include "cli/naming.hpp"
 #include "cli/report.hpp"
+#include "text.hpp"
 
 namespace {
 
@@ -613,6 +614,15 @@ class App {
       it.headers.push_back("If-Modified-Since: " + std::string(d->last_modified));
   }
 
+  static bool same_origin(const std::string& a, const std::string& b) {
+    auto x = parse_url(a), y = parse_url(b);
+    return x && y && x->scheme == y->scheme && x->host == y->host && x->port == y->port;
+  }
+  static bool is_credential(std::string_view name) {
+    return iequals(name, "Authorization") || iequals(name, "Cookie") ||
+           iequals(name, "Proxy-Authorization");
+  }
+
   // -N: a file already there under the URL's name is asked for only if the server's copy is
   // newer than it (If-Modified-Since its modification time), and replaced if so.
   void ask_if_newer(Item& it, const std::string& path) {
@@ -636,6 +646,10 @@ class App {
     req.decompress = s_.compressed;
     req.split = s_.split;
     req.min_split_size = s_.min_split_bytes;
+    // A split download spreads its segments over the mirrors not yet given up on.
+    if (s_.split > 1 && it.mirror < it.mirrors.size())
+      req.mirrors.assign(it.mirrors.begin() + static_cast<std::ptrdiff_t>(it.mirror),
+                         it.mirrors.end());
     req.max_body_bytes = s_.max_filesize_bytes;
     std::string path = it.path;
     if (!s_.discard) {
@@ -675,8 +689,12 @@ class App {
         }
       }
     }
+    // Credentials given with an entry (header= lines) are for its own URL's origin: a mirror
+    // elsewhere is not sent them.
+    bool other_origin = at != it.url && !same_origin(at, it.url);
     for (const std::string& h : it.headers) {  // header= lines, and conditions
       std::size_t colon = h.find(':');
+      if (other_origin && is_credential(trim(std::string_view(h).substr(0, colon)))) continue;
       std::string value = h.substr(colon + 1);
       while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
       req.headers.emplace_back(h.substr(0, colon), value);
@@ -1058,8 +1076,8 @@ class App {
   std::uint64_t not_started_ = 0, cancelled_ = 0;
   std::uint64_t suffixed_ = 0;        // files that got NAME.1, NAME.2, ... because NAME was taken
   std::uint64_t robots_refused_ = 0;  // URLs robots.txt refused (--robots)
-  std::optional<cli::FileChecks> checks_;  // of the files records name (off the loop)
-  std::string json_line_;                    // --json's record being written
+  std::optional<cli::FileChecks> checks_;   // of the files records name (off the loop)
+  std::string json_line_;                   // --json's record being written
   std::optional<cli::DoneList> done_list_;  // --skip-done
   std::uint64_t skipped_done_ = 0;
   std::optional<cli::DoneList> changed_list_;  // --if-changed

@@ -32,7 +32,17 @@ struct Transfer::Split {
     std::uint64_t id = 0;  // transfer id here, or the SegmentPool's token
     bool remote = false;
     std::shared_ptr<std::atomic<std::uint64_t>> written;  // remote: bytes it wrote
+    ByteRange range;
+    std::size_t source = 0;  // index into sources
   };
+  // Where segments are asked for: [0] the URL being fetched, then Request::mirrors. One that
+  // failed a segment gets no more.
+  struct Source {
+    std::string url;
+    bool failed = false;
+  };
+  std::vector<Source> sources;
+  std::size_t next_source = 0;
   std::map<std::uint64_t, Child> children;  // segment start -> its request
   bool file_open = false;                   // with a SegmentPool: the .part exists
   bool waiting_open = false;
@@ -63,6 +73,7 @@ Transfer::Transfer(Client::Impl& client, std::uint64_t id, Request request, Url 
       split_n_(request.split),
       max_body_(request.max_body_bytes),
       min_split_(request.min_split_size),
+      mirrors_(std::move(request.mirrors)),
       started_ns_(uv_hrtime()) {
   // The caller's own Range is theirs: never replaced by a resume.
   for (auto& h : headers_)
@@ -574,6 +585,9 @@ bool Transfer::try_split(const Response& head, std::optional<std::uint64_t> tota
   sp.validator = continuing && !held_.validator.empty() ? held_.validator : validator_of(head);
   sp.stream = tasks[0];
   sp.queue.assign(tasks.begin() + 1, tasks.end());
+  sp.sources.push_back({url_.str()});
+  for (const std::string& m : mirrors_) sp.sources.push_back({m});
+  sp.next_source = sp.sources.size() > 1 ? 1 : 0;  // the URL itself has the first stream
   resumed_from_ = 0;
   for (const ByteRange& d : done) resumed_from_ += d.size();
   sink_opened_ = true;
@@ -650,15 +664,23 @@ void Transfer::spawn_segments() {
   }
   while (!sp.stopping && !sp.queue.empty() &&
          static_cast<int>(sp.children.size()) + (sp.stream_sink ? 1 : 0) < split_n_) {
+    std::size_t source = pick_source();
+    if (source == SIZE_MAX) return;  // none left: the failure that took the last one ends it
     ByteRange r = sp.queue.front();
     sp.queue.pop_front();
     auto request = [&] {
       Request req;
-      req.url = url_.str();
+      req.url = sp.sources[source].url;
       req.headers = headers_;
+      if (source != 0) {
+        // Another server: no credentials unless it is the same origin, and no If-Range (its
+        // validator is its own); the 206's total is what says it is the same file.
+        auto to = Url::parse(req.url);
+        if (to) drop_credentials_leaving(url_, *to, req.headers);
+      }
       req.headers.emplace_back("Range",
                                "bytes=" + std::to_string(r.from) + "-" + std::to_string(r.to - 1));
-      if (!sp.validator.empty()) req.headers.emplace_back("If-Range", sp.validator);
+      if (!sp.validator.empty() && source == 0) req.headers.emplace_back("If-Range", sp.validator);
       return req;
     };
     if (pool) {
@@ -668,7 +690,7 @@ void Transfer::spawn_segments() {
       std::uint64_t token = pool->run(
           std::move(req), [this, from = r.from](TransferResult res) { segment_done(from, res); });
       if (token) {
-        sp.children.emplace(r.from, Split::Child{token, true, std::move(written)});
+        sp.children.emplace(r.from, Split::Child{token, true, std::move(written), r, source});
         continue;
       }
     }
@@ -677,23 +699,70 @@ void Transfer::spawn_segments() {
     Callbacks cbs;
     cbs.on_done = [this, from = r.from](const TransferResult& res) { segment_done(from, res); };
     auto id = client_.get(std::move(req), std::move(cbs), true);
-    if (!id) return fail(id.error());
-    sp.children.emplace(r.from, Split::Child{static_cast<std::uint64_t>(*id), false, nullptr});
+    if (!id) {
+      if (source == 0 || !drop_source(source, r)) return fail(id.error());
+      continue;
+    }
+    sp.children.emplace(r.from,
+                        Split::Child{static_cast<std::uint64_t>(*id), false, nullptr, r, source});
   }
 }
 
+std::size_t Transfer::pick_source() {
+  Split& sp = *split_;
+  for (std::size_t k = 0; k < sp.sources.size(); ++k) {
+    std::size_t i = (sp.next_source + k) % sp.sources.size();
+    if (!sp.sources[i].failed) {
+      sp.next_source = i + 1;
+      return i;
+    }
+  }
+  return SIZE_MAX;
+}
+
+bool Transfer::drop_source(std::size_t source, ByteRange r) {
+  Split& sp = *split_;
+  sp.sources[source].failed = true;
+  bool any_left = std::any_of(sp.sources.begin(), sp.sources.end(),
+                              [](const Split::Source& s) { return !s.failed; });
+  if (!any_left) return false;
+  // What the segment did not write goes back to the front of the queue.
+  std::vector<ByteRange> done = sp.file->done_ranges();
+  std::vector<ByteRange> lacking;
+  std::uint64_t at = r.from;
+  for (const ByteRange& d : done) {
+    if (d.to <= at || d.from >= r.to) continue;
+    if (d.from > at) lacking.push_back({at, d.from});
+    at = std::max(at, d.to);
+  }
+  if (at < r.to) lacking.push_back({at, r.to});
+  for (auto it = lacking.rbegin(); it != lacking.rend(); ++it) sp.queue.push_front(*it);
+  return true;
+}
+
 void Transfer::segment_done(std::uint64_t from, const TransferResult& r) {
+  std::size_t source = 0;
+  ByteRange range{from, from};
   if (auto it = split_->children.find(from); it != split_->children.end()) {
     if (it->second.remote)  // its bytes are on disk; the sidecar is this loop's to keep
       if (std::uint64_t n = it->second.written->load())
         split_->file->record_range({from, from + n});
+    source = it->second.source;
+    range = it->second.range;
     split_->children.erase(it);
   }
   if (r.ok()) {
     bytes_ += r.bytes;
   } else if (!split_->stopping) {
-    fail(Error(r.error.code, "segment from byte " + std::to_string(from) + ": " + r.error.cause()));
-    return;
+    // Another URL of the file takes over what this one left, unless none is left.
+    if (r.error.code == Errc::cancelled || !drop_source(source, range)) {
+      std::string others = split_->sources.size() < 2
+                               ? std::string()
+                               : " (the file's other URLs had failed already)";
+      fail(Error(r.error.code,
+                 "segment from byte " + std::to_string(from) + ": " + r.error.cause() + others));
+      return;
+    }
   }
   split_progress();
 }

@@ -95,6 +95,12 @@ class Transfer final : public Exchange {
   void spawn_segments();
   void retire_stream_sink();
   void segment_done(std::uint64_t from, const TransferResult& r);
+  /// The next source for a segment (round robin over those that have not failed); SIZE_MAX if
+  /// none is left.
+  std::size_t pick_source();
+  /// `source` failed segment `r`: it gets no more, and what `r` lacks goes back to the queue.
+  /// False when no source is left (the download fails).
+  bool drop_source(std::size_t source, ByteRange r);
   /// Every segment over: finish (or, when stopping, abort) the sink.
   void split_progress();
   /// A failed exchange: retried when the error may pass and attempts are left, else failed.
@@ -148,7 +154,8 @@ class Transfer final : public Exchange {
   /// The body would pass max_body_: fails the transfer (true) with what says so.
   bool over_max(std::uint64_t total, bool announced);
   const std::uint64_t min_split_;
-  std::unique_ptr<Split> split_;  // non-null once the body is fetched in segments
+  const std::vector<std::string> mirrors_;  // Request::mirrors
+  std::unique_ptr<Split> split_;            // non-null once the body is fetched in segments
   int redirects_ = 0;
   bool reused_ = false;
   std::uint64_t bytes_ = 0;

@@ -357,8 +357,8 @@ TEST_F(CliTest, SkipDoneOverManyBatchesAsksOnlyForWhatIsGone) {
   std::string list, records = dir_ + "/records.jsonl", again = dir_ + "/again.jsonl";
   for (int i = 0; i < n; ++i) list += server.url("/f" + std::to_string(i)) + "\n";
   { std::ofstream(dir_ + "/list.txt") << list; }
-  auto first = uvget({"-d", dir_ + "/out", "-j", "8", "--progress", "none", "--json", records,
-                      "-i", dir_ + "/list.txt"});
+  auto first = uvget({"-d", dir_ + "/out", "-j", "8", "--progress", "none", "--json", records, "-i",
+                      dir_ + "/list.txt"});
   ASSERT_EQ(first.status, 0) << first.err;
   ASSERT_EQ(server.requests().size(), static_cast<std::size_t>(n));
   std::set<std::string> gone;
@@ -366,8 +366,8 @@ TEST_F(CliTest, SkipDoneOverManyBatchesAsksOnlyForWhatIsGone) {
     std::filesystem::remove(dir_ + "/out/f" + std::to_string(i));
     gone.insert("/f" + std::to_string(i));
   }
-  auto second = uvget({"-d", dir_ + "/out", "-j", "8", "--progress", "none", "--skip-done",
-                       records, "--json", again, "-i", dir_ + "/list.txt"});
+  auto second = uvget({"-d", dir_ + "/out", "-j", "8", "--progress", "none", "--skip-done", records,
+                       "--json", again, "-i", dir_ + "/list.txt"});
   EXPECT_EQ(second.status, 0) << second.err;
   auto seen = server.requests();
   std::set<std::string> asked;
@@ -530,6 +530,46 @@ TEST_F(CliTest, ListEntriesCarryMirrorsAndOptions) {
   auto split = uvget({"-d", dir_ + "/out2", "--progress", "none", "-i", dir_ + "/long.txt"});
   EXPECT_EQ(split.status, 0) << split.err;
   EXPECT_EQ(read_file(dir_ + "/out2/split-option"), "body of /d");
+}
+
+// --split with an entry's mirrors: the segments go to the URL and its mirrors in turn, and the
+// file is the same bytes. Credentials in an entry's header= lines never reach a mirror on
+// another origin, whether it takes segments or the whole file.
+TEST_F(CliTest, SplitSegmentsComeFromTheEntrysMirrors) {
+  std::string body = pattern_bytes(4 << 20, 5);  // three segments of 1 MiB or more
+  auto serve = [&](const char* etag) {
+    return [&body, etag](const RecordedRequest& r) { return serve_ranges(r, body, etag); };
+  };
+  TestServer a(serve("\"a\"")), b(serve("\"b\"")), c(serve("\"c\""));
+  TestServer dead([](const RecordedRequest&) { return Script().send(http_response(503, "no")); });
+  TestServer fallback(serve("\"f\""));
+  std::string list = a.url("/big") + "\t" + b.url("/big") + "\t" + c.url("/big") + "\n" +
+                     "  header=Authorization: Bearer for-a\n  header=X-Trace: 7\n" +
+                     dead.url("/other") + "\t" + fallback.url("/other") + "\n" +
+                     "  header=Cookie: session=for-dead\n  header=X-Trace: 8\n";
+  { std::ofstream(dir_ + "/list.txt") << list; }
+  auto r = uvget({"-d", dir_ + "/out", "--retries", "0", "--progress", "none", "--split", "3",
+                  "--min-split-size", "1M", "-i", dir_ + "/list.txt"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(read_file(dir_ + "/out/big") == body) << "the split file differs";
+  EXPECT_TRUE(read_file(dir_ + "/out/other") == body);
+  std::size_t ranged_b = 0, ranged_c = 0;
+  for (auto& q : b.requests()) ranged_b += q.header("Range").has_value();
+  for (auto& q : c.requests()) ranged_c += q.header("Range").has_value();
+  EXPECT_EQ(ranged_b, 1u);
+  EXPECT_EQ(ranged_c, 1u);
+  for (const TestServer* m : {&b, &c})
+    for (auto& q : m->requests()) {
+      EXPECT_FALSE(q.header("Authorization")) << "a mirror was sent the entry's credentials";
+      EXPECT_EQ(q.header("X-Trace").value_or(""), "7");
+    }
+  EXPECT_EQ(a.requests().at(0).header("Authorization").value_or(""), "Bearer for-a");
+  ASSERT_FALSE(fallback.requests().empty());
+  EXPECT_EQ(dead.requests().at(0).header("Cookie").value_or(""), "session=for-dead");
+  for (auto& q : fallback.requests()) {
+    EXPECT_FALSE(q.header("Cookie")) << "the fallback mirror was sent the entry's cookie";
+    EXPECT_EQ(q.header("X-Trace").value_or(""), "8");
+  }
 }
 
 // -J: the file gets the name Content-Disposition gives, never a path, and a taken name gets

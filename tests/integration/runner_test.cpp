@@ -126,6 +126,28 @@ TEST_F(RunnerTest, ASplitDownloadFailingOnTheOtherLoopLeavesNothing) {
   remove_tree(dir);
 }
 
+// Segments on the other loop go to a mirror that breaks mid-segment: what each one lacks is
+// fetched from the first URL, and the file is whole.
+TEST_F(RunnerTest, AMirrorFailingOnTheOtherLoopHandsItsPartBack) {
+  std::string body = pattern_bytes(8 << 20, 44);
+  TestServer server([&](const RecordedRequest& r) { return serve_ranges(r, body, "\"r\""); });
+  TestServer mirror([&](const RecordedRequest& r) {
+    auto a = answer_ranges(r, body.size(), "\"m\"");
+    return Script().send(a.head + body.substr(a.from, 200'000)).pause_ms(20).reset();
+  });
+  runner(2);
+  std::string dir = make_temp_dir("uvget-runner-split");
+  Request req = split_into(dir + "/big");
+  req.mirrors = {mirror.url("/big")};
+  auto seen = get(server.url("/big"), std::move(req));
+  run();
+  ASSERT_TRUE(seen.out->result.ok()) << seen.out->result.error.message();
+  EXPECT_TRUE(read_file(dir + "/big") == body) << "the file differs from the source";
+  EXPECT_FALSE(exists(dir + "/big.part"));
+  EXPECT_FALSE(mirror.requests().empty());
+  remove_tree(dir);
+}
+
 TEST_F(RunnerTest, ClosingDuringASplitDownloadOverTwoLoopsEndsEverything) {
   std::string body = pattern_bytes(8 << 20, 43);
   TestServer server([&](const RecordedRequest& r) {

@@ -1,6 +1,7 @@
 // Segmented downloads (Request::split): one file over several connections with Range requests into
 // a preallocated .part, byte-identical to the source; a failing segment retried alone; the
-// sidecar's finished segments used by a later run; every case where the split must not happen.
+// sidecar's finished segments used by a later run; every case where the split must not happen;
+// segments spread over mirrors (Request::mirrors), and a mirror that fails handing its part on.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -45,6 +46,16 @@ class SplitTest : public LoopTest {
     req.split = split;
     req.min_split_size = 1 << 20;
     req.checksum = std::move(checksum);
+    return fetch(url, std::move(req));
+  }
+  std::shared_ptr<Outcome> get_mirrored(const std::string& url, std::vector<std::string> mirrors,
+                                        int split = 4) {
+    Request req;
+    req.sink = make_file_sink(path_, {});
+    req.split = split;
+    req.min_split_size = 1 << 20;
+    req.mirrors = std::move(mirrors);
+    req.headers.emplace_back("Authorization", "Bearer for-the-first-origin");
     return fetch(url, std::move(req));
   }
   // The ranges asked for, by segment requests ("bytes=A-B"), in arrival order.
@@ -327,6 +338,112 @@ TEST_F(SplitTest, CancelStopsEverySegmentAndLeavesNothing) {
   EXPECT_FALSE(exists(path_ + ".part"));
   EXPECT_TRUE(server.wait_for_current_connections(0, 5000));
   EXPECT_EQ(client().stats().active, 0u) << "no segment left behind";
+}
+
+// Segments go to the URL and its mirrors in turn; a mirror gets no If-Range (its validator is
+// its own) and no credentials (another origin); the file is the same bytes.
+TEST_F(SplitTest, SegmentsAreSpreadOverTheMirrors) {
+  TestServer first([&](const RecordedRequest& r) { return serve_ranges(r, body_, "\"s0\""); });
+  TestServer m1([&](const RecordedRequest& r) { return serve_ranges(r, body_, "\"m1\""); });
+  TestServer m2([&](const RecordedRequest& r) { return serve_ranges(r, body_, "\"m2\""); });
+  client();
+  auto o = get_mirrored(first.url("/big"), {m1.url("/copy"), m2.url("/other/copy")});
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  expect_only_the_file();
+  EXPECT_EQ(o->result.bytes, kSize);
+  ASSERT_EQ(segments(m1).size(), 1u);
+  ASSERT_EQ(segments(m2).size(), 1u);
+  EXPECT_EQ(segments(first).size(), 1u) << "the third segment comes back to the first URL";
+  for (const TestServer* m : {&m1, &m2})
+    for (auto& r : m->requests()) {
+      EXPECT_FALSE(r.header("If-Range")) << "a mirror's validator is not the first server's";
+      EXPECT_FALSE(r.header("Authorization")) << "credentials went to another origin";
+    }
+  EXPECT_EQ(m2.requests()[0].target, "/other/copy");
+  for (auto& r : first.requests()) {
+    EXPECT_EQ(r.header("Authorization").value_or(""), "Bearer for-the-first-origin");
+    if (r.header("Range")) {
+      EXPECT_EQ(r.header("If-Range").value_or(""), "\"s0\"");
+    }
+  }
+}
+
+// A mirror that fails its segment (retries spent) gets no more; another URL fetches the part,
+// and the download succeeds.
+TEST_F(SplitTest, AMirrorThatFailsHandsItsSegmentToAnother) {
+  TestServer first([&](const RecordedRequest& r) { return serve_ranges(r, body_, "\"s0\""); });
+  TestServer bad([&](const RecordedRequest&) { return Script().send(http_response(500, "no")); });
+  TestServer good([&](const RecordedRequest& r) { return serve_ranges(r, body_, "\"g\""); });
+  client(retrying(1));
+  auto o = get_mirrored(first.url("/big"), {bad.url("/big"), good.url("/big")});
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  expect_only_the_file();
+  EXPECT_EQ(bad.requests().size(), 2u) << "one segment, asked twice (one retry), then no more";
+  std::size_t asked_elsewhere = segments(first).size() + segments(good).size();
+  EXPECT_EQ(asked_elsewhere, 3u) << "the bad mirror's segment went to another URL";
+}
+
+// A mirror whose copy has another size fails the size check and is dropped.
+TEST_F(SplitTest, AMirrorWithAnotherSizeIsDropped) {
+  std::string longer = body_ + "more";
+  TestServer first([&](const RecordedRequest& r) { return serve_ranges(r, body_, "\"s0\""); });
+  TestServer other([&](const RecordedRequest& r) { return serve_ranges(r, longer, "\"o\""); });
+  client(retrying(0));
+  auto o = get_mirrored(first.url("/big"), {other.url("/big")});
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  expect_only_the_file();
+  // Two of the three segments went to it at once, before either failed; both came back to
+  // the first URL, and no third was sent to it.
+  auto to_other = segments(other);
+  EXPECT_EQ(to_other.size(), 2u);
+  auto to_first = segments(first);
+  EXPECT_EQ(to_first.size(), 3u);
+  for (auto& seg : to_other)
+    EXPECT_NE(std::find(to_first.begin(), to_first.end(), seg), to_first.end())
+        << seg.first << " was not asked again of the first URL";
+}
+
+// A mirror that breaks in the middle of its segment: the rest is asked for from the first byte
+// the file lacks, of another URL.
+TEST_F(SplitTest, AMirrorBrokenMidSegmentLeavesOnlyTheRestToFetch) {
+  TestServer first([&](const RecordedRequest& r) { return serve_ranges(r, body_, "\"s0\""); });
+  TestServer breaks([&](const RecordedRequest& r) {
+    auto a = answer_ranges(r, kSize, "\"b\"");
+    return Script().send(a.head + body_.substr(a.from, 300'000)).pause_ms(20).reset();
+  });
+  client();
+  auto o = get_mirrored(first.url("/big"), {breaks.url("/big")}, 3);
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  expect_only_the_file();
+  auto broken = segments(breaks);
+  ASSERT_EQ(broken.size(), 1u);
+  std::uint64_t from = broken[0].first, to = broken[0].second + 1;
+  bool rest_asked = false;
+  for (auto& [a, b] : segments(first))
+    if (a > from && a <= from + 300'000 && b + 1 == to) rest_asked = true;
+  EXPECT_TRUE(rest_asked) << "the rest of [" << from << ", " << to << ") was not asked for";
+}
+
+// Every URL failing fails the download, and leaves no file.
+TEST_F(SplitTest, EveryUrlFailingFailsTheDownload) {
+  TestServer first([&](const RecordedRequest& r) {
+    if (r.header("Range")) return Script().send(http_response(503, "busy"));
+    return serve_ranges(r, body_, "\"s0\"");
+  });
+  TestServer bad([&](const RecordedRequest&) { return Script().send(http_response(404, "no")); });
+  client();
+  auto o = get_mirrored(first.url("/big"), {bad.url("/big")});
+  run();
+  ASSERT_FALSE(o->result.ok());
+  EXPECT_NE(o->result.error.message().find("other URLs had failed"), std::string::npos)
+      << o->result.error.message();
+  EXPECT_FALSE(exists(path_));
+  EXPECT_FALSE(exists(path_ + ".part"));
+  EXPECT_EQ(client().stats().active, 0u);
 }
 
 }  // namespace
