@@ -145,8 +145,12 @@ struct FileSinkOptions {
   /// The file's name from the response (the command line's -J reads Content-Disposition):
   /// called with the head of a whole body before anything is on disk; a non-empty result
   /// replaces NAME's last component (it must be one plain name; clashes follow unique_name).
-  /// Not with resume, and not once an earlier attempt put a .part on disk (a retry keeps the
-  /// name chosen first).
+  /// Not once an earlier attempt put a .part on disk (a retry keeps the name chosen first).
+  /// With resume (and a `source`), the name chosen first is kept across runs: prepare() looks
+  /// in NAME's directory for a .part whose sidecar names `source` and a process that is gone
+  /// (or this one), not locked by anyone, and continues it under its name; when there is none,
+  /// nothing on disk is continued, the body is named from its head as with unique_name (no
+  /// file is ever replaced), and its .part is kept if it fails, for the next run.
   std::function<std::string(const Response&)> name_for_head;
   /// The URL the body comes from. Written into the sidecar with this process's id, so that a
   /// NAME.part left by an earlier run (killed, or interrupted with keep_partial_on_cancel) is

@@ -680,7 +680,9 @@ class App {
           fo.remote_time = s_.remote_time;
           // -J: the name a Content-Disposition gives, in the same directory (a name from a
           // URL's response: sanitised, and never the name of an existing file).
-          if (s_.content_disposition && fo.unique_name)
+          // With -c, an earlier run's .part of this URL is continued under the name its first
+          // response chose (the sink finds it by its sidecar).
+          if (s_.content_disposition && (fo.unique_name || (s_.resume && !it.conditional)))
             fo.name_for_head = [](const Response& head) -> std::string {
               auto cd = head.header("Content-Disposition");
               return cd ? cli::content_disposition_name(*cd) : std::string();
@@ -1121,7 +1123,8 @@ void describe_options(cli::ArgParser& p, Settings& s, bool& help, bool& version)
            one_of(&s.name_from, {"path", "path+query", "hash"}));
   p.flag("content-disposition", 'J',
          "name a file as its Content-Disposition says (filename*, then filename; the last "
-         "component only, sanitised; not with -c or --overwrite)",
+         "component only, sanitised; with -c, an interrupted file continues under the name "
+         "chosen first)",
          [&] { s.content_disposition = true; });
   p.flag("force-directories", 'x',
          "put each file in directories named after its host and path under -d (as wget -x); "
@@ -1304,13 +1307,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "uvget: -o - and --json - cannot both use stdout\n");
     return kExitUsage;
   }
-  if (s.content_disposition && (s.resume || s.overwrite || !s.output.empty())) {
+  if (s.content_disposition && (s.overwrite || !s.output.empty())) {
     std::fprintf(stderr,
-                 "uvget: -J names files from the response: not with %s (the name must be known "
-                 "before the request, or must never replace a file)\n",
-                 s.resume      ? "-c"
-                 : s.overwrite ? "--overwrite"
-                               : "-o");
+                 "uvget: -J names files from the response: not with %s (a name from a header "
+                 "must never replace a file, and -o names the file itself)\n",
+                 s.overwrite ? "--overwrite" : "-o");
     return kExitUsage;
   }
   if (!s.checksum.empty() && (s.urls.size() != 1 || !s.input_file.empty())) {

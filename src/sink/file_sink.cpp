@@ -1,6 +1,7 @@
 // FileSink streams to NAME.part through the libuv threadpool with bounded pending bytes, and
 // renames to NAME only after finish(); SegmentSink writes one segment of a split download into
 // the same .part. Their file system work runs in jobs, batched per loop.
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -363,6 +364,8 @@ class FileSink final : public Sink, public SplitFile {
     const char* why = "";   // settle_target()'s refusal, for the message
     bool spilled = false;   // Job::spill wrote NAME.part
     // Job::probe's findings
+    bool by_source = false;  // name_for_head with resume: a leftover of `source` is looked for
+    std::string leftover{};  // by_source: the NAME of the .part found ("" when none)
     std::uint64_t size = 0;
     bool found_part = false, found_final = false, found_meta = false;
     std::string validator{};
@@ -496,6 +499,9 @@ class FileSink final : public Sink, public SplitFile {
     if (job == Job::whole || job == Job::open || job == Job::reopen || job == Job::open_split)
       state_ = State::opening;
     auto* w = new Work{.self = this, .job = job, .keep = keep_, .restore = mismatch_ && adopted_};
+    if (job == Job::probe)
+      w->by_source = opts_.name_for_head && opts_.resume && !opts_.source.empty() &&
+                     opts_.source.find('\n') == std::string::npos;
     if (job == Job::open || job == Job::reopen || job == Job::open_split || job == Job::meta ||
         job == Job::spill || (job == Job::discard && split_)) {
       meta_text_ = meta_text(validator_, total_, split_, done_) + owner_lines();
@@ -526,6 +532,44 @@ class FileSink final : public Sink, public SplitFile {
       t += "url " + opts_.source + "\n";
     t += "pid " + std::to_string(::getpid()) + "\n";
     return t;
+  }
+
+  // For name_for_head with resume (on the threadpool): the NAME of an earlier run's NAME.part
+  // of `source` in the directory of `base`, "" when there is none. Its sidecar names `source`
+  // and a process that is gone (or this one), and nobody holds the .part locked; of several,
+  // the first by name.
+  static std::string find_leftover(const std::string& base, const std::string& source) {
+    constexpr std::string_view kSuffix = ".part.meta";
+    std::size_t slash = base.rfind('/');
+    std::string prefix = slash == std::string::npos ? std::string() : base.substr(0, slash + 1);
+    DIR* dir = ::opendir(prefix.empty() ? "." : prefix.c_str());
+    if (!dir) return {};
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(dir)) {
+      std::string_view n = e->d_name;
+      if (n.size() > kSuffix.size() && n.ends_with(kSuffix))
+        names.emplace_back(n.substr(0, n.size() - kSuffix.size()));
+    }
+    ::closedir(dir);
+    std::sort(names.begin(), names.end());
+    for (const std::string& n : names) {
+      std::string path = prefix + n;
+      auto text = read_sidecar(path + ".part.meta");
+      if (!text || !text->starts_with(kMetaMagic)) continue;
+      MetaOwner o = parse_meta_owner(*text);
+      if (o.url != source) continue;
+      bool gone = o.pid <= 0 || o.pid == ::getpid() ||
+                  (::kill(static_cast<pid_t>(o.pid), 0) < 0 && errno == ESRCH);
+      if (!gone) continue;  // another program may be writing it
+      int fd = ::open((path + ".part").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0) continue;
+      struct stat st;
+      bool free =
+          ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+      ::close(fd);  // and with it the lock
+      if (free) return path;
+    }
+    return {};
   }
 
   // With unique_name, an existing NAME.part is an earlier run's of this same URL when its
@@ -723,15 +767,25 @@ class FileSink final : public Sink, public SplitFile {
     };
     switch (w->job) {
       case Job::probe: {
+        std::string part = s->part_, meta = s->meta_;
+        if (w->by_source) {
+          // The name comes from the response: what an earlier run of this URL left is found
+          // by its sidecar, whatever name its first response chose; without one, nothing on
+          // disk is continued.
+          w->leftover = find_leftover(s->base_, s->opts_.source);
+          if (w->leftover.empty()) return;
+          part = w->leftover + ".part";
+          meta = part + ".meta";
+        }
         struct stat st;
-        if (::lstat(s->part_.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        if (::lstat(part.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
           w->found_part = true;
           w->size = static_cast<std::uint64_t>(st.st_size);
-          if (auto text = read_sidecar(s->meta_)) {
+          if (auto text = read_sidecar(meta)) {
             w->found_meta = parse_meta(*text, w->validator, w->total, w->split, w->done);
             if (!w->found_meta) w->split = false, w->done.clear();
           }
-        } else if (::lstat(s->path_.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        } else if (!w->by_source && ::lstat(s->path_.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
           w->found_final = true;
           w->size = static_cast<std::uint64_t>(st.st_size);
         }
@@ -893,6 +947,18 @@ class FileSink final : public Sink, public SplitFile {
     self->busy_ = false;
     switch (w->job) {
       case Job::probe: {
+        if (w->by_source) {
+          if (w->leftover.empty()) {
+            // Nothing to continue: a fresh body, named from the head and never replacing a file
+            // (as unique_name); its .part stays for a later run when this one fails.
+            self->opts_.resume = false;
+            self->opts_.unique_name = true;
+          } else {
+            self->base_ = self->path_ = std::move(w->leftover);
+            self->part_ = self->path_ + ".part";
+            self->meta_ = self->part_ + ".meta";
+          }
+        }
         if (w->found_part) {
           self->part_on_disk_ = true;
           self->meta_on_disk_ = w->found_meta;

@@ -600,12 +600,55 @@ TEST_F(CliTest, ContentDispositionNamesTheFileSafely) {
   EXPECT_EQ(read_file(dir_ + "/out/plain.txt"), "plain");
   EXPECT_FALSE(exists(dir_ + "/escape.sh"));
   EXPECT_FALSE(exists(dir_ + "/out/dl"));
-  for (const char* other : {"-c", "--overwrite"}) {
-    auto refused = uvget({"-J", other, server.url("/plain.txt")});
-    EXPECT_EQ(refused.status, 2) << other;
-    EXPECT_NE(refused.err.find("-J names files from the response: not with"), std::string::npos)
+  for (std::vector<std::string> other : {std::vector<std::string>{"--overwrite"}, {"-o", "x"}}) {
+    other.push_back("-J");
+    other.push_back(server.url("/plain.txt"));
+    auto refused = uvget(other);
+    EXPECT_EQ(refused.status, 2) << other[0];
+    EXPECT_NE(refused.err.find("-J names files from the response: not with " + other[0]),
+              std::string::npos)
         << refused.err;
   }
+}
+
+// -J with -c: an interrupted download continues under the name its first response chose,
+// even when the server names it differently now, asking only for the rest.
+TEST_F(CliTest, ContentDispositionWithContinueKeepsTheNameChosenFirst) {
+  std::string body = pattern_bytes(300'000, 9);
+  std::atomic<int> run{1};
+  TestServer server([&](const RecordedRequest& r) {
+    auto a = answer_ranges(r, body.size(), "\"v1\"");
+    std::string name = "report-" + std::to_string(run.load()) + ".pdf";
+    a.head.insert(a.head.size() - 2, "Content-Disposition: attachment; filename=" + name + "\r\n");
+    if (run == 1 && r.target == "/dl")  // the first run breaks after 100 kB
+      return Script().send(a.head + body.substr(a.from, 100'000)).pause_ms(20).reset();
+    return Script().send(a.head + body.substr(a.from, a.to - a.from));
+  });
+  std::vector<std::string> args = {
+      "-d", dir_ + "/out", "-J", "-c", "--retries", "0", "--progress", "none", server.url("/dl")};
+  auto first = uvget(args);
+  EXPECT_EQ(first.status, 1) << first.err;
+  EXPECT_TRUE(exists(dir_ + "/out/report-1.pdf.part")) << "the interrupted file was not kept";
+  EXPECT_FALSE(exists(dir_ + "/out/report-1.pdf"));
+  run = 2;
+  auto second = uvget(args);
+  EXPECT_EQ(second.status, 0) << second.err;
+  EXPECT_TRUE(read_file(dir_ + "/out/report-1.pdf") == body) << "the continued file differs";
+  EXPECT_FALSE(exists(dir_ + "/out/report-2.pdf")) << "the second name was used";
+  EXPECT_FALSE(exists(dir_ + "/out/report-1.pdf.part"));
+  auto seen = server.requests();
+  ASSERT_EQ(seen.size(), 2u);
+  auto range = requested_range(seen[1]);
+  ASSERT_TRUE(range) << "the second run asked for the whole file again";
+  EXPECT_GT(range->first, 0u);
+  EXPECT_LE(range->first, 100'000u);
+  EXPECT_EQ(seen[1].header("If-Range").value_or(""), "\"v1\"");
+  // A URL with nothing left behind starts afresh under its response's name, beside the file.
+  auto third =
+      uvget({"-d", dir_ + "/out", "-J", "-c", "--progress", "none", server.url("/dl?again")});
+  EXPECT_EQ(third.status, 0) << third.err;
+  EXPECT_TRUE(read_file(dir_ + "/out/report-2.pdf") == body);
+  EXPECT_TRUE(read_file(dir_ + "/out/report-1.pdf") == body);
 }
 
 // --if-changed asks again with the recorded ETag and Last-Modified: a 304 keeps the file, a

@@ -1,9 +1,12 @@
 // Resume: a retry continues the .part with Range/If-Range, and a file sink with
 // FileSinkOptions::resume continues what an earlier run (or another program) left. Each rule is
 // checked against a server that breaks it: range ignored, ETag changed, a wrong Content-Range, 416.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <mbedtls/md.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -515,6 +518,64 @@ TEST_F(ResumeTest, TheCallersOwnRangeIsLeftAlone) {
   ASSERT_TRUE(o->result.ok()) << o->result.error.message();
   EXPECT_EQ(o->result.status, 206);
   EXPECT_EQ(o->body, body_.substr(100));
+}
+
+// name_for_head with resume: the .part to continue is found by the URL its sidecar names,
+// under the name an earlier response chose; a .part of another URL, or one somebody holds
+// locked, is never touched, and without a leftover the body is named from its head afresh.
+TEST_F(ResumeTest, ANameFromTheHeadIsContinuedByTheUrlItsSidecarNames) {
+  auto named = [&](const RecordedRequest& r, const std::string& name) {
+    auto a = answer_ranges(r, body_.size(), "\"v1\"");
+    a.head.insert(a.head.size() - 2, "Content-Disposition: attachment; filename=" + name + "\r\n");
+    return Script().send(a.head + body_.substr(a.from, a.to - a.from));
+  };
+  TestServer server([&](const RecordedRequest& r) { return named(r, "now.bin"); });
+  std::string url = server.url("/f"), other = server.url("/other");
+  auto sidecar = [](const std::string& source) {
+    return "uvget-partial 1\nvalidator \"v1\"\nlength 400000\nurl " + source + "\n";
+  };
+  write_file(dir_ + "/chosen.bin.part", body_.substr(0, 150'000));
+  write_file(dir_ + "/chosen.bin.part.meta", sidecar(url));
+  write_file(dir_ + "/a-other.bin.part", "of another URL");
+  write_file(dir_ + "/a-other.bin.part.meta", sidecar(other));
+  auto with_head_name = [&](const std::string& source) {
+    FileSinkOptions fo;
+    fo.resume = true;
+    fo.source = source;
+    fo.name_for_head = [](const Response& head) {
+      std::string cd(head.header("Content-Disposition").value_or(""));
+      return cd.substr(cd.find('=') + 1);
+    };
+    Request req;
+    req.sink = make_file_sink(dir_ + "/from-url", fo);
+    return fetch(source, std::move(req));
+  };
+  client();
+  auto o = with_head_name(url);
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_EQ(o->result.path, dir_ + "/chosen.bin");
+  EXPECT_TRUE(read_file(dir_ + "/chosen.bin") == body_);
+  EXPECT_EQ(o->result.resumed_from, 150'000u);
+  EXPECT_EQ(server.requests().at(0).header("Range").value_or(""), "bytes=150000-");
+  EXPECT_FALSE(exists(dir_ + "/now.bin"));
+  EXPECT_EQ(read_file(dir_ + "/a-other.bin.part"), "of another URL");
+
+  // The same URL's .part, held locked by a program writing it: left alone, a fresh download.
+  write_file(dir_ + "/busy.bin.part", body_.substr(0, 1000));
+  write_file(dir_ + "/busy.bin.part.meta", sidecar(url));
+  int fd = ::open((dir_ + "/busy.bin.part").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  auto fresh = with_head_name(url);
+  run();
+  ::close(fd);
+  ASSERT_TRUE(fresh->result.ok()) << fresh->result.error.message();
+  EXPECT_EQ(fresh->result.path, dir_ + "/now.bin");
+  EXPECT_EQ(fresh->result.resumed_from, 0u);
+  EXPECT_TRUE(read_file(dir_ + "/now.bin") == body_);
+  EXPECT_EQ(read_file(dir_ + "/busy.bin.part"), body_.substr(0, 1000));
+  EXPECT_FALSE(server.requests().back().header("Range"));
 }
 
 }  // namespace
