@@ -5,7 +5,9 @@
 # faults). Prints the first run's time, the re-runs' median, their ratio, and the requests the
 # server saw during the re-runs (0 is the point), with the re-run's peak RSS. uvget runs on core
 # 1 (the server has core 0); each re-run is also timed on both cores, since a re-run has no
-# server to leave room for and checks its files in the threadpool.
+# server to leave room for and checks its files in the threadpool. The list, the records and
+# the files are all in tmpfs (this VM's page cache is trimmed under it, which made reads from
+# disk a noisy part of a run of a quarter second).
 # Usage: bench/rerun.sh [BUILD_DIR]   (default build-release, configured with -Dtests=true)
 # env: FILES=100000 SIZE=4096 CONNS=64 RUNS=3
 set -euo pipefail
@@ -37,26 +39,26 @@ run() {  # $@: uvget's extra options; prints "seconds rss_kb exit"; env CORES: t
   local t0 t1 rc=0
   t0=$(date +%s%N)
   /usr/bin/time -f '%M' -o "$work/time" taskset -c "${CORES:-1}" "$uvget" -q -j "$conns" --per-host "$conns" \
-    -d "$shm/out" -i "$work/urls.txt" "$@" 2> "$work/err" || rc=$?
+    -d "$shm/out" -i "$shm/urls.txt" "$@" 2> "$work/err" || rc=$?
   t1=$(date +%s%N)
   echo "$(awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.3f", ns / 1e9 }') $(cat "$work/time") $rc"
 }
 
 start_server
-seq 0 $((files - 1)) | sed "s|^|http://127.0.0.1:$port/f|" > "$work/urls.txt"
-read -r first first_kb first_rc < <(run --json "$work/first.jsonl")
+seq 0 $((files - 1)) | sed "s|^|http://127.0.0.1:$port/f|" > "$shm/urls.txt"
+read -r first first_kb first_rc < <(run --json "$shm/first.jsonl")
 requests_seen > "$work/count"  # not in $(...): wait needs the server as its child
 first_requests=$(cat "$work/count")
 [ "$first_rc" -eq 0 ] || { echo "the first run failed: $(tail -2 "$work/err")" >&2; exit 1; }
 secs=() kbs=() both=() requests=0
 rerun() {  # CORES=...: one re-run against a fresh server; prints "seconds rss_kb"
   start_server
-  sed -i "s|127.0.0.1:[0-9]*/|127.0.0.1:$port/|" "$work/urls.txt" "$work/first.jsonl"
-  read -r s kb rc < <(run --skip-done "$work/first.jsonl" --json "$work/again.jsonl")
+  sed -i "s|127.0.0.1:[0-9]*/|127.0.0.1:$port/|" "$shm/urls.txt" "$shm/first.jsonl"
+  read -r s kb rc < <(run --skip-done "$shm/first.jsonl" --json "$shm/again.jsonl")
   requests_seen > "$work/count"
   requests=$((requests + $(cat "$work/count")))
   [ "$rc" -eq 0 ] || { echo "a re-run failed: $(tail -2 "$work/err")" >&2; exit 1; }
-  skipped=$(grep -c '"skipped":true' "$work/again.jsonl" || true)
+  skipped=$(grep -c '"skipped":true' "$shm/again.jsonl" || true)
   [ "$skipped" -eq "$files" ] || { echo "a re-run skipped $skipped of $files" >&2; exit 1; }
 }
 for _ in $(seq 1 "$runs"); do
