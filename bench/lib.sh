@@ -25,7 +25,8 @@ tls_listen() {  # $1 port: an nginx listen line with TLS and session tickets
 }
 
 start_nginx() {  # $@: listen lines, one server block each, all serving $work/www
-  # env NGINX_CONNS: worker_connections (default 4096); NGINX_PIN: the taskset prefix
+  # env NGINX_CONNS: worker_connections (default 4096); NGINX_PIN: the taskset prefix;
+  # NGINX_HTTP_EXTRA: more directives for the http block
   local servers="" l
   for l in "$@"; do servers+="  server { $l root $work/www; }"$'\n'; done
   cat > "$work/nginx.conf" <<CONF
@@ -37,6 +38,7 @@ http {
   access_log off; sendfile on; keepalive_requests 1000000; keepalive_timeout 60;
   client_body_temp_path $work/t1; proxy_temp_path $work/t2; fastcgi_temp_path $work/t3;
   uwsgi_temp_path $work/t4; scgi_temp_path $work/t5; default_type application/octet-stream;
+  ${NGINX_HTTP_EXTRA:-}
 $servers}
 CONF
   ${NGINX_PIN-taskset -c 0} nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log"

@@ -32,8 +32,11 @@ struct Transfer::Split {
     std::uint64_t id = 0;  // transfer id here, or the SegmentPool's token
     bool remote = false;
     std::shared_ptr<std::atomic<std::uint64_t>> written;  // remote: bytes it wrote
-    ByteRange range;
+    ByteRange range;  // its part: range.to moves down when it is cut (steal())
+    std::uint64_t started_ms = 0;
     std::size_t source = 0;  // index into sources
+    std::shared_ptr<SegmentCut> cut;
+    bool cut_short = false;  // steal() moved its end
   };
   // Where segments are asked for: [0] the URL being fetched, then Request::mirrors. One that
   // failed a segment gets no more.
@@ -43,6 +46,8 @@ struct Transfer::Split {
   };
   std::vector<Source> sources;
   std::size_t next_source = 0;
+  std::size_t last_done_source = SIZE_MAX;  // of the part that finished last, until used
+  std::uint64_t started_ms = 0;             // uv_now when the split began (the stream's pace)
   std::map<std::uint64_t, Child> children;  // segment start -> its request
   bool file_open = false;                   // with a SegmentPool: the .part exists
   bool waiting_open = false;
@@ -54,6 +59,11 @@ namespace {
 
 // Segments are never smaller than this (a Range request costs a round trip, maybe a handshake).
 constexpr std::uint64_t kMinSegment = 1 << 20;
+// Work taken from a part still coming (steal()) is smaller: by then a connection to the source
+// that takes it is open, and the slow part it shortens is what the download waits for.
+constexpr std::uint64_t kMinTaken = 256 << 10;
+// ... and only from a part that would take longer than this at its pace so far.
+constexpr std::uint64_t kStealAfterMs = 500;
 
 }  // namespace
 
@@ -588,6 +598,7 @@ bool Transfer::try_split(const Response& head, std::optional<std::uint64_t> tota
   sp.sources.push_back({url_.str()});
   for (const std::string& m : mirrors_) sp.sources.push_back({m});
   sp.next_source = sp.sources.size() > 1 ? 1 : 0;  // the URL itself has the first stream
+  sp.started_ms = uv_now(client_.loop());
   resumed_from_ = 0;
   for (const ByteRange& d : done) resumed_from_ += d.size();
   sink_opened_ = true;
@@ -595,7 +606,7 @@ bool Transfer::try_split(const Response& head, std::optional<std::uint64_t> tota
     fail(std::move(e));
     return true;
   }
-  sp.stream_sink = file->segment(sp.stream, false);
+  sp.stream_sink = file->segment(sp.stream, false, nullptr);  // cut by sp.stream.to (steal)
   if (Error e = sp.stream_sink->open(client_.loop(), head, sink_events())) {
     fail(std::move(e));
     return true;
@@ -662,12 +673,16 @@ void Transfer::spawn_segments() {
     }
     return;
   }
-  while (!sp.stopping && !sp.queue.empty() &&
+  while (!sp.stopping &&
          static_cast<int>(sp.children.size()) + (sp.stream_sink ? 1 : 0) < split_n_) {
+    // Nothing queued: a free connection takes half of the largest part still coming.
+    if (sp.queue.empty() && !steal()) return;
     std::size_t source = pick_source();
     if (source == SIZE_MAX) return;  // none left: the failure that took the last one ends it
     ByteRange r = sp.queue.front();
     sp.queue.pop_front();
+    auto cut = std::make_shared<SegmentCut>(r.to);
+    std::uint64_t now = uv_now(client_.loop());
     auto request = [&] {
       Request req;
       req.url = sp.sources[source].url;
@@ -686,16 +701,17 @@ void Transfer::spawn_segments() {
     if (pool) {
       Request req = request();
       auto written = std::make_shared<std::atomic<std::uint64_t>>(0);
-      req.sink = sp.file->remote_segment(r, written);
+      req.sink = sp.file->remote_segment(r, written, cut);
       std::uint64_t token = pool->run(
           std::move(req), [this, from = r.from](TransferResult res) { segment_done(from, res); });
       if (token) {
-        sp.children.emplace(r.from, Split::Child{token, true, std::move(written), r, source});
+        sp.children.emplace(r.from,
+                            Split::Child{token, true, std::move(written), r, now, source, cut});
         continue;
       }
     }
     Request req = request();  // here, on this loop
-    req.sink = sp.file->segment(r, true);
+    req.sink = sp.file->segment(r, true, cut);
     Callbacks cbs;
     cbs.on_done = [this, from = r.from](const TransferResult& res) { segment_done(from, res); };
     auto id = client_.get(std::move(req), std::move(cbs), true);
@@ -703,21 +719,92 @@ void Transfer::spawn_segments() {
       if (source == 0 || !drop_source(source, r)) return fail(id.error());
       continue;
     }
-    sp.children.emplace(r.from,
-                        Split::Child{static_cast<std::uint64_t>(*id), false, nullptr, r, source});
+    sp.children.emplace(
+        r.from, Split::Child{static_cast<std::uint64_t>(*id), false, nullptr, r, now, source, cut});
   }
+}
+
+// The part still to come that is largest (the first stream's, or a segment's) is cut in two at
+// its middle, and the second half queued: a connection that finished early (a fast mirror)
+// takes work from a slow one instead of waiting for it. Only parts of two pieces or more.
+bool Transfer::steal() {
+  Split& sp = *split_;
+  std::uint64_t now = uv_now(client_.loop());
+  // How long a part would still take at its own pace so far (in ms; "long" when it has run a
+  // while with nothing to show). Parts that end soon are left alone: taking work costs a
+  // request and the victim's connection, and pays only against a slow part.
+  auto eta = [now](std::uint64_t left, std::uint64_t got, std::uint64_t since) {
+    std::uint64_t ran = now > since ? now - since : 0;
+    if (got == 0) return ran >= kStealAfterMs ? UINT64_MAX : 0;
+    std::uint64_t per_s = std::max<std::uint64_t>(1, got * 1000 / std::max<std::uint64_t>(ran, 1));
+    return left / per_s * 1000 + left % per_s * 1000 / per_s;
+  };
+  std::uint64_t best_eta = 0, best_left = 0, best_at = 0;
+  Split::Child* victim = nullptr;
+  bool stream = false;
+  if (sp.stream_sink && !sp.stream_ending) {
+    std::uint64_t at = sp.stream.from + sp.stream_pos;
+    if (sp.stream.to > at) {
+      best_left = sp.stream.to - at;
+      best_eta = eta(best_left, sp.stream_pos, sp.started_ms);
+      best_at = at;
+      stream = true;
+    }
+  }
+  for (auto& [from, child] : sp.children) {
+    std::lock_guard<std::mutex> lock(child.cut->mutex);
+    std::uint64_t at = from + child.cut->accepted;
+    if (child.cut->end <= at) continue;
+    std::uint64_t left = child.cut->end - at, e = eta(left, child.cut->accepted, child.started_ms);
+    if (e > best_eta || (e == best_eta && left > best_left)) {
+      best_eta = e;
+      best_left = left;
+      best_at = at;
+      victim = &child;
+      stream = false;
+    }
+  }
+  if (best_left < 2 * kMinTaken || best_eta < kStealAfterMs) return false;
+  std::uint64_t mid = best_at + best_left / 2;
+  mid -= mid % 4096;
+  std::uint64_t end = 0;
+  if (stream) {
+    end = sp.stream.to;
+    sp.stream.to = mid;
+  } else {
+    std::lock_guard<std::mutex> lock(victim->cut->mutex);
+    // The sink may have taken more since it was looked at: the cut stays past what it took.
+    if (victim->range.from + victim->cut->accepted + kMinTaken > mid) return false;
+    end = victim->cut->end;
+    victim->cut->end = mid;
+    victim->range.to = mid;
+    victim->cut_short = true;
+  }
+  sp.queue.push_back({mid, end});
+  return true;
 }
 
 std::size_t Transfer::pick_source() {
   Split& sp = *split_;
+  // The source with the fewest parts running (a mirror may allow one connection), in turn
+  // among equals.
+  std::vector<std::size_t> busy(sp.sources.size(), 0);
+  if (sp.stream_sink) ++busy[0];
+  for (auto& [from, child] : sp.children) ++busy[child.source];
+  std::size_t best = SIZE_MAX;
   for (std::size_t k = 0; k < sp.sources.size(); ++k) {
     std::size_t i = (sp.next_source + k) % sp.sources.size();
-    if (!sp.sources[i].failed) {
-      sp.next_source = i + 1;
-      return i;
-    }
+    if (!sp.sources[i].failed && (best == SIZE_MAX || busy[i] < busy[best])) best = i;
   }
-  return SIZE_MAX;
+  // The source that just finished a part (the fast one, when work is taken from a slow one)
+  // goes first among equals.
+  std::size_t last = sp.last_done_source;
+  if (best != SIZE_MAX && last < sp.sources.size() && !sp.sources[last].failed &&
+      busy[last] == busy[best])
+    best = last;
+  if (best != SIZE_MAX) sp.next_source = best + 1;
+  sp.last_done_source = SIZE_MAX;
+  return best;
 }
 
 bool Transfer::drop_source(std::size_t source, ByteRange r) {
@@ -726,33 +813,43 @@ bool Transfer::drop_source(std::size_t source, ByteRange r) {
   bool any_left = std::any_of(sp.sources.begin(), sp.sources.end(),
                               [](const Split::Source& s) { return !s.failed; });
   if (!any_left) return false;
-  // What the segment did not write goes back to the front of the queue.
-  std::vector<ByteRange> done = sp.file->done_ranges();
+  requeue_lacking(r);  // what the segment did not write
+  return true;
+}
+
+void Transfer::requeue_lacking(ByteRange r) {
+  Split& sp = *split_;
   std::vector<ByteRange> lacking;
   std::uint64_t at = r.from;
-  for (const ByteRange& d : done) {
+  for (const ByteRange& d : sp.file->done_ranges()) {
     if (d.to <= at || d.from >= r.to) continue;
     if (d.from > at) lacking.push_back({at, d.from});
     at = std::max(at, d.to);
   }
   if (at < r.to) lacking.push_back({at, r.to});
   for (auto it = lacking.rbegin(); it != lacking.rend(); ++it) sp.queue.push_front(*it);
-  return true;
 }
 
 void Transfer::segment_done(std::uint64_t from, const TransferResult& r) {
   std::size_t source = 0;
   ByteRange range{from, from};
+  bool cut_short = false;
   if (auto it = split_->children.find(from); it != split_->children.end()) {
     if (it->second.remote)  // its bytes are on disk; the sidecar is this loop's to keep
       if (std::uint64_t n = it->second.written->load())
         split_->file->record_range({from, from + n});
     source = it->second.source;
     range = it->second.range;
+    cut_short = it->second.cut_short;
     split_->children.erase(it);
   }
-  if (r.ok()) {
+  if (!r.ok() && r.error.code == Errc::cancelled && cut_short && !split_->stopping) {
+    // Stopped at a cut (steal()): its part is on disk; anything it lacks goes back in line.
+    bytes_ += range.size();
+    requeue_lacking(range);
+  } else if (r.ok()) {
     bytes_ += r.bytes;
+    split_->last_done_source = source;
   } else if (!split_->stopping) {
     // Another URL of the file takes over what this one left, unless none is left.
     if (r.error.code == Errc::cancelled || !drop_source(source, range)) {

@@ -101,6 +101,10 @@ class Transfer final : public Exchange {
   /// `source` failed segment `r`: it gets no more, and what `r` lacks goes back to the queue.
   /// False when no source is left (the download fails).
   bool drop_source(std::size_t source, ByteRange r);
+  /// The parts of `r` not on disk go to the front of the queue.
+  void requeue_lacking(ByteRange r);
+  /// Halves the largest part still coming and queues its second half; false if none is worth it.
+  bool steal();
   /// Every segment over: finish (or, when stopping, abort) the sink.
   void split_progress();
   /// A failed exchange: retried when the error may pass and attempts are left, else failed.

@@ -186,9 +186,11 @@ class FileSink final : public Sink, public SplitFile {
     run_job(Job::open_split);
     return {};
   }
-  std::unique_ptr<Sink> segment(ByteRange r, bool check_range) override;
-  std::unique_ptr<Sink> remote_segment(
-      ByteRange r, std::shared_ptr<std::atomic<std::uint64_t>> written) override;
+  std::unique_ptr<Sink> segment(ByteRange r, bool check_range,
+                                std::shared_ptr<SegmentCut> cut) override;
+  std::unique_ptr<Sink> remote_segment(ByteRange r,
+                                       std::shared_ptr<std::atomic<std::uint64_t>> written,
+                                       std::shared_ptr<SegmentCut> cut) override;
   void when_open(std::function<void()> cb) override {
     if (split_fd() >= 0) return cb();
     open_waiters_.push_back(std::move(cb));
@@ -1128,24 +1130,27 @@ class FileSink final : public Sink, public SplitFile {
 // in `written_out` for the transfer that owns the file to record.
 class SegmentSink final : public Sink {
  public:
-  SegmentSink(FileSink* file, ByteRange r, bool check)
+  SegmentSink(FileSink* file, ByteRange r, bool check, std::shared_ptr<SegmentCut> cut)
       : file_(file),
         r_(r),
         check_(check),
         // No copy of the name: with unique_name a job may still be choosing it (file_->part()
         // is asked once the file is open).
         total_(file->total()),
-        opts_(file->options()) {
+        opts_(file->options()),
+        cut_(std::move(cut)) {
     file_->add_segment(this);
   }
   SegmentSink(std::string part, ByteRange r, std::uint64_t total, const FileSinkOptions& opts,
-              std::shared_ptr<std::atomic<std::uint64_t>> written_out)
+              std::shared_ptr<std::atomic<std::uint64_t>> written_out,
+              std::shared_ptr<SegmentCut> cut)
       : r_(r),
         check_(true),
         part_(std::move(part)),
         total_(total),
         opts_(opts),
-        written_out_(std::move(written_out)) {}
+        written_out_(std::move(written_out)),
+        cut_(std::move(cut)) {}
   ~SegmentSink() override {
     if (file_) file_->remove_segment(this);
   }
@@ -1177,10 +1182,21 @@ class SegmentSink final : public Sink {
 
   bool write(std::span<const std::byte> data) override {
     if (failed_) return true;
+    if (cut_reached_) return false;  // the rest is another connection's: stop reading
+    if (cut_) {
+      std::lock_guard<std::mutex> lock(cut_->mutex);
+      std::uint64_t at = r_.from + cut_->accepted;
+      std::uint64_t room = cut_->end > at ? cut_->end - at : 0;
+      if (cut_->end < r_.to && data.size() >= room) {
+        data = data.first(static_cast<std::size_t>(room));
+        cut_reached_ = true;  // told once these bytes are on disk (on_write)
+      }
+      cut_->accepted += data.size();
+    }
     body_.join_budget();  // a segment always streams: it shares the thread's budget
     body_.add(data);
     next();
-    return !body_.paused();
+    return !cut_reached_ && !body_.paused();
   }
   std::size_t room() const override { return body_.room(); }
 
@@ -1219,6 +1235,11 @@ class SegmentSink final : public Sink {
       body_.clear();
       written_ = recorded_ = 0;
       failed_ = false;
+      if (cut_) {
+        std::lock_guard<std::mutex> lock(cut_->mutex);
+        cut_->accepted = 0;
+      }
+      cut_reached_ = cut_told_ = false;
       auto cb = std::move(restart_cb_);
       restart_cb_ = nullptr;
       cb();
@@ -1323,6 +1344,16 @@ class SegmentSink final : public Sink {
     }
     if (!all_down && !self->aborting_ && !self->restart_cb_)
       return self->issue_write(self->fd());  // short write
+    if (self->cut_reached_ && !self->cut_told_ && !self->aborting_ && !self->restart_cb_) {
+      self->body_.end_write();
+      if (self->body_.has_waiting()) return self->next();
+      // Every byte up to the cut is on disk: the download stops here (the owner aborts this
+      // sink, which records them, and may delete it).
+      self->cut_told_ = true;
+      if (self->events_.failed)
+        self->events_.failed(Error(Errc::cancelled, "segment handed over to another connection"));
+      return;
+    }
     if (self->body_.end_write() && self->events_.drained)
       self->events_.drained();  // may write more into the buffer
     self->next();
@@ -1335,8 +1366,10 @@ class SegmentSink final : public Sink {
   const std::uint64_t total_;
   const FileSinkOptions opts_;
   std::shared_ptr<std::atomic<std::uint64_t>> written_out_;  // remote: what was written
-  uv_loop_t* loop_ = nullptr;                                // remote: the client's loop
-  int own_fd_ = -1;                                          // remote: the .part, opened here
+  std::shared_ptr<SegmentCut> cut_;                          // null: never cut short
+  bool cut_reached_ = false, cut_told_ = false;
+  uv_loop_t* loop_ = nullptr;  // remote: the client's loop
+  int own_fd_ = -1;            // remote: the .part, opened here
   Events events_;
   uv_fs_t req_{};
   bool busy_ = false, failed_ = false, aborting_ = false;
@@ -1348,13 +1381,15 @@ class SegmentSink final : public Sink {
   std::function<void()> abort_cb_, restart_cb_;
 };
 
-std::unique_ptr<Sink> FileSink::segment(ByteRange r, bool check_range) {
-  return std::make_unique<SegmentSink>(this, r, check_range);
+std::unique_ptr<Sink> FileSink::segment(ByteRange r, bool check_range,
+                                        std::shared_ptr<SegmentCut> cut) {
+  return std::make_unique<SegmentSink>(this, r, check_range, std::move(cut));
 }
 
-std::unique_ptr<Sink> FileSink::remote_segment(
-    ByteRange r, std::shared_ptr<std::atomic<std::uint64_t>> written) {
-  return std::make_unique<SegmentSink>(part_, r, total_, opts_, std::move(written));
+std::unique_ptr<Sink> FileSink::remote_segment(ByteRange r,
+                                               std::shared_ptr<std::atomic<std::uint64_t>> written,
+                                               std::shared_ptr<SegmentCut> cut) {
+  return std::make_unique<SegmentSink>(part_, r, total_, opts_, std::move(written), std::move(cut));
 }
 
 void FileSink::kick_segments() {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,18 @@ struct ByteRange {
   std::uint64_t from = 0, to = 0;  // [from, to)
   std::uint64_t size() const noexcept { return to - from; }
   bool operator==(const ByteRange&) const = default;
+};
+
+/// Shared by a segment's sink and the download it belongs to, which may move `end` down while
+/// the segment runs (handing the rest to another connection): the sink takes bytes only up to
+/// `end` and counts them in `accepted`, both under `mutex` (a segment may run on another
+/// loop), so the download never cuts below what the sink took and the sink never takes past
+/// a cut.
+struct SegmentCut {
+  explicit SegmentCut(std::uint64_t to) : end(to) {}
+  std::mutex mutex;
+  std::uint64_t end;           // absolute offset, exclusive
+  std::uint64_t accepted = 0;  // bytes taken, from the segment's start
 };
 
 class SplitFile {
@@ -32,12 +45,16 @@ class SplitFile {
   /// recorded as done when it finishes or is aborted. With `check_range`, its open() accepts only
   /// a 206 whose Content-Range is exactly `r` of the same total. Must not outlive this sink, and
   /// every segment ends (finish or abort done) before finish() or abort() of this sink.
-  virtual std::unique_ptr<Sink> segment(ByteRange r, bool check_range) = 0;
+  /// `cut`: where the download may cut the segment short (null: never); once the sink reaches a
+  /// cut it fails with Errc::cancelled after its bytes are on disk.
+  virtual std::unique_ptr<Sink> segment(ByteRange r, bool check_range,
+                                        std::shared_ptr<SegmentCut> cut) = 0;
   /// A segment for another loop: it opens the .part by name (call once when_open() said it
   /// exists), checks its range, closes the file before it reports, and leaves the count of bytes
   /// it wrote in `written` for record_range() on this sink's loop.
-  virtual std::unique_ptr<Sink> remote_segment(
-      ByteRange r, std::shared_ptr<std::atomic<std::uint64_t>> written) = 0;
+  virtual std::unique_ptr<Sink> remote_segment(ByteRange r,
+                                               std::shared_ptr<std::atomic<std::uint64_t>> written,
+                                               std::shared_ptr<SegmentCut> cut) = 0;
   /// `cb` once the .part is open at its full size (now, if it is).
   virtual void when_open(std::function<void()> cb) = 0;
   /// Records bytes a remote segment wrote (for the sidecar).

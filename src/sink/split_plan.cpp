@@ -28,23 +28,41 @@ void add_range(std::vector<ByteRange>& ranges, ByteRange r) {
 
 std::vector<ByteRange> plan_segments(std::uint64_t total, const std::vector<ByteRange>& done,
                                      std::uint64_t stream_from, int n, std::uint64_t min_piece) {
-  std::vector<ByteRange> tasks;
+  std::vector<ByteRange> gaps;
   std::uint64_t at = 0;
   for (const ByteRange& d : done) {
-    if (d.from > at) tasks.push_back({at, std::min(d.from, total)});
+    if (d.from > at) gaps.push_back({at, std::min(d.from, total)});
     at = std::max(at, d.to);
   }
-  if (at < total) tasks.push_back({at, total});
+  if (at < total) gaps.push_back({at, total});
   min_piece = std::max<std::uint64_t>(min_piece, 1);
-  while (tasks.size() < static_cast<std::size_t>(std::max(n, 1))) {
-    auto big = std::max_element(tasks.begin(), tasks.end(),
-                                [](const auto& a, const auto& b) { return a.size() < b.size(); });
-    if (big == tasks.end() || big->size() < 2 * min_piece) break;
-    std::uint64_t mid = big->from + big->size() / 2;
-    if (std::uint64_t aligned = mid - mid % 4096; aligned > big->from) mid = aligned;  // a page
-    ByteRange second{mid, big->to};
-    big->to = mid;
-    tasks.insert(big + 1, second);
+  // Pieces are handed out one at a time to the gap whose pieces would be largest, so that n
+  // pieces come out as even as the gaps allow (three connections get thirds, not a half and two
+  // quarters), none under min_piece (nor a page under it, after the cuts are aligned).
+  std::vector<std::uint64_t> pieces(gaps.size(), 1);
+  std::size_t count = gaps.size();
+  while (count < static_cast<std::size_t>(std::max(n, 1))) {
+    std::size_t best = gaps.size();
+    for (std::size_t i = 0; i < gaps.size(); ++i) {
+      if (gaps[i].size() / (pieces[i] + 1) < min_piece + 4096) continue;
+      if (best == gaps.size() ||
+          gaps[i].size() * pieces[best] > gaps[best].size() * pieces[i])  // size/pieces larger
+        best = i;
+    }
+    if (best == gaps.size()) break;
+    ++pieces[best];
+    ++count;
+  }
+  std::vector<ByteRange> tasks;
+  for (std::size_t i = 0; i < gaps.size(); ++i) {
+    std::uint64_t from = gaps[i].from;
+    for (std::uint64_t k = 1; k <= pieces[i]; ++k) {
+      std::uint64_t to =
+          k == pieces[i] ? gaps[i].to : gaps[i].from + gaps[i].size() / pieces[i] * k;
+      if (std::uint64_t aligned = to - to % 4096; k < pieces[i] && aligned > from) to = aligned;
+      tasks.push_back({from, to});
+      from = to;
+    }
   }
   auto first = std::find_if(tasks.begin(), tasks.end(),
                             [&](const ByteRange& t) { return t.from == stream_from; });

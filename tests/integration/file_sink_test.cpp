@@ -302,7 +302,7 @@ TEST_F(SinkTest, SegmentsShareTheMemoryBudget) {
   std::vector<std::unique_ptr<Sink>> segments;
   for (int i = 0; i < kSegments; ++i) {
     std::uint64_t from = static_cast<std::uint64_t>(i) * kEach;
-    segments.push_back(split->segment({from, from + kEach}, false));
+    segments.push_back(split->segment({from, from + kEach}, false, nullptr));
     ASSERT_FALSE(segments.back()->open(&loop_, head, {}));
   }
   EXPECT_EQ(segments[0]->room(), 256u * 1024) << "alone: its high-water mark";

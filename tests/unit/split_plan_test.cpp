@@ -1,6 +1,8 @@
 // plan_segments and add_range: which byte ranges a segmented download fetches.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "sink/split_file.hpp"
 
 namespace uvget {
@@ -31,6 +33,31 @@ TEST(SplitPlan, PiecesNeverGoUnderTheMinimum) {
   EXPECT_EQ(t.size(), 2u);
   for (auto& r : t) EXPECT_GE(r.size(), MiB);
   EXPECT_EQ(plan_segments(MiB, {}, 0, 8, MiB).size(), 1u);
+  for (std::uint64_t size : {5 * MiB + 123, 17 * MiB - 1, 64 * MiB}) {
+    for (int n = 1; n <= 9; ++n) {
+      auto p = plan_segments(size, {}, 0, n, MiB);
+      EXPECT_EQ(covered(p), size);
+      for (auto& r : p) EXPECT_GE(r.size(), MiB) << size << " in " << n;
+    }
+  }
+}
+
+// Any n gives pieces as even as page alignment allows: three connections get thirds.
+TEST(SplitPlan, PiecesAreEvenForAnyN) {
+  for (int n : {3, 5, 6, 7}) {
+    auto t = plan_segments(24 * MiB, {}, 0, n, MiB);
+    ASSERT_EQ(t.size(), static_cast<std::size_t>(n));
+    auto [lo, hi] = std::minmax_element(t.begin(), t.end(),
+                                        [](auto& a, auto& b) { return a.size() < b.size(); });
+    EXPECT_LE(hi->size() - lo->size(), 4096u * 2) << n << " pieces";
+  }
+  // Gaps share the pieces by size: a gap twice as large gets twice as many.
+  std::vector<ByteRange> done = {{10 * MiB, 20 * MiB}};
+  auto t = plan_segments(40 * MiB, done, 0, 6, MiB);  // gaps of 10 and 20 MiB
+  ASSERT_EQ(t.size(), 6u);
+  std::size_t in_first = 0;
+  for (auto& r : t) in_first += r.to <= 10 * MiB;
+  EXPECT_EQ(in_first, 2u);
 }
 
 TEST(SplitPlan, OnlyTheGapsAreFetchedAndTheStreamsGapComesFirst) {
