@@ -582,7 +582,7 @@ class App {
     ++skipped_done_;
     if (mode_ == Progress::lines) say(it.url + " -> " + std::string(d->path) + " (already done)");
     if (json_) {
-      TransferResult r;
+      TransferResult& r = skipped_result_;  // reused: its strings keep their room
       r.url = it.url;
       r.status = d->status;
       r.bytes = d->bytes;
@@ -761,7 +761,7 @@ class App {
     std::string where = it.line ? "line " + std::to_string(it.line) + ": " : "";
     say(where + e.message());
     if (json_) {
-      TransferResult r;
+      TransferResult& r = skipped_result_;  // reused: its strings keep their room
       r.url = it.url;
       r.error = std::move(e);
       write_json(r, "");
@@ -1080,6 +1080,7 @@ class App {
   std::uint64_t robots_refused_ = 0;  // URLs robots.txt refused (--robots)
   std::optional<cli::FileChecks> checks_;   // of the files records name (off the loop)
   std::string json_line_;                   // --json's record being written
+  TransferResult skipped_result_;           // the record of a URL --skip-done skips
   std::optional<cli::DoneList> done_list_;  // --skip-done
   std::uint64_t skipped_done_ = 0;
   std::optional<cli::DoneList> changed_list_;  // --if-changed
