@@ -148,7 +148,8 @@ struct FileSinkOptions {
   /// Not once an earlier attempt put a .part on disk (a retry keeps the name chosen first).
   /// With resume (and a `source`), the name chosen first is kept across runs: prepare() looks
   /// in NAME's directory for a .part whose sidecar names `source` and a process that is gone
-  /// (or this one), not locked by anyone, and continues it under its name; when there is none,
+  /// (or this one), not locked by anyone, and continues it under its name (a file that took
+  /// that name meanwhile is kept: the body gets NAME.1, ...); when there is none,
   /// nothing on disk is continued, the body is named from its head as with unique_name (no
   /// file is ever replaced), and its .part is kept if it fails, for the next run.
   std::function<std::string(const Response&)> name_for_head;
@@ -199,6 +200,11 @@ struct Request {
   /// Callbacks::on_data then sees only the first segment's bytes.
   int split = 1;
   std::uint64_t min_split_size = 20 * 1024 * 1024;
+  /// When a connection of a segmented download is free and nothing is left to start, it takes
+  /// the second half of the part still coming that would take longest at its pace so far, if
+  /// that is over this many milliseconds and 512 KiB or more (a slow server or mirror then no
+  /// longer holds the file back); the part is cut where the taken half begins. 0: never.
+  std::uint64_t split_steal_ms = 500;
   /// Other URLs of the same file, for a segmented download: its Range requests go to the URL
   /// and these in turn. A segment that fails on one (its retries spent) is asked again of
   /// another, from the first byte it lacks, and the one that failed gets no more segments; the

@@ -48,7 +48,15 @@ FileChecks::Ticket FileChecks::ask(std::string_view path, std::uint64_t size) {
 std::optional<bool> FileChecks::answer(const Ticket& t) {
   if (t.batch->answered) return t.batch->entries[t.index].there;
   if (t.batch == open_) close_open_batch();
+  if (t.batch->answered) return t.batch->entries[t.index].there;  // could not be sent
   return std::nullopt;
+}
+
+void FileChecks::cancel() {
+  cancelled_ = true;
+  open_.reset();
+  waiting_.clear();
+  for (Batch* b : running_) uv_cancel(reinterpret_cast<uv_req_t*>(&b->req));
 }
 
 void FileChecks::close_open_batch() {
@@ -59,7 +67,7 @@ void FileChecks::close_open_batch() {
 }
 
 void FileChecks::pump() {
-  while (running_.size() < max_running_ && !waiting_.empty()) {
+  while (!cancelled_ && running_.size() < max_running_ && !waiting_.empty()) {
     std::shared_ptr<Batch> b = std::move(waiting_.front());
     waiting_.pop_front();
     b->owner = this;
@@ -93,6 +101,7 @@ void FileChecks::after(uv_work_t* req, int) {
   FileChecks* self = b->owner;
   if (!self) return;
   self->running_.erase(std::find(self->running_.begin(), self->running_.end(), b));
+  if (self->cancelled_) return;
   self->pump();
   self->on_answers_();
 }

@@ -47,6 +47,9 @@ class FileChecks {
   std::optional<bool> answer(const Ticket& t);
   /// Batches sent and not yet answered.
   std::size_t in_flight() const noexcept { return running_.size(); }
+  /// No more answers are wanted (an interrupt): batches not yet sent are dropped and those in
+  /// the threadpool cancelled where they have not started; on_answers is not called again.
+  void cancel();
 
  private:
   static void work(uv_work_t* req);
@@ -58,6 +61,7 @@ class FileChecks {
   std::function<void()> on_answers_;
   std::size_t batch_size_, max_running_;
   std::size_t next_size_ = 64;                  // of the next batch
+  bool cancelled_ = false;                      // cancel(): no more answers wanted
   std::shared_ptr<Batch> open_;                 // being filled
   std::deque<std::shared_ptr<Batch>> waiting_;  // full, in order, not yet sent
   std::vector<Batch*> running_;                 // in the threadpool (each keeps itself alive)

@@ -550,7 +550,7 @@ class App {
     list.emplace();
     struct stat st;
     if (::fstat(fileno(f), &st) == 0 && st.st_size > 0)  // records are about 200 bytes each
-      list->reserve(static_cast<std::size_t>(st.st_size / 200));
+      list->reserve(std::min<std::size_t>(static_cast<std::size_t>(st.st_size / 200), 1u << 22));
     std::string line;
     char buf[64 * 1024];
     while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) {
@@ -761,7 +761,7 @@ class App {
     std::string where = it.line ? "line " + std::to_string(it.line) + ": " : "";
     say(where + e.message());
     if (json_) {
-      TransferResult& r = skipped_result_;  // reused: its strings keep their room
+      TransferResult r;
       r.url = it.url;
       r.error = std::move(e);
       write_json(r, "");
@@ -952,6 +952,7 @@ class App {
     self->interrupted_ = true;
     for (auto& it : self->pending_) self->not_started(it.url, it.line);
     self->pending_.clear();
+    if (self->checks_) self->checks_->cancel();  // their items are gone
     if (self->reader_) {
       if (self->input_is_file_ && !self->reader_->done()) {
         self->draining_ = true;
@@ -1078,13 +1079,13 @@ class App {
   std::uint64_t not_started_ = 0, cancelled_ = 0;
   std::uint64_t suffixed_ = 0;        // files that got NAME.1, NAME.2, ... because NAME was taken
   std::uint64_t robots_refused_ = 0;  // URLs robots.txt refused (--robots)
-  std::optional<cli::FileChecks> checks_;   // of the files records name (off the loop)
-  std::string json_line_;                   // --json's record being written
-  TransferResult skipped_result_;           // the record of a URL --skip-done skips
+  std::string json_line_;             // --json's record being written
+  TransferResult skipped_result_;     // the record of a URL --skip-done skips
   std::optional<cli::DoneList> done_list_;  // --skip-done
   std::uint64_t skipped_done_ = 0;
   std::optional<cli::DoneList> changed_list_;  // --if-changed
-  std::uint64_t not_modified_ = 0;             // 304s to --if-changed and -N
+  std::optional<cli::FileChecks> checks_;  // records' files, checked off the loop (after the lists)
+  std::uint64_t not_modified_ = 0;         // 304s to --if-changed and -N
   uv_signal_t sigint_{}, sigterm_{};
   uv_signal_t sigwinch_{};  // Progress::bar only
   bool resize_on_ = false;

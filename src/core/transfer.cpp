@@ -47,6 +47,7 @@ struct Transfer::Split {
   std::vector<Source> sources;
   std::size_t next_source = 0;
   std::size_t last_done_source = SIZE_MAX;  // of the part that finished last, until used
+  std::size_t avoid_source = SIZE_MAX;      // the source of the part steal() just cut
   std::uint64_t started_ms = 0;             // uv_now when the split began (the stream's pace)
   std::map<std::uint64_t, Child> children;  // segment start -> its request
   bool file_open = false;                   // with a SegmentPool: the .part exists
@@ -62,8 +63,6 @@ constexpr std::uint64_t kMinSegment = 1 << 20;
 // Work taken from a part still coming (steal()) is smaller: by then a connection to the source
 // that takes it is open, and the slow part it shortens is what the download waits for.
 constexpr std::uint64_t kMinTaken = 256 << 10;
-// ... and only from a part that would take longer than this at its pace so far.
-constexpr std::uint64_t kStealAfterMs = 500;
 
 }  // namespace
 
@@ -84,6 +83,7 @@ Transfer::Transfer(Client::Impl& client, std::uint64_t id, Request request, Url 
       max_body_(request.max_body_bytes),
       min_split_(request.min_split_size),
       mirrors_(std::move(request.mirrors)),
+      steal_ms_(request.split_steal_ms),
       started_ns_(uv_hrtime()) {
   // The caller's own Range is theirs: never replaced by a resume.
   for (auto& h : headers_)
@@ -733,9 +733,10 @@ bool Transfer::steal() {
   // How long a part would still take at its own pace so far (in ms; "long" when it has run a
   // while with nothing to show). Parts that end soon are left alone: taking work costs a
   // request and the victim's connection, and pays only against a slow part.
-  auto eta = [now](std::uint64_t left, std::uint64_t got, std::uint64_t since) {
+  if (steal_ms_ == 0) return false;
+  auto eta = [now, this](std::uint64_t left, std::uint64_t got, std::uint64_t since) {
     std::uint64_t ran = now > since ? now - since : 0;
-    if (got == 0) return ran >= kStealAfterMs ? UINT64_MAX : 0;
+    if (got == 0) return ran >= steal_ms_ ? UINT64_MAX : 0;
     std::uint64_t per_s = std::max<std::uint64_t>(1, got * 1000 / std::max<std::uint64_t>(ran, 1));
     return left / per_s * 1000 + left % per_s * 1000 / per_s;
   };
@@ -764,13 +765,14 @@ bool Transfer::steal() {
       stream = false;
     }
   }
-  if (best_left < 2 * kMinTaken || best_eta < kStealAfterMs) return false;
+  if (best_left < 2 * kMinTaken || best_eta < steal_ms_) return false;
   std::uint64_t mid = best_at + best_left / 2;
   mid -= mid % 4096;
   std::uint64_t end = 0;
   if (stream) {
     end = sp.stream.to;
     sp.stream.to = mid;
+    sp.avoid_source = 0;
   } else {
     std::lock_guard<std::mutex> lock(victim->cut->mutex);
     // The sink may have taken more since it was looked at: the cut stays past what it took.
@@ -779,6 +781,7 @@ bool Transfer::steal() {
     victim->cut->end = mid;
     victim->range.to = mid;
     victim->cut_short = true;
+    sp.avoid_source = victim->source;
   }
   sp.queue.push_back({mid, end});
   return true;
@@ -791,15 +794,20 @@ std::size_t Transfer::pick_source() {
   std::vector<std::size_t> busy(sp.sources.size(), 0);
   if (sp.stream_sink) ++busy[0];
   for (auto& [from, child] : sp.children) ++busy[child.source];
+  // Work taken from a slow part goes elsewhere than its source, when there is elsewhere.
+  std::size_t avoid = sp.avoid_source;
+  sp.avoid_source = SIZE_MAX;
   std::size_t best = SIZE_MAX;
   for (std::size_t k = 0; k < sp.sources.size(); ++k) {
     std::size_t i = (sp.next_source + k) % sp.sources.size();
-    if (!sp.sources[i].failed && (best == SIZE_MAX || busy[i] < busy[best])) best = i;
+    if (sp.sources[i].failed) continue;
+    if (best == SIZE_MAX || (best == avoid && i != avoid) || (i != avoid && busy[i] < busy[best]))
+      best = i;
   }
   // The source that just finished a part (the fast one, when work is taken from a slow one)
   // goes first among equals.
   std::size_t last = sp.last_done_source;
-  if (best != SIZE_MAX && last < sp.sources.size() && !sp.sources[last].failed &&
+  if (best != SIZE_MAX && last < sp.sources.size() && !sp.sources[last].failed && last != avoid &&
       busy[last] == busy[best])
     best = last;
   if (best != SIZE_MAX) sp.next_source = best + 1;
@@ -813,21 +821,25 @@ bool Transfer::drop_source(std::size_t source, ByteRange r) {
   bool any_left = std::any_of(sp.sources.begin(), sp.sources.end(),
                               [](const Split::Source& s) { return !s.failed; });
   if (!any_left) return false;
-  requeue_lacking(r);  // what the segment did not write
+  bytes_ += requeue_lacking(r);  // what it wrote stays; what it did not goes back in line
   return true;
 }
 
-void Transfer::requeue_lacking(ByteRange r) {
+std::uint64_t Transfer::requeue_lacking(ByteRange r) {
   Split& sp = *split_;
   std::vector<ByteRange> lacking;
-  std::uint64_t at = r.from;
+  std::uint64_t at = r.from, missing = 0;
   for (const ByteRange& d : sp.file->done_ranges()) {
     if (d.to <= at || d.from >= r.to) continue;
     if (d.from > at) lacking.push_back({at, d.from});
     at = std::max(at, d.to);
   }
   if (at < r.to) lacking.push_back({at, r.to});
-  for (auto it = lacking.rbegin(); it != lacking.rend(); ++it) sp.queue.push_front(*it);
+  for (auto it = lacking.rbegin(); it != lacking.rend(); ++it) {
+    sp.queue.push_front(*it);
+    missing += it->size();
+  }
+  return r.size() - missing;
 }
 
 void Transfer::segment_done(std::uint64_t from, const TransferResult& r) {
@@ -843,17 +855,21 @@ void Transfer::segment_done(std::uint64_t from, const TransferResult& r) {
     cut_short = it->second.cut_short;
     split_->children.erase(it);
   }
-  if (!r.ok() && r.error.code == Errc::cancelled && cut_short && !split_->stopping) {
-    // Stopped at a cut (steal()): its part is on disk; anything it lacks goes back in line.
-    bytes_ += range.size();
-    requeue_lacking(range);
+  if (cut_short && !split_->stopping && (r.ok() || r.error.code == Errc::cancelled)) {
+    // Ended at a cut (steal()), or with its body just before it: what it wrote counts, and
+    // anything it lacks goes back in line.
+    bytes_ += requeue_lacking(range);
+    split_->last_done_source = source;
   } else if (r.ok()) {
     bytes_ += r.bytes;
     split_->last_done_source = source;
   } else if (!split_->stopping) {
-    // Another URL of the file takes over what this one left, unless none is left.
-    if (r.error.code == Errc::cancelled || !drop_source(source, range)) {
-      std::string others = split_->sources.size() < 2
+    // Another URL of the file takes over what this one left, unless none is left. A failure
+    // of our own (the disk, a limit) is no mirror's: it ends the download.
+    bool ours = r.error.code == Errc::cancelled || r.error.code == Errc::file_io ||
+                r.error.code == Errc::body_too_large;
+    if (ours || !drop_source(source, range)) {
+      std::string others = split_->sources.size() < 2 || ours
                                ? std::string()
                                : " (the file's other URLs had failed already)";
       fail(Error(r.error.code,

@@ -101,8 +101,9 @@ class Transfer final : public Exchange {
   /// `source` failed segment `r`: it gets no more, and what `r` lacks goes back to the queue.
   /// False when no source is left (the download fails).
   bool drop_source(std::size_t source, ByteRange r);
-  /// The parts of `r` not on disk go to the front of the queue.
-  void requeue_lacking(ByteRange r);
+  /// The parts of `r` not on disk go to the front of the queue; returns the bytes of `r` that
+  /// are on disk.
+  std::uint64_t requeue_lacking(ByteRange r);
   /// Halves the largest part still coming and queues its second half; false if none is worth it.
   bool steal();
   /// Every segment over: finish (or, when stopping, abort) the sink.
@@ -159,6 +160,7 @@ class Transfer final : public Exchange {
   bool over_max(std::uint64_t total, bool announced);
   const std::uint64_t min_split_;
   const std::vector<std::string> mirrors_;  // Request::mirrors
+  const std::uint64_t steal_ms_;             // Request::split_steal_ms
   std::unique_ptr<Split> split_;            // non-null once the body is fetched in segments
   int redirects_ = 0;
   bool reused_ = false;

@@ -131,6 +131,17 @@ MetaOwner parse_meta_owner(std::string_view text) {
   return o;
 }
 
+// The leftovers find_leftover() knows, by directory and source URL (process-wide: sinks of
+// every client and loop share one directory's).
+struct Leftovers {
+  std::mutex mutex;
+  std::unordered_map<std::string, std::unordered_map<std::string, std::vector<std::string>>> by_dir;
+};
+Leftovers& leftovers() {
+  static Leftovers all;
+  return all;
+}
+
 class SegmentSink;
 
 class FileSink final : public Sink, public SplitFile {
@@ -284,6 +295,8 @@ class FileSink final : public Sink, public SplitFile {
 
   void abort(const Error& why, std::function<void()> done) override {
     if (why.code == Errc::cancelled && opts_.keep_partial_on_cancel) keep_ = true;
+    if (keep_ && by_source_ && why.code != Errc::checksum_mismatch)
+      remember_leftover(path_, opts_.source);
     // Bytes that hash wrong as a whole cannot be told apart: none of them is worth continuing.
     // Except another program's file that became our .part: it goes back as it was found.
     if (why.code == Errc::checksum_mismatch) {
@@ -307,7 +320,7 @@ class FileSink final : public Sink, public SplitFile {
     }
     abort_cb_ = std::move(done);
     restart_cb_ = suspend_cb_ = nullptr;  // abort wins over a restart or suspend in progress
-    if (!busy_) run_job(Job::discard);
+    next();
   }
 
   bool restart(std::function<void()> done) override {
@@ -419,6 +432,10 @@ class FileSink final : public Sink, public SplitFile {
   void next() {
     if (busy_) return;
     if (aborting_) {
+      // A .part kept for a later run gets the bytes that came before the end (they arrived
+      // while it was being opened, or were waiting for a write), then is closed.
+      if (keep_ && !error_ && !mismatch_ && state_ == State::open && body_.has_waiting())
+        return write_more();
       run_job(Job::discard);
     } else if (restart_cb_) {
       do_restart();
@@ -502,8 +519,8 @@ class FileSink final : public Sink, public SplitFile {
       state_ = State::opening;
     auto* w = new Work{.self = this, .job = job, .keep = keep_, .restore = mismatch_ && adopted_};
     if (job == Job::probe)
-      w->by_source = opts_.name_for_head && opts_.resume && !opts_.source.empty() &&
-                     opts_.source.find('\n') == std::string::npos;
+      w->by_source = by_source_ = opts_.name_for_head && opts_.resume && !opts_.source.empty() &&
+                                  opts_.source.find('\n') == std::string::npos;
     if (job == Job::open || job == Job::reopen || job == Job::open_split || job == Job::meta ||
         job == Job::spill || (job == Job::discard && split_)) {
       meta_text_ = meta_text(validator_, total_, split_, done_) + owner_lines();
@@ -537,32 +554,26 @@ class FileSink final : public Sink, public SplitFile {
   }
 
   // For name_for_head with resume (on the threadpool): the NAME of an earlier run's NAME.part
-  // of `source` in the directory of `base`, "" when there is none. Its sidecar names `source`
-  // and a process that is gone (or this one), and nobody holds the .part locked; of several,
-  // the first by name.
+  // of `source` in the directory of `base`, "" when there is none; a NAME is handed out once.
+  // Its sidecar names `source` and a process that is gone (or this one), and nobody holds the
+  // .part locked; of several, the first by name. Each directory is read once per process (a
+  // list of N files into one directory reads it once, not N times); a .part this process keeps
+  // later is added by remember_leftover().
   static std::string find_leftover(const std::string& base, const std::string& source) {
-    constexpr std::string_view kSuffix = ".part.meta";
     std::size_t slash = base.rfind('/');
     std::string prefix = slash == std::string::npos ? std::string() : base.substr(0, slash + 1);
-    DIR* dir = ::opendir(prefix.empty() ? "." : prefix.c_str());
-    if (!dir) return {};
-    std::vector<std::string> names;
-    while (dirent* e = ::readdir(dir)) {
-      std::string_view n = e->d_name;
-      if (n.size() > kSuffix.size() && n.ends_with(kSuffix))
-        names.emplace_back(n.substr(0, n.size() - kSuffix.size()));
-    }
-    ::closedir(dir);
-    std::sort(names.begin(), names.end());
-    for (const std::string& n : names) {
-      std::string path = prefix + n;
+    Leftovers& all = leftovers();
+    std::lock_guard<std::mutex> lock(all.mutex);
+    auto [dir, fresh] = all.by_dir.try_emplace(prefix);
+    if (fresh) scan_leftovers(prefix, dir->second);
+    auto names = dir->second.find(source);
+    if (names == dir->second.end()) return {};
+    for (auto it = names->second.begin(); it != names->second.end();) {
+      std::string path = prefix + *it;
+      it = names->second.erase(it);  // tried once: taken, or not worth trying again
       auto text = read_sidecar(path + ".part.meta");
-      if (!text || !text->starts_with(kMetaMagic)) continue;
-      MetaOwner o = parse_meta_owner(*text);
-      if (o.url != source) continue;
-      bool gone = o.pid <= 0 || o.pid == ::getpid() ||
-                  (::kill(static_cast<pid_t>(o.pid), 0) < 0 && errno == ESRCH);
-      if (!gone) continue;  // another program may be writing it
+      if (!text || !text->starts_with(kMetaMagic) || parse_meta_owner(*text).url != source)
+        continue;
       int fd = ::open((path + ".part").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
       if (fd < 0) continue;
       struct stat st;
@@ -572,6 +583,45 @@ class FileSink final : public Sink, public SplitFile {
       if (free) return path;
     }
     return {};
+  }
+
+  // Every sidecar in the directory `prefix` names: source URL -> NAMEs (sorted), of processes
+  // that are gone (or this one).
+  static void scan_leftovers(const std::string& prefix,
+                             std::unordered_map<std::string, std::vector<std::string>>& out) {
+    constexpr std::string_view kSuffix = ".part.meta";
+    DIR* dir = ::opendir(prefix.empty() ? "." : prefix.c_str());
+    if (!dir) return;
+    while (dirent* e = ::readdir(dir)) {
+      std::string_view n = e->d_name;
+      if (n.size() <= kSuffix.size() || !n.ends_with(kSuffix)) continue;
+      std::string name(n.substr(0, n.size() - kSuffix.size()));
+      auto text = read_sidecar(prefix + name + ".part.meta");
+      if (!text || !text->starts_with(kMetaMagic)) continue;
+      MetaOwner o = parse_meta_owner(*text);
+      bool gone = o.pid <= 0 || o.pid == ::getpid() ||
+                  (::kill(static_cast<pid_t>(o.pid), 0) < 0 && errno == ESRCH);
+      if (!o.url.empty() && gone) out[o.url].push_back(std::move(name));
+    }
+    ::closedir(dir);
+    for (auto& [url, names] : out) std::sort(names.begin(), names.end());
+  }
+
+  // A .part this process keeps for a later resume by source (name_for_head with resume), for
+  // find_leftover() in a directory it has read already.
+  static void remember_leftover(const std::string& path, const std::string& source) {
+    std::size_t slash = path.rfind('/');
+    std::string prefix = slash == std::string::npos ? std::string() : path.substr(0, slash + 1);
+    Leftovers& all = leftovers();
+    std::lock_guard<std::mutex> lock(all.mutex);
+    auto dir = all.by_dir.find(prefix);
+    if (dir == all.by_dir.end()) return;  // read when first asked
+    auto& names = dir->second[source];
+    std::string name = path.substr(prefix.size());
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      names.push_back(std::move(name));
+      std::sort(names.begin(), names.end());
+    }
   }
 
   // With unique_name, an existing NAME.part is an earlier run's of this same URL when its
@@ -648,7 +698,7 @@ class FileSink final : public Sink, public SplitFile {
   // the file system has no RENAME_NOREPLACE, a hard link (which cannot replace either) and an
   // unlink do the same; where it has no hard links, a look before the rename is the best there is.
   static bool place(FileSink* s, Work* w) {
-    if (!s->opts_.unique_name) {
+    if (!s->opts_.unique_name && !s->noreplace_) {
       // Replacing is for regular files only: never a device, a FIFO, a socket, a directory or
       // a symbolic link that took NAME since the body started (settle_target() saw none).
       struct stat st;
@@ -959,6 +1009,7 @@ class FileSink final : public Sink, public SplitFile {
             self->base_ = self->path_ = std::move(w->leftover);
             self->part_ = self->path_ + ".part";
             self->meta_ = self->part_ + ".meta";
+            self->noreplace_ = true;  // a name from a header: a file there now is kept
           }
         }
         if (w->found_part) {
@@ -1077,7 +1128,9 @@ class FileSink final : public Sink, public SplitFile {
 
   // NAME as asked, and the names in use: NAME.N with unique_name when NAME was taken. Changed
   // only by jobs (open_part, place), which own them while busy_.
-  std::string base_;  // NAME as asked (or as the response named it: name_for_head)
+  std::string base_;        // NAME as asked (or as the response named it: name_for_head)
+  bool by_source_ = false;  // name_for_head with resume: leftovers are found by their source
+  bool noreplace_ = false;  // the final rename never replaces a file (a leftover by source)
   std::string path_, part_, meta_;
   std::uint64_t suffix_ = 0;
   FileSinkOptions opts_;
@@ -1190,6 +1243,7 @@ class SegmentSink final : public Sink {
       if (cut_->end < r_.to && data.size() >= room) {
         data = data.first(static_cast<std::size_t>(room));
         cut_reached_ = true;  // told once these bytes are on disk (on_write)
+        cut_at_ = cut_->end;
       }
       cut_->accepted += data.size();
     }
@@ -1254,7 +1308,8 @@ class SegmentSink final : public Sink {
     }
     if (finish_cb_) {
       Error e;
-      if (check_ && written_ != r_.size())  // a segment request's body came short
+      std::uint64_t want = cut_reached_ ? cut_at_ - r_.from : r_.size();
+      if (check_ && written_ != want)  // a segment request's body came short
         e = Error(Errc::size_mismatch, "segment " + std::to_string(r_.from) + "-" +
                                            std::to_string(r_.to - 1) + " got " +
                                            std::to_string(written_) + " bytes");
@@ -1344,7 +1399,9 @@ class SegmentSink final : public Sink {
     }
     if (!all_down && !self->aborting_ && !self->restart_cb_)
       return self->issue_write(self->fd());  // short write
-    if (self->cut_reached_ && !self->cut_told_ && !self->aborting_ && !self->restart_cb_) {
+    // (With the body already over, finish() is waiting: it completes the segment at the cut.)
+    if (self->cut_reached_ && !self->cut_told_ && !self->aborting_ && !self->restart_cb_ &&
+        !self->finish_cb_) {
       self->body_.end_write();
       if (self->body_.has_waiting()) return self->next();
       // Every byte up to the cut is on disk: the download stops here (the owner aborts this
@@ -1368,6 +1425,7 @@ class SegmentSink final : public Sink {
   std::shared_ptr<std::atomic<std::uint64_t>> written_out_;  // remote: what was written
   std::shared_ptr<SegmentCut> cut_;                          // null: never cut short
   bool cut_reached_ = false, cut_told_ = false;
+  std::uint64_t cut_at_ = 0;   // where it was cut, once reached
   uv_loop_t* loop_ = nullptr;  // remote: the client's loop
   int own_fd_ = -1;            // remote: the .part, opened here
   Events events_;

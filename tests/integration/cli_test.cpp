@@ -366,20 +366,28 @@ TEST_F(CliTest, SkipDoneOverManyBatchesAsksOnlyForWhatIsGone) {
     std::filesystem::remove(dir_ + "/out/f" + std::to_string(i));
     gone.insert("/f" + std::to_string(i));
   }
+  // A bad entry first: its failure record must not colour the skipped records after it.
+  { std::ofstream(dir_ + "/list2.txt") << server.url("/bad") << "\n  colour=blue\n" << list; }
   auto second = uvget({"-d", dir_ + "/out", "-j", "8", "--progress", "none", "--skip-done", records,
-                       "--json", again, "-i", dir_ + "/list.txt"});
-  EXPECT_EQ(second.status, 0) << second.err;
+                       "--json", again, "-i", dir_ + "/list2.txt"});
+  EXPECT_EQ(second.status, 1) << second.err;
   auto seen = server.requests();
   std::set<std::string> asked;
   for (std::size_t i = n; i < seen.size(); ++i) asked.insert(seen[i].target);
   EXPECT_EQ(seen.size(), n + gone.size());
   EXPECT_EQ(asked, gone);
+  std::string failed = read_file(again);
+  failed = failed.substr(0, failed.find('\n'));
+  EXPECT_NE(failed.find("/bad"), std::string::npos) << failed;
+  EXPECT_EQ(failed.find("\"status\":200"), std::string::npos) << failed;
   for (const std::string& t : gone) EXPECT_EQ(read_file(dir_ + "/out" + t), "body of " + t);
   // The skipped records come in list order.
   std::istringstream text(read_file(again));
   int last = -1, skipped = 0;
   for (std::string line; std::getline(text, line);) {
     if (line.find("\"skipped\":true") == std::string::npos) continue;
+    EXPECT_NE(line.find("\"error\":null}"), std::string::npos) << line;
+    EXPECT_NE(line.find("\"status\":200"), std::string::npos) << line;
     std::size_t at = line.find("/f") + 2;
     int i = std::stoi(line.substr(at));
     EXPECT_GT(i, last) << line;

@@ -63,6 +63,7 @@ class RunnerTest : public LoopTest {
     req.sink = make_file_sink(path);
     req.split = 4;
     req.min_split_size = 1 << 20;
+    req.split_steal_ms = 0;  // requests are counted: no part is cut
     return req;
   }
   std::unique_ptr<Runner> runner_;
@@ -99,9 +100,7 @@ TEST_F(RunnerTest, ASplitDownloadsSegmentsRunOnTheOtherLoopToo) {
   EXPECT_FALSE(exists(dir + "/big.part"));
   EXPECT_FALSE(exists(dir + "/big.part.meta"));
   auto requests = server.requests();
-  // The first request and three segments; a segment done early may also take half of a part
-  // still coming (the first stream waits here), which is a fifth.
-  ASSERT_GE(requests.size(), 4u);
+  ASSERT_EQ(requests.size(), 4u);
   EXPECT_FALSE(requested_range(requests[0]));
   EXPECT_TRUE(requested_range(requests[1]))
       << "a segment ran on the other loop while the first one was still streaming";
@@ -147,6 +146,43 @@ TEST_F(RunnerTest, AMirrorFailingOnTheOtherLoopHandsItsPartBack) {
   EXPECT_TRUE(read_file(dir + "/big") == body) << "the file differs from the source";
   EXPECT_FALSE(exists(dir + "/big.part"));
   EXPECT_FALSE(mirror.requests().empty());
+  remove_tree(dir);
+}
+
+// A slow mirror on the other loop: its part is cut there (the cut is shared across the loops)
+// and a free connection fetches the second half; the file is whole.
+TEST_F(RunnerTest, ASlowPartOnTheOtherLoopIsCutAndItsHalfTaken) {
+  std::string body = pattern_bytes(12 << 20, 45);
+  TestServer server([&](const RecordedRequest& r) { return serve_ranges(r, body, "\"r\""); });
+  TestServer slow([&](const RecordedRequest& r) {
+    auto a = answer_ranges(r, body.size(), "\"w\"");
+    Script s;
+    s.send(a.head);
+    for (std::uint64_t at = a.from; at < a.to; at += 65536)
+      s.send(body.substr(at, std::min<std::uint64_t>(65536, a.to - at))).pause_ms(15);
+    return s;
+  });
+  runner(2);
+  std::string dir = make_temp_dir("uvget-runner-split");
+  Request req = split_into(dir + "/big");
+  req.split = 3;
+  req.split_steal_ms = 500;
+  req.mirrors = {slow.url("/big")};
+  auto seen = get(server.url("/big"), std::move(req));
+  run();
+  ASSERT_TRUE(seen.out->result.ok()) << seen.out->result.error.message();
+  EXPECT_TRUE(read_file(dir + "/big") == body) << "the file differs from the source";
+  EXPECT_EQ(seen.out->result.bytes, body.size());
+  auto slow_parts = slow.requests();
+  ASSERT_FALSE(slow_parts.empty());
+  auto range = requested_range(slow_parts[0]);
+  ASSERT_TRUE(range && range->second);
+  bool taken = false;
+  for (auto& r : server.requests())
+    if (auto got = requested_range(r);
+        got && got->second && got->first > range->first && *got->second == *range->second)
+      taken = true;
+  EXPECT_TRUE(taken) << "no connection took the second half of the slow part";
   remove_tree(dir);
 }
 
