@@ -201,9 +201,10 @@ struct Request {
   int split = 1;
   std::uint64_t min_split_size = 20 * 1024 * 1024;
   /// When a connection of a segmented download is free and nothing is left to start, it takes
-  /// the second half of the part still coming that would take longest at its pace so far, if
+  /// the second half of the part still coming that would take longest at its recent pace, if
   /// that is over this many milliseconds and 512 KiB or more (a slow server or mirror then no
-  /// longer holds the file back); the part is cut where the taken half begins. 0: never.
+  /// longer holds the file back; parts are looked at again while connections stay free); the
+  /// part is cut where the taken half begins. 0: never.
   std::uint64_t split_steal_ms = 500;
   /// Other URLs of the same file, for a segmented download: its Range requests go to the URL
   /// and these in turn. A segment that fails on one (its retries spent) is asked again of

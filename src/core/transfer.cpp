@@ -17,8 +17,39 @@
 
 namespace uvget {
 
+// A part's pace as steal() sees it: bytes a second over the last window of 200 ms or more
+// (so a part that slows down shows it), or since its start before the first such window.
+struct Pace {
+  std::uint64_t since = 0;     // uv_now when the part began
+  std::uint64_t mark_ms = 0;   // start of the current window
+  std::uint64_t mark_got = 0;  // bytes at that time
+  std::uint64_t per_s = 0;     // over the last full window; 0: none yet
+  std::uint64_t eta_ms(std::uint64_t now, std::uint64_t got, std::uint64_t left,
+                       std::uint64_t stalled_ms) {
+    if (mark_ms == 0) mark_ms = since;
+    if (got < mark_got) mark_got = got;  // the part started over (a retry)
+    if (now >= mark_ms + 200) {
+      per_s = (got - mark_got) * 1000 / (now - mark_ms);
+      mark_ms = now;
+      mark_got = got;
+    } else if (per_s == 0 && now > since && got > 0) {
+      return left * 1000 / std::max<std::uint64_t>(1, got * 1000 / (now - since));
+    }
+    if (per_s == 0) return now >= since + stalled_ms ? UINT64_MAX : 0;
+    return left / per_s * 1000 + left % per_s * 1000 / per_s;
+  }
+};
+
 struct Transfer::Split {
+  ~Split() {
+    if (!steal_timer) return;
+    steal_timer->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(steal_timer),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }
   SplitFile* file = nullptr;
+  uv_timer_t* steal_timer = nullptr;  // looks again for a slow part while connections are free
+  Pace stream_pace;
   std::uint64_t total = 0;
   std::string validator;              // If-Range of every segment request
   std::deque<ByteRange> queue;        // segments not started
@@ -33,7 +64,7 @@ struct Transfer::Split {
     bool remote = false;
     std::shared_ptr<std::atomic<std::uint64_t>> written;  // remote: bytes it wrote
     ByteRange range;  // its part: range.to moves down when it is cut (steal())
-    std::uint64_t started_ms = 0;
+    Pace pace;
     std::size_t source = 0;  // index into sources
     std::shared_ptr<SegmentCut> cut;
     bool cut_short = false;  // steal() moved its end
@@ -675,8 +706,9 @@ void Transfer::spawn_segments() {
   }
   while (!sp.stopping &&
          static_cast<int>(sp.children.size()) + (sp.stream_sink ? 1 : 0) < split_n_) {
-    // Nothing queued: a free connection takes half of the largest part still coming.
-    if (sp.queue.empty() && !steal()) return;
+    // Nothing queued: a free connection takes half of the largest part still coming, or looks
+    // again in a while (a part may slow down later).
+    if (sp.queue.empty() && !steal()) return look_again_later();
     std::size_t source = pick_source();
     if (source == SIZE_MAX) return;  // none left: the failure that took the last one ends it
     ByteRange r = sp.queue.front();
@@ -705,8 +737,8 @@ void Transfer::spawn_segments() {
       std::uint64_t token = pool->run(
           std::move(req), [this, from = r.from](TransferResult res) { segment_done(from, res); });
       if (token) {
-        sp.children.emplace(r.from,
-                            Split::Child{token, true, std::move(written), r, now, source, cut});
+        sp.children.emplace(
+            r.from, Split::Child{token, true, std::move(written), r, Pace{now}, source, cut});
         continue;
       }
     }
@@ -719,9 +751,30 @@ void Transfer::spawn_segments() {
       if (source == 0 || !drop_source(source, r)) return fail(id.error());
       continue;
     }
-    sp.children.emplace(
-        r.from, Split::Child{static_cast<std::uint64_t>(*id), false, nullptr, r, now, source, cut});
+    sp.children.emplace(r.from, Split::Child{static_cast<std::uint64_t>(*id), false, nullptr, r,
+                                             Pace{now}, source, cut});
   }
+}
+
+void Transfer::look_again_later() {
+  Split& sp = *split_;
+  if (steal_ms_ == 0 || sp.stopping || (sp.children.empty() && !sp.stream_sink)) return;
+  if (!sp.steal_timer) {
+    sp.steal_timer = new uv_timer_t;
+    uv_timer_init(client_.loop(), sp.steal_timer);
+    uv_unref(reinterpret_cast<uv_handle_t*>(sp.steal_timer));  // never keeps a loop alive
+  }
+  sp.steal_timer->data = this;
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(sp.steal_timer))) return;
+  uv_timer_start(
+      sp.steal_timer,
+      [](uv_timer_t* t) noexcept {
+        auto* self = static_cast<Transfer*>(t->data);
+        if (!self || !self->split_ || self->split_->stopping || self->phase_ != Phase::running)
+          return;
+        self->spawn_segments();
+      },
+      std::max<std::uint64_t>(100, steal_ms_ / 2), 0);
 }
 
 // The part still to come that is largest (the first stream's, or a segment's) is cut in two at
@@ -734,12 +787,6 @@ bool Transfer::steal() {
   // while with nothing to show). Parts that end soon are left alone: taking work costs a
   // request and the victim's connection, and pays only against a slow part.
   if (steal_ms_ == 0) return false;
-  auto eta = [now, this](std::uint64_t left, std::uint64_t got, std::uint64_t since) {
-    std::uint64_t ran = now > since ? now - since : 0;
-    if (got == 0) return ran >= steal_ms_ ? UINT64_MAX : 0;
-    std::uint64_t per_s = std::max<std::uint64_t>(1, got * 1000 / std::max<std::uint64_t>(ran, 1));
-    return left / per_s * 1000 + left % per_s * 1000 / per_s;
-  };
   std::uint64_t best_eta = 0, best_left = 0, best_at = 0;
   Split::Child* victim = nullptr;
   bool stream = false;
@@ -747,7 +794,8 @@ bool Transfer::steal() {
     std::uint64_t at = sp.stream.from + sp.stream_pos;
     if (sp.stream.to > at) {
       best_left = sp.stream.to - at;
-      best_eta = eta(best_left, sp.stream_pos, sp.started_ms);
+      sp.stream_pace.since = sp.started_ms;
+      best_eta = sp.stream_pace.eta_ms(now, sp.stream_pos, best_left, steal_ms_);
       best_at = at;
       stream = true;
     }
@@ -756,7 +804,8 @@ bool Transfer::steal() {
     std::lock_guard<std::mutex> lock(child.cut->mutex);
     std::uint64_t at = from + child.cut->accepted;
     if (child.cut->end <= at) continue;
-    std::uint64_t left = child.cut->end - at, e = eta(left, child.cut->accepted, child.started_ms);
+    std::uint64_t left = child.cut->end - at;
+    std::uint64_t e = child.pace.eta_ms(now, child.cut->accepted, left, steal_ms_);
     if (e > best_eta || (e == best_eta && left > best_left)) {
       best_eta = e;
       best_left = left;

@@ -106,6 +106,8 @@ class Transfer final : public Exchange {
   std::uint64_t requeue_lacking(ByteRange r);
   /// Halves the largest part still coming and queues its second half; false if none is worth it.
   bool steal();
+  /// steal() found nothing worth taking while connections are free: it runs again in a while.
+  void look_again_later();
   /// Every segment over: finish (or, when stopping, abort) the sink.
   void split_progress();
   /// A failed exchange: retried when the error may pass and attempts are left, else failed.

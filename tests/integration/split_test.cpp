@@ -484,5 +484,39 @@ TEST_F(SplitTest, FastConnectionsTakeHalfOfASlowMirrorsPart) {
   EXPECT_EQ(o->result.bytes, body.size());
 }
 
+// A mirror fast at first that slows down after the other parts are done: nothing is worth
+// taking when they end, but a look a little later sees its new pace and takes half of the rest.
+TEST_F(SplitTest, APartThatSlowsDownLaterIsStillCut) {
+  std::string body = pattern_bytes(12 << 20, 78);
+  TestServer first([&](const RecordedRequest& r) { return serve_ranges(r, body, "\"s0\""); });
+  TestServer tiring([&](const RecordedRequest& r) {
+    auto a = answer_ranges(r, body.size(), "\"t\"");
+    std::uint64_t fast_to = a.from + (a.to - a.from) * 3 / 4;
+    Script s;
+    s.send(a.head + body.substr(a.from, fast_to - a.from));
+    for (std::uint64_t at = fast_to; at < a.to; at += 32768)
+      s.pause_ms(50).send(body.substr(at, std::min<std::uint64_t>(32768, a.to - at)));
+    return s;
+  });
+  client();
+  Request req;
+  req.sink = make_file_sink(path_, {});
+  req.split = 3;
+  req.min_split_size = 1 << 20;
+  req.mirrors = {tiring.url("/big")};
+  auto o = fetch(first.url("/big"), std::move(req));
+  run();
+  ASSERT_TRUE(o->result.ok()) << o->result.error.message();
+  EXPECT_TRUE(read_file(path_) == body) << "the file differs from the source";
+  auto parts = segments(tiring);
+  ASSERT_EQ(parts.size(), 1u);
+  std::uint64_t from = parts[0].first, to = parts[0].second + 1;
+  bool taken = false;
+  for (auto& [a, b] : segments(first))
+    if (a > from + (to - from) * 3 / 4 && b + 1 == to) taken = true;
+  EXPECT_TRUE(taken) << "nobody took the slow end of [" << from << ", " << to << ")";
+  EXPECT_EQ(o->result.bytes, body.size());
+}
+
 }  // namespace
 }  // namespace uvget::test
