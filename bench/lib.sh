@@ -64,7 +64,14 @@ serve_files() {
   for i in $(seq 1 "$1"); do echo "$3://127.0.0.1:$port/f$i"; done > "$work/urls.txt"
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
+
+need_soak_build() {  # exits unless $uvget and $server_bin (the soak_server) are built in $build
+  [ -x "$uvget" ] && [ -x "$server_bin" ] && return 0
+  echo "build first: meson setup $build --buildtype=release -Dtests=true &&" \
+    "ninja -C $build src/uvget tests/soak_server" >&2
+  exit 2
+}
 
 human_size() {  # $1 bytes: 4KiB, 1MiB, 1GiB when exact, else the bytes with B
   local n=$1 unit

@@ -21,18 +21,13 @@ tools=${TOOLS:-uvget seq thread process}
 uvget=$build/src/uvget
 server_bin=$build/tests/soak_server
 py=/usr/bin/python3
-if [ ! -x "$uvget" ] || [ ! -x "$server_bin" ]; then
-  echo "build first: meson setup $build --buildtype=release -Dtests=true &&" \
-    "ninja -C $build src/uvget tests/soak_server" >&2
-  exit 2
-fi
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+need_soak_build
 "$root/scripts/deps" bench
 work=$(mktemp -d /tmp/uvget-names.XXXXXX)
 shm=$(mktemp -d /dev/shm/uvget-names.XXXXXX)
-# shellcheck source=bench/lib.sh
-. "$root/bench/lib.sh"
 trap 'stop_all_soak; rm -rf "$work" "$shm"' EXIT
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 timed() {  # $1 expected file count, then the command: prints seconds (fails if files are missing)
   local want=$1 t0 t1 n
   shift

@@ -19,22 +19,17 @@ conns=${CONNS:-64}
 runs=${RUNS:-3}
 uvget=$build/src/uvget
 server_bin=$build/tests/soak_server
-if [ ! -x "$uvget" ] || [ ! -x "$server_bin" ]; then
-  echo "build first: meson setup $build --buildtype=release -Dtests=true &&" \
-    "ninja -C $build src/uvget tests/soak_server" >&2
-  exit 2
-fi
-work=$(mktemp -d /tmp/uvget-rerun.XXXXXX)
-shm=$(mktemp -d /dev/shm/uvget-rerun.XXXXXX)
 # shellcheck source=bench/lib.sh
 . "$root/bench/lib.sh"
+need_soak_build
+work=$(mktemp -d /tmp/uvget-rerun.XXXXXX)
+shm=$(mktemp -d /dev/shm/uvget-rerun.XXXXXX)
 trap 'stop_all_soak; rm -rf "$work" "$shm"' EXIT
 start_server() { start_soak one --files "$files" --faults 0 --busy 0 --size "$size"; }
 requests_seen() {  # stops the server: the requests it saw
   stop_soak one > "$work/soak.last"
   sed -n 's/^soak_server: \([0-9]*\) requests.*/\1/p' "$work/soak.last"
 }
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 run() {  # $@: uvget's extra options; prints "seconds rss_kb exit"; env CORES: taskset's list
   local t0 t1 rc=0
   t0=$(date +%s%N)

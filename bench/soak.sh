@@ -27,20 +27,15 @@ limit_k=${LIMIT_K:-4}
 limit_files=${LIMIT_FILES:-2000}
 uvget=$build/src/uvget
 server_bin=$build/tests/soak_server
-if [ ! -x "$uvget" ] || [ ! -x "$server_bin" ]; then
-  echo "build first: meson setup $build --buildtype=release -Dtests=true &&" \
-    "ninja -C $build src/uvget tests/soak_server" >&2
-  exit 2
-fi
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+need_soak_build
 "$root/scripts/deps" bench
 
 work=$(mktemp -d /tmp/uvget-soak.XXXXXX)
 shm=$(mktemp -d /dev/shm/uvget-soak.XXXXXX)
-# shellcheck source=bench/lib.sh
-. "$root/bench/lib.sh"
 trap 'stop_all_soak; rm -rf "$work" "$shm"' EXIT
 
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 
 command_for() {  # $1 tool, $2 list, $3 curl config: sets cmd
   case $1 in

@@ -269,11 +269,6 @@ void DoneList::reserve(std::size_t n) {
   if (slots > slots_.size()) grow(slots);
 }
 
-std::size_t DoneList::memory() const noexcept {
-  return blocks_.size() * kBlock + records_.capacity() * sizeof(Stored) +
-         slots_.capacity() * sizeof(Slot);
-}
-
 // The record's four strings, each with a NUL after it, together in the current block.
 const char* DoneList::copy(const DoneRecord& d) {
   std::size_t need = d.url.size() + d.path.size() + d.etag.size() + d.last_modified.size() + 4;

@@ -66,8 +66,6 @@ class DoneList {
   }
   /// Room for about this many records (read from a file of known size).
   void reserve(std::size_t n);
-  /// Bytes held, for the benchmarks: the strings, the records and the index.
-  std::size_t memory() const noexcept;
 
  private:
   struct Stored {

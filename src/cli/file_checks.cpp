@@ -18,7 +18,7 @@ struct FileChecks::Batch {
   FileChecks* owner = nullptr;  // null once the owner is gone
   std::shared_ptr<Batch> self;  // keeps it alive while in the threadpool
   std::vector<Entry> entries;
-  bool sent = false, answered = false;
+  bool answered = false;
 };
 
 FileChecks::FileChecks(uv_loop_t* loop, std::function<void()> on_answers, std::size_t batch_size,
@@ -71,7 +71,6 @@ void FileChecks::pump() {
     std::shared_ptr<Batch> b = std::move(waiting_.front());
     waiting_.pop_front();
     b->owner = this;
-    b->sent = true;
     b->req.data = b.get();
     if (uv_queue_work(loop_, &b->req, &work, &after) != 0) {
       // Cannot happen with a valid loop and callbacks; answered "not there" (the URL is then

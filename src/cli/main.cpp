@@ -1199,7 +1199,8 @@ void describe_options(cli::ArgParser& p, Settings& s, bool& help, bool& version)
   p.option("min-speed-time", 0, "S", "seconds below --min-speed before giving up (default 60)",
            seconds(&s.min_speed_time, false));
   p.option("split", 's', "N",
-           "connections for one large file, when the server takes ranges (default 1)",
+           "connections for one large file, when the server takes ranges (default 1); a list "
+           "entry's mirrors share the parts, and a free connection takes half of a slow one",
            int_in(&s.split, 1, 64));
   add_text("min-split-size", 0, "SIZE", &s.min_split_size,
            "smallest file --split divides (default 20M)");

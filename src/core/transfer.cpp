@@ -49,7 +49,7 @@ struct Transfer::Split {
   }
   SplitFile* file = nullptr;
   uv_timer_t* steal_timer = nullptr;  // looks again for a slow part while connections are free
-  Pace stream_pace;
+  Pace stream_pace;                   // of the first stream, since the split began
   std::uint64_t total = 0;
   std::string validator;              // If-Range of every segment request
   std::deque<ByteRange> queue;        // segments not started
@@ -79,7 +79,6 @@ struct Transfer::Split {
   std::size_t next_source = 0;
   std::size_t last_done_source = SIZE_MAX;  // of the part that finished last, until used
   std::size_t avoid_source = SIZE_MAX;      // the source of the part steal() just cut
-  std::uint64_t started_ms = 0;             // uv_now when the split began (the stream's pace)
   std::map<std::uint64_t, Child> children;  // segment start -> its request
   bool file_open = false;                   // with a SegmentPool: the .part exists
   bool waiting_open = false;
@@ -629,7 +628,7 @@ bool Transfer::try_split(const Response& head, std::optional<std::uint64_t> tota
   sp.sources.push_back({url_.str()});
   for (const std::string& m : mirrors_) sp.sources.push_back({m});
   sp.next_source = sp.sources.size() > 1 ? 1 : 0;  // the URL itself has the first stream
-  sp.started_ms = uv_now(client_.loop());
+  sp.stream_pace.since = uv_now(client_.loop());
   resumed_from_ = 0;
   for (const ByteRange& d : done) resumed_from_ += d.size();
   sink_opened_ = true;
@@ -794,7 +793,6 @@ bool Transfer::steal() {
     std::uint64_t at = sp.stream.from + sp.stream_pos;
     if (sp.stream.to > at) {
       best_left = sp.stream.to - at;
-      sp.stream_pace.since = sp.started_ms;
       best_eta = sp.stream_pace.eta_ms(now, sp.stream_pos, best_left, steal_ms_);
       best_at = at;
       stream = true;

@@ -162,7 +162,7 @@ class Transfer final : public Exchange {
   bool over_max(std::uint64_t total, bool announced);
   const std::uint64_t min_split_;
   const std::vector<std::string> mirrors_;  // Request::mirrors
-  const std::uint64_t steal_ms_;             // Request::split_steal_ms
+  const std::uint64_t steal_ms_;            // Request::split_steal_ms
   std::unique_ptr<Split> split_;            // non-null once the body is fetched in segments
   int redirects_ = 0;
   bool reused_ = false;

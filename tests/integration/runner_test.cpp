@@ -154,14 +154,8 @@ TEST_F(RunnerTest, AMirrorFailingOnTheOtherLoopHandsItsPartBack) {
 TEST_F(RunnerTest, ASlowPartOnTheOtherLoopIsCutAndItsHalfTaken) {
   std::string body = pattern_bytes(12 << 20, 45);
   TestServer server([&](const RecordedRequest& r) { return serve_ranges(r, body, "\"r\""); });
-  TestServer slow([&](const RecordedRequest& r) {
-    auto a = answer_ranges(r, body.size(), "\"w\"");
-    Script s;
-    s.send(a.head);
-    for (std::uint64_t at = a.from; at < a.to; at += 65536)
-      s.send(body.substr(at, std::min<std::uint64_t>(65536, a.to - at))).pause_ms(15);
-    return s;
-  });
+  TestServer slow(
+      [&](const RecordedRequest& r) { return trickle_ranges(r, body, "\"w\"", 0, 65536, 15); });
   runner(2);
   std::string dir = make_temp_dir("uvget-runner-split");
   Request req = split_into(dir + "/big");

@@ -454,14 +454,8 @@ TEST_F(SplitTest, FastConnectionsTakeHalfOfASlowMirrorsPart) {
   std::string body = pattern_bytes(12 << 20, 77);
   TestServer first([&](const RecordedRequest& r) { return serve_ranges(r, body, "\"s0\""); });
   TestServer fast([&](const RecordedRequest& r) { return serve_ranges(r, body, "\"f\""); });
-  TestServer slow([&](const RecordedRequest& r) {
-    auto a = answer_ranges(r, body.size(), "\"w\"");
-    Script s;
-    s.send(a.head);
-    for (std::uint64_t at = a.from; at < a.to; at += 65536)
-      s.send(body.substr(at, std::min<std::uint64_t>(65536, a.to - at))).pause_ms(15);
-    return s;
-  });
+  TestServer slow(
+      [&](const RecordedRequest& r) { return trickle_ranges(r, body, "\"w\"", 0, 65536, 15); });
   client();
   Request req;
   req.sink = make_file_sink(path_, {});
@@ -489,14 +483,8 @@ TEST_F(SplitTest, FastConnectionsTakeHalfOfASlowMirrorsPart) {
 TEST_F(SplitTest, APartThatSlowsDownLaterIsStillCut) {
   std::string body = pattern_bytes(12 << 20, 78);
   TestServer first([&](const RecordedRequest& r) { return serve_ranges(r, body, "\"s0\""); });
-  TestServer tiring([&](const RecordedRequest& r) {
-    auto a = answer_ranges(r, body.size(), "\"t\"");
-    std::uint64_t fast_to = a.from + (a.to - a.from) * 3 / 4;
-    Script s;
-    s.send(a.head + body.substr(a.from, fast_to - a.from));
-    for (std::uint64_t at = fast_to; at < a.to; at += 32768)
-      s.pause_ms(50).send(body.substr(at, std::min<std::uint64_t>(32768, a.to - at)));
-    return s;
+  TestServer tiring([&](const RecordedRequest& r) {  // three quarters of its part at once
+    return trickle_ranges(r, body, "\"t\"", (4 << 20) * 3 / 4, 32768, 50);
   });
   client();
   Request req;

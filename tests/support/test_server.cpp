@@ -891,6 +891,17 @@ Script serve_ranges(const RecordedRequest& request, const std::string& body,
   return Script().send(a.head + body.substr(a.from, a.to - a.from));
 }
 
+Script trickle_ranges(const RecordedRequest& request, const std::string& body,
+                      const std::string& etag, uint64_t fast, std::size_t chunk, int pause_ms) {
+  RangedAnswer a = answer_ranges(request, body.size(), etag);
+  uint64_t at = std::min(a.to, a.from + fast);
+  Script s;
+  s.send(a.head + body.substr(a.from, at - a.from));
+  for (; at < a.to; at += chunk)
+    s.pause_ms(pause_ms).send(body.substr(at, std::min<uint64_t>(chunk, a.to - at)));
+  return s;
+}
+
 std::string digest_hex(mbedtls_md_type_t type, std::string_view data) {
   const mbedtls_md_info_t* info = mbedtls_md_info_from_type(type);
   unsigned char out[MBEDTLS_MD_MAX_SIZE];

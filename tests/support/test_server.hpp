@@ -185,6 +185,10 @@ struct RangedAnswer {
   uint64_t from = 0, to = 0;
 };
 RangedAnswer answer_ranges(const RecordedRequest& request, uint64_t size, const std::string& etag);
+// serve_ranges from a slow server: the first `fast` bytes of what is asked for at once, then
+// the rest `chunk` bytes at a time, `pause_ms` apart.
+Script trickle_ranges(const RecordedRequest& request, const std::string& body,
+                      const std::string& etag, uint64_t fast, std::size_t chunk, int pause_ms);
 // The [first, last] of "Range: bytes=first-last" ("bytes=first-": last is nullopt); nullopt when
 // the request has no such header.
 std::optional<std::pair<uint64_t, std::optional<uint64_t>>> requested_range(
